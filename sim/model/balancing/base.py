@@ -1,0 +1,69 @@
+"""What every balancing policy shares: the balancer's view of a backend, and the policy contract."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sim.registry import Registry
+from sim.spec import Spec, registered
+
+__all__ = ["BALANCING_POLICIES", "Backend", "Policy", "PolicySpec", "PolicySpecField"]
+
+
+class Backend:
+    """The balancer's view of one server: what it has sent there and seen come back.
+
+    A policy sees only this view, never the server itself: a real balancer knows how many
+    connections it has open to a backend and how fast answers came back, not the backend's queue.
+    """
+
+    __slots__ = ("active", "index", "name", "server", "weight")
+
+    def __init__(self, index: int, name: str, weight: float, server: Any = None) -> None:
+        self.index = index
+        self.name = name
+        self.weight = weight
+        self.server = server
+        self.active = 0
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, active={self.active})"
+
+
+class Policy(ABC):
+    """Chooses one backend from a non-empty list of the backends the balancer considers up.
+
+    The list keeps the declared order of the servers, so choices are deterministic for a seed.
+    The balancer never calls a policy with an empty list: it fails the request as ``no_backend``.
+    """
+
+    observes_latency = False
+    """True for policies that learn from response times; only they are told of each response."""
+
+    @abstractmethod
+    def choose(self, backends: Sequence[Backend]) -> Backend:
+        """The backend that receives the next request."""
+
+    def observe(self, backend: Backend, latency_s: float) -> None:
+        """A response from ``backend`` took ``latency_s``; called when ``observes_latency``."""
+        return None
+
+
+class PolicySpec(Spec, ABC):
+    """The options of a policy, as written under ``balancer.policy`` in a scenario."""
+
+    kind: str
+
+    @abstractmethod
+    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+        """A live policy for ``backend_count`` backends, drawing randomness from ``rng``."""
+
+
+BALANCING_POLICIES: Registry[type[PolicySpec]] = Registry("balancing policy")
+
+PolicySpecField = registered(BALANCING_POLICIES, PolicySpec)
+"""Field type of ``balancer.policy``: a policy name, or ``{kind: <name>, ...options}``."""

@@ -1,0 +1,27 @@
+"""Random: each request to a uniformly chosen backend; the baseline every policy should beat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from sim.model.balancing.base import BALANCING_POLICIES, Backend, Policy, PolicySpec
+from sim.streams import UniformBuffer
+
+
+class RandomChoice(Policy):
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._uniform = UniformBuffer(rng)
+
+    def choose(self, backends: Sequence[Backend]) -> Backend:
+        return backends[int(self._uniform.next() * len(backends))]
+
+
+@BALANCING_POLICIES.register("random")
+class RandomSpec(PolicySpec):
+    kind: Literal["random"] = "random"
+
+    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+        return RandomChoice(rng)

@@ -1,0 +1,169 @@
+"""The client side of a request: attempts, timeouts and retries with backoff.
+
+Clients are where overload turns into a storm: a client that times out and retries sends more
+work to servers that are already too slow, and the attempts it abandoned keep them busy. This
+module counts every attempt so that the amplification shows in the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import simpy
+
+from sim.metrics import OK, OUTCOMES, TIMEOUT, Recorder
+from sim.model.request import Attempt, Request
+from sim.scenario import RequestClassSpec, RetrySpec
+from sim.streams import Streams, UniformBuffer
+
+__all__ = ["Client"]
+
+
+class DeadlineWatch:
+    """Fires timeouts for the attempts of one request class, with one pending event at a time.
+
+    All attempts of a class share one timeout, so their deadlines come in the order they were
+    sent. The watch sleeps until the earliest deadline of an attempt still waiting and skips, for
+    free, every attempt that was answered in the meantime: most never cost a timer event.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, timeout_s: float, expire: Callable[[Attempt], None]
+    ) -> None:
+        self.env = env
+        self.timeout_s = timeout_s
+        self._expire = expire
+        self._waiting: deque[Attempt] = deque()
+        self._armed = False
+
+    def watch(self, attempt: Attempt) -> None:
+        self._waiting.append(attempt)
+        if not self._armed:
+            self._arm(attempt.deadline)
+
+    def _arm(self, deadline: float) -> None:
+        self._armed = True
+        alarm = self.env.timeout(max(0.0, deadline - self.env.now), deadline)
+        alarm.callbacks.append(self._ring)
+
+    def _ring(self, alarm: simpy.Event) -> None:
+        reached = alarm.value
+        waiting = self._waiting
+        while waiting:
+            attempt = waiting[0]
+            if not attempt.live:
+                waiting.popleft()
+            elif attempt.deadline <= reached:
+                waiting.popleft()
+                self._expire(attempt)
+            else:
+                break
+        self._armed = False
+        if waiting:
+            self._arm(waiting[0].deadline)
+
+
+def _unwired(attempt: Attempt) -> None:
+    raise RuntimeError("client used before the cluster wired it to a balancer")
+
+
+class Client:
+    """Sends requests through ``dispatch`` and ends each exactly once, retrying as configured.
+
+    ``dispatch`` is wired by the cluster to the balancer's.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        classes: Sequence[RequestClassSpec],
+        streams: Streams,
+        recorder: Recorder,
+    ) -> None:
+        self.env = env
+        self.recorder = recorder
+        self.dispatch: Callable[[Attempt], None] = _unwired
+        self.created = 0
+        self.ended = 0
+        self._timeout_s = [spec.timeout for spec in classes]
+        self._retries = [spec.retries for spec in classes]
+        self._retry_on = [
+            frozenset(OUTCOMES.index(name) for name in spec.retries.on) for spec in classes
+        ]
+        self._jitter = [
+            UniformBuffer(streams.generator(f"retry/{spec.name}"), block=256)
+            if spec.retries.max_retries
+            else None
+            for spec in classes
+        ]
+        self._watches = [
+            DeadlineWatch(env, spec.timeout, self._expire) if spec.timeout else None
+            for spec in classes
+        ]
+
+    @property
+    def in_flight(self) -> int:
+        return self.created - self.ended
+
+    def send(self, request: Request) -> None:
+        """A new request from a user."""
+        self.created += 1
+        self.recorder.arrival(self.env.now)
+        self._attempt(request)
+
+    def _attempt(self, request: Request) -> None:
+        now = self.env.now
+        request.attempts += 1
+        self.recorder.attempt(now, request.attempts > 1)
+        class_index = request.class_index
+        timeout = self._timeout_s[class_index]
+        attempt = Attempt(request, now, now + timeout if timeout else math.inf)
+        if timeout:
+            self._watches[class_index].watch(attempt)
+        self.dispatch(attempt)
+
+    def on_response(self, attempt: Attempt, outcome: int) -> None:
+        """The balancer's answer to an attempt; ignored when the client has already given up."""
+        if attempt.live:
+            attempt.live = False
+            self._settle(attempt.request, outcome)
+
+    def _expire(self, attempt: Attempt) -> None:
+        attempt.live = False
+        self._settle(attempt.request, TIMEOUT)
+
+    def _settle(self, request: Request, outcome: int) -> None:
+        class_index = request.class_index
+        retries = self._retries[class_index]
+        if (
+            outcome != OK
+            and request.attempts <= retries.max_retries
+            and outcome in self._retry_on[class_index]
+        ):
+            delay = self._backoff_s(retries, request.attempts, self._jitter[class_index])
+            timer = self.env.timeout(delay)
+            timer.callbacks.append(lambda _: self._attempt(request))
+        else:
+            self._end(request, outcome)
+
+    @staticmethod
+    def _backoff_s(retries: RetrySpec, failed_attempts: int, jitter: UniformBuffer) -> float:
+        growth = retries.multiplier ** (failed_attempts - 1)
+        ceiling = min(retries.max_backoff, retries.backoff * growth)
+        if retries.jitter == "full":
+            return ceiling * jitter.next()
+        if retries.jitter == "equal":
+            return ceiling * (0.5 + 0.5 * jitter.next())
+        return ceiling
+
+    def _end(self, request: Request, outcome: int) -> None:
+        if request.ended:
+            raise RuntimeError("a request ended twice: the model broke its own invariant")
+        request.ended = True
+        self.ended += 1
+        now = self.env.now
+        self.recorder.end(request.class_index, outcome, now - request.created_at, now)
+        if request.on_end is not None:
+            request.on_end(outcome)

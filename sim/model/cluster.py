@@ -1,0 +1,154 @@
+"""Build and wire the SimPy world of a scenario: users, client, balancer, servers, metrics.
+
+The lifecycle is explicit: :meth:`Cluster.build` turns the inert scenario into live components
+and wires them, :meth:`Cluster.start` starts their processes, :meth:`Cluster.run` advances
+simulated time, and the recorder holds what was observed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import simpy
+
+from sim.metrics import Recorder
+from sim.model.balancer import Balancer
+from sim.model.balancing import Backend
+from sim.model.client import Client
+from sim.model.server import Server
+from sim.model.workload import ClosedLoopUsers, OpenLoopSource
+from sim.scenario import Scenario
+from sim.streams import Streams
+
+__all__ = ["Cluster"]
+
+
+class Cluster:
+    """The live model of one scenario in one replication."""
+
+    def __init__(self, scenario: Scenario, streams: Streams) -> None:
+        self.scenario = scenario
+        self.streams = streams
+        self.env = simpy.Environment()
+        self.groups = [group.name for group in scenario.servers]
+        self.recorder = Recorder(
+            [request_class.name for request_class in scenario.workload.classes],
+            self.groups,
+            scenario.warmup,
+        )
+        self.servers: list[Server] = []
+        self.client: Client
+        self.balancer: Balancer
+        self.source: OpenLoopSource | None = None
+        self.users: ClosedLoopUsers | None = None
+        self._group_totals_at_warmup: list[tuple[float, float]] | None = None
+
+    @classmethod
+    def build(cls, scenario: Scenario, streams: Streams) -> Cluster:
+        """Every component created and wired, nothing started."""
+        cluster = cls(scenario, streams)
+        cluster._wire()
+        return cluster
+
+    def _wire(self) -> None:
+        scenario, env, streams = self.scenario, self.env, self.streams
+        workload = scenario.workload
+        self.client = Client(env, workload.classes, streams, self.recorder)
+        behind_balancer = {group.name for group in scenario.backend_groups()}
+        backends: list[Backend] = []
+        for group in scenario.servers:
+            for number in range(1, group.count + 1):
+                server = Server(
+                    env,
+                    name=f"{group.name}-{number}",
+                    group=group.name,
+                    zone=group.zone,
+                    workers=group.workers,
+                    queue_capacity=group.queue_capacity,
+                    speed=group.speed,
+                )
+                self.servers.append(server)
+                if group.name in behind_balancer:
+                    backends.append(Backend(len(backends), server.name, group.weight, server))
+        policy = scenario.balancer.policy.build(streams.generator("balancer/policy"), len(backends))
+        self.balancer = Balancer(env, policy, backends, self.client.on_response)
+        self.client.dispatch = self.balancer.dispatch
+        for server in self.servers:
+            server.respond = self.balancer.on_response
+        if workload.arrivals is not None:
+            self.source = OpenLoopSource(
+                env, workload.arrivals, workload.classes, streams, self.client
+            )
+        if workload.sessions is not None:
+            self.users = ClosedLoopUsers(
+                env, workload.sessions, workload.classes, streams, self.client
+            )
+
+    def start(self) -> None:
+        """Start arrivals, users and the time-series sampler."""
+        if self.source is not None:
+            self.source.start()
+        if self.users is not None:
+            self.users.start()
+        self.env.process(self._sample_time_series())
+        if self.scenario.warmup > 0:
+            warmup_end = self.env.timeout(self.scenario.warmup)
+            warmup_end.callbacks.append(lambda _: self._snapshot_warmup())
+        else:
+            self._snapshot_warmup()
+
+    def _snapshot_warmup(self) -> None:
+        self._group_totals_at_warmup = self.group_totals()
+
+    def group_totals(self) -> list[tuple[float, float]]:
+        """Busy worker-seconds and queued attempt-seconds per group since the start."""
+        totals = {name: [0.0, 0.0] for name in self.groups}
+        for server in self.servers:
+            busy, queued = server.totals()
+            totals[server.group][0] += busy
+            totals[server.group][1] += queued
+        return [tuple(totals[name]) for name in self.groups]
+
+    def _sample_time_series(self):
+        step = self.scenario.metrics.step
+        env = self.env
+        workers = self.group_workers()
+        previous = self.group_totals()
+        bin_start = 0.0
+        while True:
+            yield env.timeout(step)
+            current = self.group_totals()
+            self.recorder.close_bin(
+                env.now,
+                [c[0] - p[0] for c, p in zip(current, previous, strict=True)],
+                [c[1] - p[1] for c, p in zip(current, previous, strict=True)],
+                workers,
+                self.offered_rate(bin_start, env.now),
+            )
+            previous = current
+            bin_start = env.now
+
+    def group_workers(self) -> list[int]:
+        """Total workers per group, the denominator of utilization."""
+        return [group.count * group.workers for group in self.scenario.servers]
+
+    def offered_rate(self, start: float, end: float) -> float:
+        """Mean open-loop arrival rate over [start, end], NaN for a closed-loop workload."""
+        return self.source.profile.mean_rate(start, end) if self.source else math.nan
+
+    def run(self, until: float, progress: Callable[[float], None] | None = None) -> None:
+        """Advance simulated time to ``until``, reporting the fraction done to ``progress``."""
+        if progress is None:
+            self.env.run(until=until)
+            return
+        chunks = 100
+        for index in range(1, chunks + 1):
+            self.env.run(until=until * index / chunks)
+            progress(index / chunks)
+
+    def measured_group_totals(self) -> list[tuple[float, float]]:
+        """Busy and queued time per group over the measurement window, up to now."""
+        current = self.group_totals()
+        start = self._group_totals_at_warmup or [(0.0, 0.0)] * len(current)
+        return [(c[0] - s[0], c[1] - s[1]) for c, s in zip(current, start, strict=True)]

@@ -1,0 +1,182 @@
+"""Where requests come from: open-loop arrivals and closed-loop shopping sessions.
+
+Open-loop users arrive as a Poisson process whatever the site does, at a rate that may follow a
+profile (a flash sale that triples traffic for 30 minutes). Closed-loop users are a fixed
+population that each wait for an answer, think, and ask again: when the site slows down they
+slow down with it. Real sites see both; the difference matters under overload.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+
+import simpy
+
+from sim.model.client import Client
+from sim.model.request import Request
+from sim.scenario import ArrivalsSpec, RequestClassSpec, SessionsSpec
+from sim.streams import Streams, UniformBuffer
+
+__all__ = ["ClosedLoopUsers", "OpenLoopSource", "RateProfile"]
+
+
+class RateProfile:
+    """A piecewise-linear arrival rate over time: steps and ramps, constant after the last change.
+
+    Arrival times of the non-homogeneous Poisson process are found by inverting the cumulative
+    rate: from time t, the next arrival is where the integral of the rate since t reaches an
+    Exp(1) draw. Unlike thinning this costs one draw per arrival, however spiky the profile.
+    """
+
+    def __init__(self, spec: ArrivalsSpec) -> None:
+        times = [0.0]
+        rates = [spec.rate]
+        for change in spec.profile:
+            times += [change.at, change.at + change.ramp]
+            rates += [rates[-1], change.rate]
+        self.times = times
+        self.rates = rates
+
+    def rate_at(self, t: float) -> float:
+        """The rate at time ``t`` (just after it, at a step)."""
+        index = bisect.bisect_right(self.times, t) - 1
+        if index >= len(self.times) - 1:
+            return self.rates[-1]
+        t0, t1 = self.times[index], self.times[index + 1]
+        r0, r1 = self.rates[index], self.rates[index + 1]
+        return r0 if t1 == t0 else r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+
+    def mean_rate(self, start: float, end: float) -> float:
+        """Average rate over [start, end]: expected arrivals there divided by the length."""
+        if end <= start:
+            return self.rate_at(start)
+        return (self.cumulative(end) - self.cumulative(start)) / (end - start)
+
+    def cumulative(self, t: float) -> float:
+        """Expected number of arrivals in [0, t]: the integral of the rate."""
+        times, rates = self.times, self.rates
+        total = 0.0
+        for index in range(len(times) - 1):
+            t0, t1 = times[index], times[index + 1]
+            if t0 >= t:
+                break
+            if t1 > t0:
+                end = min(t1, t)
+                r_end = rates[index] + (rates[index + 1] - rates[index]) * (end - t0) / (t1 - t0)
+                total += (end - t0) * (rates[index] + r_end) / 2
+        if t > times[-1]:
+            total += (t - times[-1]) * rates[-1]
+        return total
+
+    def next_arrival(self, t: float, exp1: float) -> float:
+        """The time after ``t`` where the cumulative rate has grown by ``exp1``; inf if never."""
+        times, rates = self.times, self.rates
+        index = bisect.bisect_right(times, t) - 1
+        remaining = exp1
+        while index < len(times) - 1:
+            t0, t1 = times[index], times[index + 1]
+            if t1 > t:
+                slope = (rates[index + 1] - rates[index]) / (t1 - t0)
+                rate = rates[index] + slope * (t - t0)
+                span = t1 - t
+                mass = rate * span + slope * span * span / 2
+                if mass >= remaining:
+                    # Root of rate*d + slope*d^2/2 = remaining, in a form stable for slope ~ 0.
+                    discriminant = max(rate * rate + 2 * slope * remaining, 0.0)
+                    return t + 2 * remaining / (rate + math.sqrt(discriminant))
+                remaining -= mass
+                t = t1
+            index += 1
+        last = rates[-1]
+        return t + remaining / last if last > 0 else math.inf
+
+
+class OpenLoopSource:
+    """Poisson arrivals following a rate profile; each request's class and work drawn on arrival.
+
+    Arrival times, classes and service demands each come from their own stream, so every
+    alternative compared on one seed faces exactly the same requests.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: ArrivalsSpec,
+        classes: Sequence[RequestClassSpec],
+        streams: Streams,
+        client: Client,
+    ) -> None:
+        self.env = env
+        self.profile = RateProfile(spec)
+        self.client = client
+        self._gaps = UniformBuffer(streams.generator("arrivals/times"))
+        self._class_choice = UniformBuffer(streams.generator("arrivals/classes"))
+        shares = [spec.share for spec in classes]
+        self._cumulative = [sum(shares[: i + 1]) for i in range(len(shares) - 1)]
+        self._demands = [
+            spec.service_time.sampler(streams.generator(f"arrivals/demand/{spec.name}"))
+            for spec in classes
+        ]
+
+    def start(self) -> simpy.Process:
+        return self.env.process(self._run())
+
+    def _run(self):
+        env = self.env
+        profile = self.profile
+        gaps = self._gaps
+        class_choice = self._class_choice
+        cumulative = self._cumulative
+        demands = self._demands
+        send = self.client.send
+        while True:
+            now = env.now
+            arrival = profile.next_arrival(now, -math.log(1.0 - gaps.next()))
+            if arrival == math.inf:
+                return
+            yield env.timeout(arrival - now)
+            class_index = bisect.bisect_right(cumulative, class_choice.next())
+            send(Request(class_index, env.now, demands[class_index].next()))
+
+
+class ClosedLoopUsers:
+    """A population of shoppers, each cycling through ``steps`` with a think time before each.
+
+    Each user draws think times and service demands from a stream of its own, so the same user
+    behaves the same way whatever the cluster does with its requests.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: SessionsSpec,
+        classes: Sequence[RequestClassSpec],
+        streams: Streams,
+        client: Client,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.client = client
+        index_of = {request_class.name: i for i, request_class in enumerate(classes)}
+        self._steps = [index_of[name] for name in spec.steps]
+        self._classes = classes
+        self._streams = streams
+
+    def start(self) -> list[simpy.Process]:
+        return [self.env.process(self._shopper(user)) for user in range(self.spec.users)]
+
+    def _shopper(self, user: int):
+        env = self.env
+        rng = self._streams.generator(f"sessions/user-{user}")
+        think = self.spec.think_time.sampler(rng, block=64)
+        demands = [spec.service_time.sampler(rng, block=64) for spec in self._classes]
+        while True:
+            for class_index in self._steps:
+                yield env.timeout(think.next())
+                answered = env.event()
+                self.client.send(
+                    Request(class_index, env.now, demands[class_index].next(), answered.succeed)
+                )
+                yield answered

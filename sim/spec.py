@@ -1,0 +1,123 @@
+"""The base of every scenario spec: inert, frozen, strict about keys, fluent in units.
+
+A spec is a description, not a machine: it holds validated numbers in SI units and never changes.
+The simulation turns specs into live objects. Unknown keys are errors with a did-you-mean, never
+silently ignored, because a misspelt ``wrokers: 8`` that falls back to a default gives a
+plausible but wrong answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    SerializeAsAny,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from sim.registry import did_you_mean
+from sim.units import parse_duration, parse_fraction, parse_rate
+
+__all__ = [
+    "Duration",
+    "Fraction",
+    "NonNegativeDuration",
+    "PositiveDuration",
+    "PositiveRate",
+    "Rate",
+    "Spec",
+    "registered",
+]
+
+
+class Spec(BaseModel):
+    """Base class of all specs: frozen, and unknown keys rejected with a did-you-mean."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = [field.alias or name for name, field in cls.model_fields.items()]
+            for key in data:
+                if key not in known:
+                    hint = did_you_mean(str(key), known)
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}; expected one of: {known}",
+                        {"key": str(key), "hint": hint, "known": ", ".join(known)},
+                    )
+        return data
+
+
+def _unit(parser):
+    def parse(value: Any) -> Any:
+        try:
+            return parser(value)
+        except ValueError as error:
+            raise PydanticCustomError("unit", str(error)) from None
+
+    return BeforeValidator(parse)
+
+
+def _at_least(bound: float, strict: bool, what: str):
+    def check(value: float) -> float:
+        if value < bound or (strict and value == bound):
+            relation = ">" if strict else ">="
+            raise PydanticCustomError(
+                "bound",
+                "expected {what} {relation} {bound:g}, got {value:g}",
+                {"what": what, "relation": relation, "bound": bound, "value": value},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Duration = Annotated[float, _unit(parse_duration)]
+"""Seconds, written as ``250ms``, ``2s``, ``5m``, ``2h``, ``30d`` or a number of seconds."""
+NonNegativeDuration = Annotated[Duration, _at_least(0.0, False, "a duration")]
+PositiveDuration = Annotated[Duration, _at_least(0.0, True, "a duration")]
+Rate = Annotated[float, _unit(parse_rate), _at_least(0.0, False, "a rate")]
+"""Events per second, written as ``800/s``, ``12/min`` or a number per second."""
+PositiveRate = Annotated[Rate, _at_least(0.0, True, "a rate")]
+Fraction = Annotated[float, _unit(parse_fraction)]
+"""A fraction in [0, 1], written as ``99.99%`` or ``0.9999``."""
+
+
+def registered(registry, base: type[Spec]):
+    """A field type for an extension point: a mapping with a ``kind`` looked up in ``registry``.
+
+    The kind is resolved when the scenario is validated, not when this module is imported, so
+    implementations registered by a user's own code are as valid as the built-in ones. A bare
+    string is shorthand for ``{kind: <string>}``.
+    """
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, base):
+            return value
+        if isinstance(value, str):
+            value = {"kind": value}
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "kind_mapping",
+                "expected a mapping with a 'kind' key naming a {what}",
+                {"what": registry.what},
+            )
+        if "kind" not in value:
+            raise PydanticCustomError(
+                "kind_missing",
+                "missing key 'kind'; known kinds: {known}",
+                {"known": ", ".join(registry.names())},
+            )
+        implementation = registry.validate_kind(value["kind"])
+        return implementation.model_validate(value)
+
+    return Annotated[SerializeAsAny[base], PlainValidator(parse)]

@@ -1,0 +1,120 @@
+"""Quantities with units, as users write them in scenario files.
+
+Scenario files speak the language of operations: ``250ms``, ``30d``, ``800/s``, ``99.99%``. These
+parsers turn such strings into plain floats in SI base units (seconds, events per second,
+fractions) so that nothing inside the simulator ever has to think about units again.
+A bare number is accepted and taken to be in the base unit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = [
+    "DURATION_UNITS",
+    "format_duration",
+    "parse_duration",
+    "parse_fraction",
+    "parse_rate",
+]
+
+DURATION_UNITS: dict[str, float] = {
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 7 * 86400.0,
+    "y": 365 * 86400.0,
+}
+
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z%/]*)\s*$")
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-zA-Z]+)\s*$")
+
+
+def _split(text: str, expected: str) -> tuple[float, str]:
+    match = _QUANTITY.match(text)
+    if not match:
+        raise ValueError(f"expected {expected}, got {text!r}")
+    return float(match.group(1)), match.group(2)
+
+
+def _number(value: object, expected: str) -> float | None:
+    """The value as a float when it is a plain number, None when it is a string to parse."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {expected}, got a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return None
+    raise ValueError(f"expected {expected}, got {type(value).__name__}")
+
+
+def _check_finite(number: float, expected: str, text: object) -> float:
+    if not math.isfinite(number):
+        raise ValueError(f"expected {expected}, got {text!r}")
+    return number
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in ``value``: ``250ms``, ``2s``, ``5m``, ``2h``, ``30d``, or a number of seconds."""
+    expected = "a duration such as 250ms, 2s, 5m, 2h or 30d"
+    number = _number(value, expected)
+    if number is None:
+        number, unit = _split(str(value), expected)
+        if unit == "":
+            unit = "s"
+        if unit not in DURATION_UNITS:
+            known = ", ".join(DURATION_UNITS)
+            raise ValueError(f"unknown time unit {unit!r} in {value!r}; known units: {known}")
+        number *= DURATION_UNITS[unit]
+    return _check_finite(number, expected, value)
+
+
+def parse_rate(value: object) -> float:
+    """Events per second in ``value``: ``800/s``, ``12/min``, ``3/2h``, or a number per second."""
+    expected = "a rate such as 800/s, 12/min or 3/h"
+    number = _number(value, expected)
+    if number is None:
+        match = _RATE.match(str(value))
+        if not match:
+            raise ValueError(f"expected {expected}, got {value!r}")
+        count, per_count, unit = match.groups()
+        if unit not in DURATION_UNITS:
+            known = ", ".join(DURATION_UNITS)
+            raise ValueError(f"unknown time unit {unit!r} in {value!r}; known units: {known}")
+        period = (float(per_count) if per_count else 1.0) * DURATION_UNITS[unit]
+        if period <= 0:
+            raise ValueError(f"expected {expected}, got a zero period in {value!r}")
+        number = float(count) / period
+    return _check_finite(number, expected, value)
+
+
+def parse_fraction(value: object) -> float:
+    """A fraction in [0, 1] from ``99.99%`` or a plain number such as ``0.9999``."""
+    expected = "a percentage such as 99.99% or a fraction such as 0.9999"
+    number = _number(value, expected)
+    if number is None:
+        number, unit = _split(str(value), expected)
+        if unit == "%":
+            number /= 100.0
+        elif unit != "":
+            raise ValueError(f"expected {expected}, got {value!r}")
+    number = _check_finite(number, expected, value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"expected {expected} between 0 and 100%, got {value!r}")
+    return number
+
+
+def format_duration(seconds: float) -> str:
+    """A short human reading of a duration, used when writing resolved scenarios and tables."""
+    if seconds == 0:
+        return "0s"
+    for unit, scale in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.6g}{unit}"
+    return f"{seconds / 1e-6:.6g}us"
