@@ -88,14 +88,14 @@ def summarize(
     ):
         classes[name] = {**_outcome_summary(counts), "latency_s": latency_summary(histogram)}
     groups = {}
-    for name, (busy_s, queued_s), servers, workers in zip(
+    for name, (busy_s, waited_s), servers, workers in zip(
         recorder.group_names, group_totals, group_servers, group_workers, strict=True
     ):
         groups[name] = {
             "servers": servers,
             "workers": workers,
             "utilization": busy_s / (workers * measured_s),
-            "mean_queue_length": queued_s / measured_s,
+            "mean_queue_length": waited_s / measured_s,
         }
     arrived = recorder.arrivals
     return {

@@ -56,13 +56,19 @@ class LatencyHistogram:
         self.minimum = math.inf
         self.maximum = -math.inf
 
+    @classmethod
+    def bucket(cls, value: float) -> int:
+        """The index of the bucket that holds ``value``."""
+        if value > cls.SMALLEST_S:
+            index = math.ceil(math.log(value) * cls._inverse_log_gamma) + cls._offset
+            return index if index < cls._size else cls._size - 1
+        return 0
+
     def add(self, value: float) -> None:
-        if value > self.SMALLEST_S:
-            index = math.ceil(math.log(value) * self._inverse_log_gamma) + self._offset
-            if index >= self._size:
-                index = self._size - 1
-        else:
-            index = 0
+        self.add_in(self.bucket(value), value)
+
+    def add_in(self, index: int, value: float) -> None:
+        """Add ``value`` whose bucket index is already known (saves a logarithm)."""
         self.counts[index] += 1
         self.count += 1
         self.total += value
@@ -102,6 +108,9 @@ class LatencyHistogram:
         return [self.quantile(q) for q in qs]
 
 
+_bucket = LatencyHistogram.bucket
+
+
 class Recorder:
     """Counters, histograms and a time series for one run; the model reports, it records.
 
@@ -131,36 +140,45 @@ class Recorder:
         self._bin_latency = LatencyHistogram()
 
     def arrival(self, now: float) -> None:
+        """A new request arrived, and its first attempt was sent."""
         self._bin_arrivals += 1
+        self._bin_attempts += 1
         if now >= self.warmup_s:
             self.arrivals += 1
+            self.attempts += 1
 
-    def attempt(self, now: float, retry: bool) -> None:
+    def retry(self, now: float) -> None:
+        """A request was sent again after a failed attempt."""
         self._bin_attempts += 1
         if now >= self.warmup_s:
             self.attempts += 1
-            if retry:
-                self.retries += 1
+            self.retries += 1
 
     def end(self, class_index: int, outcome: int, latency_s: float, now: float) -> None:
         """A request ended with ``outcome`` (an index into OUTCOMES) after ``latency_s``."""
         self._bin_outcomes[outcome] += 1
         if outcome == OK:
-            self._bin_latency.add(latency_s)
-        if now >= self.warmup_s:
+            index = _bucket(latency_s)
+            self._bin_latency.add_in(index, latency_s)
+            if now >= self.warmup_s:
+                self.outcomes[class_index][OK] += 1
+                self.latency[class_index].add_in(index, latency_s)
+        elif now >= self.warmup_s:
             self.outcomes[class_index][outcome] += 1
-            if outcome == OK:
-                self.latency[class_index].add(latency_s)
 
     def close_bin(
         self,
         now: float,
         group_busy_s: Sequence[float],
-        group_queue_s: Sequence[float],
+        group_queue_lengths: Sequence[int],
         group_workers: Sequence[int],
         offered_rate_per_s: float,
     ) -> None:
-        """End the current time-series row at ``now``; group figures are totals over the step."""
+        """End the current time-series row at ``now``.
+
+        ``group_busy_s`` is the work started in the step per server group (utilization is that
+        over the group's capacity); ``group_queue_lengths`` are the queues at ``now``.
+        """
         width = now - self._bin_start
         row: dict[str, Any] = {
             "time_s": self._bin_start,
@@ -173,9 +191,9 @@ class Recorder:
         row["p99_latency_s"] = self._bin_latency.quantile(0.99)
         row["mean_latency_s"] = self._bin_latency.mean()
         for name, busy, queued, workers in zip(
-            self.group_names, group_busy_s, group_queue_s, group_workers, strict=True
+            self.group_names, group_busy_s, group_queue_lengths, group_workers, strict=True
         ):
             row[f"{name}.utilization"] = busy / (workers * width) if width > 0 else math.nan
-            row[f"{name}.queue_length"] = queued / width if width > 0 else math.nan
+            row[f"{name}.queue_length"] = queued
         self.rows.append(row)
         self._new_bin(now)

@@ -65,7 +65,7 @@ class RetrySpec(Spec):
     multiplier: float = Field(2.0, ge=1.0)
     max_backoff: NonNegativeDuration = 10.0
     jitter: Literal["none", "full", "equal"] = "full"
-    on: list[Literal["timeout", "rejected", "no_backend", "error"]] = Field(
+    retry_on: list[Literal["timeout", "rejected", "no_backend", "error"]] = Field(
         default_factory=lambda: ["timeout", "rejected", "no_backend", "error"]
     )
 

@@ -90,7 +90,7 @@ class Client:
         self._timeout_s = [spec.timeout for spec in classes]
         self._retries = [spec.retries for spec in classes]
         self._retry_on = [
-            frozenset(OUTCOMES.index(name) for name in spec.retries.on) for spec in classes
+            frozenset(OUTCOMES.index(name) for name in spec.retries.retry_on) for spec in classes
         ]
         self._jitter = [
             UniformBuffer(streams.generator(f"retry/{spec.name}"), block=256)
@@ -110,13 +110,16 @@ class Client:
     def send(self, request: Request) -> None:
         """A new request from a user."""
         self.created += 1
-        self.recorder.arrival(self.env.now)
+        self.recorder.arrival(request.created_at)
+        self._attempt(request)
+
+    def _retry(self, request: Request) -> None:
+        self.recorder.retry(self.env.now)
         self._attempt(request)
 
     def _attempt(self, request: Request) -> None:
         now = self.env.now
         request.attempts += 1
-        self.recorder.attempt(now, request.attempts > 1)
         class_index = request.class_index
         timeout = self._timeout_s[class_index]
         attempt = Attempt(request, now, now + timeout if timeout else math.inf)
@@ -128,7 +131,10 @@ class Client:
         """The balancer's answer to an attempt; ignored when the client has already given up."""
         if attempt.live:
             attempt.live = False
-            self._settle(attempt.request, outcome)
+            if outcome == OK:
+                self._end(attempt.request, OK)
+            else:
+                self._settle(attempt.request, outcome)
 
     def _expire(self, attempt: Attempt) -> None:
         attempt.live = False
@@ -144,7 +150,7 @@ class Client:
         ):
             delay = self._backoff_s(retries, request.attempts, self._jitter[class_index])
             timer = self.env.timeout(delay)
-            timer.callbacks.append(lambda _: self._attempt(request))
+            timer.callbacks.append(lambda _: self._retry(request))
         else:
             self._end(request, outcome)
 

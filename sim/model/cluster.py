@@ -102,13 +102,19 @@ class Cluster:
         self._group_totals_at_warmup = self.group_totals()
 
     def group_totals(self) -> list[tuple[float, float]]:
-        """Busy worker-seconds and queued attempt-seconds per group since the start."""
+        """Busy worker-seconds and waiting attempt-seconds per group since the start."""
         totals = {name: [0.0, 0.0] for name in self.groups}
         for server in self.servers:
-            busy, queued = server.totals()
-            totals[server.group][0] += busy
-            totals[server.group][1] += queued
+            totals[server.group][0] += server.busy_time_s
+            totals[server.group][1] += server.wait_time_s
         return [tuple(totals[name]) for name in self.groups]
+
+    def group_queue_lengths(self) -> list[int]:
+        """Attempts waiting in the queues of each group right now."""
+        lengths = dict.fromkeys(self.groups, 0)
+        for server in self.servers:
+            lengths[server.group] += len(server.queue)
+        return [lengths[name] for name in self.groups]
 
     def _sample_time_series(self):
         step = self.scenario.metrics.step
@@ -122,7 +128,7 @@ class Cluster:
             self.recorder.close_bin(
                 env.now,
                 [c[0] - p[0] for c, p in zip(current, previous, strict=True)],
-                [c[1] - p[1] for c, p in zip(current, previous, strict=True)],
+                self.group_queue_lengths(),
                 workers,
                 self.offered_rate(bin_start, env.now),
             )
@@ -148,7 +154,7 @@ class Cluster:
             progress(index / chunks)
 
     def measured_group_totals(self) -> list[tuple[float, float]]:
-        """Busy and queued time per group over the measurement window, up to now."""
+        """Busy and waiting time per group over the measurement window, up to now."""
         current = self.group_totals()
         start = self._group_totals_at_warmup or [(0.0, 0.0)] * len(current)
         return [(c[0] - s[0], c[1] - s[1]) for c, s in zip(current, start, strict=True)]

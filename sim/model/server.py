@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 
 import simpy
+from simpy.events import Timeout
 
 from sim.metrics import OK, REJECTED
 from sim.model.request import Attempt
@@ -50,41 +51,31 @@ class Server:
         self._limit = float("inf") if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
         self.busy = 0
+        # Work is accounted when a service starts (its length is known then), and waiting time
+        # when a queued attempt leaves the queue: exact totals at a fraction of the cost of
+        # integrating queue lengths at every change.
         self.busy_time_s = 0.0
-        self.queue_time_s = 0.0
-        self._last_change = 0.0
-
-    def _account(self, now: float) -> None:
-        """Add the time since the last change to the busy and queued totals (for utilization)."""
-        elapsed = now - self._last_change
-        if elapsed:
-            self.busy_time_s += self.busy * elapsed
-            self.queue_time_s += len(self.queue) * elapsed
-            self._last_change = now
+        self.wait_time_s = 0.0
 
     def submit(self, attempt: Attempt) -> None:
         """An attempt arrives: start it, queue it, or reject it when the queue is full."""
-        self._account(self.env.now)
         if self.busy < self.workers:
-            self._start(attempt)
+            self.busy += 1
+            service_s = attempt.request.demand_s / self.speed
+            self.busy_time_s += service_s
+            Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         elif len(self.queue) < self._limit:
             self.queue.append(attempt)
         else:
             self.respond(attempt, REJECTED)
 
-    def _start(self, attempt: Attempt) -> None:
-        self.busy += 1
-        service = self.env.timeout(attempt.request.demand_s / self.speed, attempt)
-        service.callbacks.append(self._finish)
-
     def _finish(self, service: simpy.Event) -> None:
-        self._account(self.env.now)
-        self.busy -= 1
         if self.queue:
-            self._start(self.queue.popleft())
+            attempt = self.queue.popleft()
+            self.wait_time_s += self.env.now - attempt.sent_at
+            service_s = attempt.request.demand_s / self.speed
+            self.busy_time_s += service_s
+            Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
+        else:
+            self.busy -= 1
         self.respond(service.value, OK)
-
-    def totals(self) -> tuple[float, float]:
-        """Busy worker-seconds and queued attempt-seconds since the start, up to now."""
-        self._account(self.env.now)
-        return self.busy_time_s, self.queue_time_s

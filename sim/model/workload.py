@@ -13,7 +13,9 @@ import math
 from collections.abc import Sequence
 
 import simpy
+from simpy.events import Timeout
 
+from sim.distributions import Exponential
 from sim.model.client import Client
 from sim.model.request import Request
 from sim.scenario import ArrivalsSpec, RequestClassSpec, SessionsSpec
@@ -111,7 +113,8 @@ class OpenLoopSource:
         self.env = env
         self.profile = RateProfile(spec)
         self.client = client
-        self._gaps = UniformBuffer(streams.generator("arrivals/times"))
+        self._gaps = Exponential(mean=1.0).sampler(streams.generator("arrivals/times"))
+        self._constant_rate = spec.rate if not spec.profile else None
         self._class_choice = UniformBuffer(streams.generator("arrivals/classes"))
         shares = [spec.share for spec in classes]
         self._cumulative = [sum(shares[: i + 1]) for i in range(len(shares) - 1)]
@@ -120,25 +123,29 @@ class OpenLoopSource:
             for spec in classes
         ]
 
-    def start(self) -> simpy.Process:
-        return self.env.process(self._run())
+    def start(self) -> None:
+        self._schedule_next()
 
-    def _run(self):
-        env = self.env
-        profile = self.profile
-        gaps = self._gaps
-        class_choice = self._class_choice
-        cumulative = self._cumulative
-        demands = self._demands
-        send = self.client.send
-        while True:
-            now = env.now
-            arrival = profile.next_arrival(now, -math.log(1.0 - gaps.next()))
-            if arrival == math.inf:
-                return
-            yield env.timeout(arrival - now)
-            class_index = bisect.bisect_right(cumulative, class_choice.next())
-            send(Request(class_index, env.now, demands[class_index].next()))
+    def _schedule_next(self) -> None:
+        # A chain of Timeout callbacks rather than a generator process: a third less work per
+        # arrival, and arrivals are the hottest path of a run.
+        now = self.env.now
+        exp1 = self._gaps.next()
+        if self._constant_rate is not None:
+            arrival = now + exp1 / self._constant_rate if self._constant_rate > 0 else math.inf
+        else:
+            arrival = self.profile.next_arrival(now, exp1)
+        if arrival != math.inf:
+            Timeout(self.env, arrival - now).callbacks.append(self._arrive)
+
+    def _arrive(self, _: simpy.Event) -> None:
+        class_index = (
+            bisect.bisect_right(self._cumulative, self._class_choice.next())
+            if self._cumulative
+            else 0
+        )
+        self.client.send(Request(class_index, self.env.now, self._demands[class_index].next()))
+        self._schedule_next()
 
 
 class ClosedLoopUsers:

@@ -1,0 +1,154 @@
+"""The on-disk layout of a run, written atomically, and read back for plots and notebooks.
+
+A run folder holds::
+
+    scenario.yaml     the fully resolved scenario (every default filled in, SI units, the seed)
+    metadata.json     ecsim and library versions, start time, wall time, status, any error
+    summary.json      every summary metric (keys documented in the README)
+    timeseries.csv    one row per time step
+
+Every file is written to a temporary name in the same folder and renamed into place, so an
+interrupted run leaves whole files or none. ``metadata.json`` is written when the run starts and
+again when it ends, with status ``completed``, ``failed`` (and the error) or ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sim.analysis import finite_or_none
+
+__all__ = [
+    "RunFolder",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "new_run_folder",
+    "read_run",
+]
+
+SUMMARY = "summary.json"
+TIMESERIES = "timeseries.csv"
+SCENARIO = "scenario.yaml"
+METADATA = "metadata.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json(data: Any) -> str:
+    return json.dumps(finite_or_none(data), indent=2, allow_nan=False) + "\n"
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("ecsim", "simpy", "numpy", "pandas", "pydantic"):
+        try:
+            versions[package] = package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def new_run_folder(root: Path, scenario_name: str, seed: int) -> Path:
+    """A fresh folder under ``root`` named after the scenario, the time and the seed."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{scenario_name}-{stamp}-seed{seed}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+class RunFolder:
+    """Writes one run's files; see the module docstring for the layout."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def write_scenario(self, resolved: dict[str, Any]) -> None:
+        text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+        atomic_write_text(self.path / SCENARIO, text)
+
+    def write_metadata(self, fields: dict[str, Any]) -> None:
+        atomic_write_text(self.path / METADATA, _json(fields))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(self.path / SUMMARY, _json(summary))
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        atomic_write_text(self.path / name, frame.to_csv(index=False, float_format="%.9g"))
+
+    @contextmanager
+    def recording(
+        self, resolved: dict[str, Any], command: list[str] | None = None
+    ) -> Iterator[dict]:
+        """Write the scenario and a ``running`` status, then the final status, whatever happens.
+
+        The block may add fields to the yielded metadata dict (for example the wall time).
+        """
+        started = dt.datetime.now(dt.UTC)
+        fields: dict[str, Any] = {
+            "status": "running",
+            "started_at": started.isoformat(timespec="seconds"),
+            "versions": _versions(),
+            "platform": platform.platform(),
+            "command": command if command is not None else sys.argv,
+            "seed": resolved.get("seed"),
+        }
+        self.write_scenario(resolved)
+        self.write_metadata(fields)
+        try:
+            yield fields
+        except KeyboardInterrupt:
+            fields["status"] = "interrupted"
+            raise
+        except BaseException as error:
+            fields["status"] = "failed"
+            fields["error"] = "".join(traceback.format_exception_only(error)).strip()
+            fields["traceback"] = traceback.format_exc()
+            raise
+        else:
+            fields["status"] = "completed"
+        finally:
+            fields["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.write_metadata(fields)
+
+
+def read_run(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The summary and time series of a completed run folder."""
+    path = Path(path)
+    summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
+    timeseries = pd.read_csv(path / TIMESERIES)
+    return summary, timeseries
