@@ -71,7 +71,7 @@ def _outcome_summary(counts: Sequence[int]) -> dict[str, Any]:
 def summarize(
     recorder: Recorder,
     measured_s: float,
-    group_totals: Sequence[tuple[float, float]],
+    group_totals: Sequence[dict[str, float]],
     group_servers: Sequence[int],
     group_workers: Sequence[int],
     in_flight: int,
@@ -88,14 +88,19 @@ def summarize(
     ):
         classes[name] = {**_outcome_summary(counts), "latency_s": latency_summary(histogram)}
     groups = {}
-    for name, (busy_s, waited_s), servers, workers in zip(
+    for name, group_total, servers, workers in zip(
         recorder.group_names, group_totals, group_servers, group_workers, strict=True
     ):
+        accepted = group_total["accepted"]
+        offered = accepted + group_total["rejected"]
         groups[name] = {
             "servers": servers,
             "workers": workers,
-            "utilization": busy_s / (workers * measured_s),
-            "mean_queue_length": waited_s / measured_s,
+            "utilization": group_total["busy_time_s"] / (workers * measured_s),
+            "mean_queue_length": group_total["wait_time_s"] / measured_s,
+            "attempts": int(offered),
+            "waited_fraction": group_total["queued"] / accepted if accepted else math.nan,
+            "rejected_fraction": group_total["rejected"] / offered if offered else math.nan,
         }
     arrived = recorder.arrivals
     return {
@@ -111,3 +116,74 @@ def summarize(
         "classes": classes,
         "groups": groups,
     }
+
+
+def _incomplete_beta(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _incomplete_beta(1.0 - x, b, a)
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return math.exp(log_front) * fraction / a
+
+
+def student_t_cdf(t: float, degrees: float) -> float:
+    """P(T <= t) for Student's t with ``degrees`` degrees of freedom."""
+    tail = 0.5 * _incomplete_beta(degrees / (degrees + t * t), degrees / 2, 0.5)
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_quantile(p: float, degrees: float) -> float:
+    """The p-quantile of Student's t, for confidence intervals over few replications."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if degrees <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {degrees}")
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, degrees)
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, degrees) < p:
+        high *= 2.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if student_t_cdf(middle, degrees) < p:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-12 * max(1.0, high):
+            break
+    return (low + high) / 2
+
+
+def mean_confidence_interval(
+    values: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float]:
+    """Sample mean and the half-width of its Student-t confidence interval."""
+    count = len(values)
+    if count < 2:
+        raise ValueError("a confidence interval needs at least two values")
+    mean = math.fsum(values) / count
+    variance = math.fsum((value - mean) ** 2 for value in values) / (count - 1)
+    quantile = student_t_quantile(0.5 + confidence / 2, count - 1)
+    return mean, quantile * math.sqrt(variance / count)

@@ -130,6 +130,13 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
     except KeyboardInterrupt:
         click.echo(f"interrupted; partial run folder: {folder.path}", err=True)
         sys.exit(130)
+    except Exception as error:  # an ecsim bug, not a user mistake: keep the details on disk
+        click.echo(
+            f"internal error: {type(error).__name__}: {error}\n"
+            f"the traceback is in {folder.path / 'metadata.json'}; please report it",
+            err=True,
+        )
+        sys.exit(1)
     if not quiet:
         click.echo(format_summary(finite_or_none(result.summary)))
         click.echo("")

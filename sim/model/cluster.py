@@ -21,7 +21,11 @@ from sim.model.workload import ClosedLoopUsers, OpenLoopSource
 from sim.scenario import Scenario
 from sim.streams import Streams
 
-__all__ = ["Cluster"]
+__all__ = ["SERVER_TOTALS", "Cluster"]
+
+SERVER_TOTALS = ("busy_time_s", "wait_time_s", "accepted", "queued", "rejected")
+"""Running totals each server keeps: work started, time waited in queue, attempts accepted,
+attempts that had to queue, attempts rejected by a full queue."""
 
 
 class Cluster:
@@ -42,7 +46,7 @@ class Cluster:
         self.balancer: Balancer
         self.source: OpenLoopSource | None = None
         self.users: ClosedLoopUsers | None = None
-        self._group_totals_at_warmup: list[tuple[float, float]] | None = None
+        self._group_totals_at_warmup: list[dict[str, float]] | None = None
 
     @classmethod
     def build(cls, scenario: Scenario, streams: Streams) -> Cluster:
@@ -101,13 +105,14 @@ class Cluster:
     def _snapshot_warmup(self) -> None:
         self._group_totals_at_warmup = self.group_totals()
 
-    def group_totals(self) -> list[tuple[float, float]]:
-        """Busy worker-seconds and waiting attempt-seconds per group since the start."""
-        totals = {name: [0.0, 0.0] for name in self.groups}
+    def group_totals(self) -> list[dict[str, float]]:
+        """Running totals per server group since the start (see ``SERVER_TOTALS``)."""
+        totals = {name: dict.fromkeys(SERVER_TOTALS, 0.0) for name in self.groups}
         for server in self.servers:
-            totals[server.group][0] += server.busy_time_s
-            totals[server.group][1] += server.wait_time_s
-        return [tuple(totals[name]) for name in self.groups]
+            group = totals[server.group]
+            for key in SERVER_TOTALS:
+                group[key] += getattr(server, key)
+        return [totals[name] for name in self.groups]
 
     def group_queue_lengths(self) -> list[int]:
         """Attempts waiting in the queues of each group right now."""
@@ -127,7 +132,10 @@ class Cluster:
             current = self.group_totals()
             self.recorder.close_bin(
                 env.now,
-                [c[0] - p[0] for c, p in zip(current, previous, strict=True)],
+                [
+                    c["busy_time_s"] - p["busy_time_s"]
+                    for c, p in zip(current, previous, strict=True)
+                ],
                 self.group_queue_lengths(),
                 workers,
                 self.offered_rate(bin_start, env.now),
@@ -153,8 +161,11 @@ class Cluster:
             self.env.run(until=until * index / chunks)
             progress(index / chunks)
 
-    def measured_group_totals(self) -> list[tuple[float, float]]:
-        """Busy and waiting time per group over the measurement window, up to now."""
+    def measured_group_totals(self) -> list[dict[str, float]]:
+        """Totals per server group over the measurement window, up to now."""
         current = self.group_totals()
-        start = self._group_totals_at_warmup or [(0.0, 0.0)] * len(current)
-        return [(c[0] - s[0], c[1] - s[1]) for c, s in zip(current, start, strict=True)]
+        start = self._group_totals_at_warmup or [dict.fromkeys(SERVER_TOTALS, 0.0)] * len(current)
+        return [
+            {key: c[key] - s[key] for key in SERVER_TOTALS}
+            for c, s in zip(current, start, strict=True)
+        ]

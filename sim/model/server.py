@@ -56,17 +56,24 @@ class Server:
         # integrating queue lengths at every change.
         self.busy_time_s = 0.0
         self.wait_time_s = 0.0
+        self.accepted = 0
+        self.queued = 0
+        self.rejected = 0
 
     def submit(self, attempt: Attempt) -> None:
         """An attempt arrives: start it, queue it, or reject it when the queue is full."""
         if self.busy < self.workers:
+            self.accepted += 1
             self.busy += 1
             service_s = attempt.request.demand_s / self.speed
             self.busy_time_s += service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         elif len(self.queue) < self._limit:
+            self.accepted += 1
+            self.queued += 1
             self.queue.append(attempt)
         else:
+            self.rejected += 1
             self.respond(attempt, REJECTED)
 
     def _finish(self, service: simpy.Event) -> None:

@@ -1,0 +1,122 @@
+"""The simulator against queueing theory it did not write.
+
+Each check runs R independent replications and builds a Student-t confidence interval for the
+metric from them; the theoretical value must fall inside the 99.9% interval, widened by the 1%
+relative error of the latency histogram where a percentile is checked. The interval's width
+comes from the run length: each test also asserts the interval is narrow (a few percent), so
+it cannot pass by being vague. Seeds are fixed, so every run of the suite sees the same numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from builders import exponential, queue_scenario, replicate
+
+from sim.analysis import mean_confidence_interval
+from sim.theory import (
+    erlang_c,
+    mg1_mean_wait,
+    mm1_mean_response,
+    mm1_response_quantile,
+    mmc_mean_wait,
+    mmck_blocking,
+)
+
+CONFIDENCE = 0.999
+HISTOGRAM_RELATIVE_ERROR = 0.01
+
+
+def assert_covers(
+    values: list[float],
+    expected: float,
+    max_relative_half_width: float,
+    extra_relative: float = 0.0,
+) -> None:
+    mean, half_width = mean_confidence_interval(values, CONFIDENCE)
+    assert half_width <= max_relative_half_width * abs(expected), (
+        f"interval too wide to be a test: {mean:.5g} +- {half_width:.3g}"
+    )
+    allowed = half_width + extra_relative * abs(expected)
+    assert abs(mean - expected) <= allowed, (
+        f"theory {expected:.5g} outside {mean:.5g} +- {allowed:.3g} ({CONFIDENCE:.1%} CI)"
+    )
+
+
+def test_mm1_mean_and_percentiles_of_response_time():
+    lam, mu = 5.0, 10.0  # utilization 0.5
+    scenario = queue_scenario(
+        arrival_rate=lam, service=exponential(1 / mu), duration=4100, warmup=100
+    )
+    summaries = replicate(scenario, replications=10)
+    latency = [s["latency_s"] for s in summaries]
+    assert_covers([x["mean"] for x in latency], mm1_mean_response(lam, mu), 0.05)
+    assert_covers(
+        [x["p50"] for x in latency],
+        mm1_response_quantile(lam, mu, 0.5),
+        0.05,
+        HISTOGRAM_RELATIVE_ERROR,
+    )
+    assert_covers(
+        [x["p99"] for x in latency],
+        mm1_response_quantile(lam, mu, 0.99),
+        0.06,
+        HISTOGRAM_RELATIVE_ERROR,
+    )
+    assert_covers([s["groups"]["web"]["utilization"] for s in summaries], lam / mu, 0.02)
+
+
+def test_mmc_probability_of_waiting_and_mean_wait_follow_erlang_c():
+    c, lam, mu = 4, 3.0, 1.0  # offered load 3 erlangs, utilization 0.75
+    scenario = queue_scenario(
+        arrival_rate=lam, service=exponential(1 / mu), workers=c, duration=5100, warmup=100
+    )
+    summaries = replicate(scenario, replications=10)
+    assert_covers(
+        [s["groups"]["web"]["waited_fraction"] for s in summaries], erlang_c(c, lam, mu), 0.05
+    )
+    assert_covers(
+        [s["latency_s"]["mean"] for s in summaries], mmc_mean_wait(c, lam, mu) + 1 / mu, 0.05
+    )
+    # Little's law on the queue: mean queue length = arrival rate x mean wait.
+    assert_covers(
+        [s["groups"]["web"]["mean_queue_length"] for s in summaries],
+        lam * mmc_mean_wait(c, lam, mu),
+        0.12,
+    )
+
+
+def test_mmck_rejected_fraction_is_the_blocking_probability():
+    c, capacity, lam, mu = 2, 5, 2.0, 1.0  # full load: blocking is frequent
+    scenario = queue_scenario(
+        arrival_rate=lam,
+        service=exponential(1 / mu),
+        workers=c,
+        queue_capacity=capacity - c,
+        duration=4100,
+        warmup=100,
+    )
+    summaries = replicate(scenario, replications=10)
+    rejected = [s["requests"]["rejected"] / s["requests"]["ended"] for s in summaries]
+    assert_covers(rejected, mmck_blocking(c, capacity, lam, mu), 0.06)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        {"kind": "deterministic", "value": 0.1},
+        {"kind": "gamma", "mean": 0.1, "cv": 1.5},
+        {"kind": "uniform", "low": 0.0, "high": 0.2},
+    ],
+    ids=["M/D/1", "M/G/1 gamma cv 1.5", "M/G/1 uniform"],
+)
+def test_mg1_mean_wait_follows_pollaczek_khinchine(service):
+    from sim.distributions import DistributionSpec  # noqa: F401  (the spec type users write)
+    from pydantic import TypeAdapter
+
+    distribution = TypeAdapter(DistributionSpec).validate_python(service)
+    lam = 5.0  # utilization 0.5
+    second_moment = distribution.variance() + distribution.mean() ** 2
+    expected = mg1_mean_wait(lam, distribution.mean(), second_moment) + distribution.mean()
+    scenario = queue_scenario(arrival_rate=lam, service=service, duration=4100, warmup=100)
+    summaries = replicate(scenario, replications=10)
+    assert_covers([s["latency_s"]["mean"] for s in summaries], expected, 0.06)
