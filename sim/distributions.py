@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from sim.registry import Registry
 from sim.spec import NonNegativeDuration, PositiveDuration, Spec, registered
@@ -35,6 +35,7 @@ __all__ = [
     "Sampler",
     "Uniform",
     "Weibull",
+    "parse_distribution",
 ]
 
 DISTRIBUTIONS: Registry[type[Distribution]] = Registry("distribution")
@@ -293,3 +294,10 @@ class Empirical(Distribution):
 
 DistributionSpec = registered(DISTRIBUTIONS, Distribution)
 """Field type of a distribution in a scenario: ``{kind: <name>, ...parameters}``."""
+
+_ADAPTER = TypeAdapter(DistributionSpec)
+
+
+def parse_distribution(value: object) -> Distribution:
+    """A distribution from scenario-style data, e.g. ``{"kind": "exponential", "mean": "40ms"}``."""
+    return _ADAPTER.validate_python(value)

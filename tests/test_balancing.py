@@ -1,4 +1,4 @@
-"""Balancing policies: the contract every policy keeps, each policy's own rule, and how they rank."""
+"""Balancing policies: the contract every policy keeps, each one's own rule, and how they rank."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pytest
 from builders import exponential, queue_scenario, replicate
 
 from sim.analysis import mean_confidence_interval
+from sim.distributions import parse_distribution
 from sim.theory import (
     erlang_c,
     mg1_mean_wait,
@@ -110,10 +111,7 @@ def test_mmck_rejected_fraction_is_the_blocking_probability():
     ids=["M/D/1", "M/G/1 gamma cv 1.5", "M/G/1 uniform"],
 )
 def test_mg1_mean_wait_follows_pollaczek_khinchine(service):
-    from sim.distributions import DistributionSpec  # noqa: F401  (the spec type users write)
-    from pydantic import TypeAdapter
-
-    distribution = TypeAdapter(DistributionSpec).validate_python(service)
+    distribution = parse_distribution(service)
     lam = 5.0  # utilization 0.5
     second_moment = distribution.variance() + distribution.mean() ** 2
     expected = mg1_mean_wait(lam, distribution.mean(), second_moment) + distribution.mean()
