@@ -47,6 +47,8 @@ class Cluster:
         self.source: OpenLoopSource | None = None
         self.users: ClosedLoopUsers | None = None
         self._group_totals_at_warmup: list[dict[str, float]] | None = None
+        self._row_start = 0.0
+        self._row_totals: list[dict[str, float]] = []
 
     @classmethod
     def build(cls, scenario: Scenario, streams: Streams) -> Cluster:
@@ -95,6 +97,7 @@ class Cluster:
             self.source.start()
         if self.users is not None:
             self.users.start()
+        self._row_totals = self.group_totals()
         self.env.process(self._sample_time_series())
         if self.scenario.warmup > 0:
             warmup_end = self.env.timeout(self.scenario.warmup)
@@ -123,25 +126,26 @@ class Cluster:
 
     def _sample_time_series(self):
         step = self.scenario.metrics.step
-        env = self.env
-        workers = self.group_workers()
-        previous = self.group_totals()
-        bin_start = 0.0
         while True:
-            yield env.timeout(step)
-            current = self.group_totals()
-            self.recorder.close_bin(
-                env.now,
-                [
-                    c["busy_time_s"] - p["busy_time_s"]
-                    for c, p in zip(current, previous, strict=True)
-                ],
-                self.group_queue_lengths(),
-                workers,
-                self.offered_rate(bin_start, env.now),
-            )
-            previous = current
-            bin_start = env.now
+            yield self.env.timeout(step)
+            self._close_row()
+
+    def _close_row(self) -> None:
+        now = self.env.now
+        current = self.group_totals()
+        work_started = [
+            c["busy_time_s"] - p["busy_time_s"]
+            for c, p in zip(current, self._row_totals, strict=True)
+        ]
+        self.recorder.close_bin(
+            now,
+            work_started,
+            self.group_queue_lengths(),
+            self.group_workers(),
+            self.offered_rate(self._row_start, now),
+        )
+        self._row_totals = current
+        self._row_start = now
 
     def group_workers(self) -> list[int]:
         """Total workers per group, the denominator of utilization."""
@@ -152,14 +156,24 @@ class Cluster:
         return self.source.profile.mean_rate(start, end) if self.source else math.nan
 
     def run(self, until: float, progress: Callable[[float], None] | None = None) -> None:
-        """Advance simulated time to ``until``, reporting the fraction done to ``progress``."""
+        """Advance simulated time to ``until`` and close the last time-series row.
+
+        ``progress`` is told the fraction done a hundred times along the way.
+        """
         if progress is None:
             self.env.run(until=until)
-            return
-        chunks = 100
-        for index in range(1, chunks + 1):
-            self.env.run(until=until * index / chunks)
-            progress(index / chunks)
+        else:
+            chunks = 100
+            for index in range(1, chunks + 1):
+                self.env.run(until=until * index / chunks)
+                progress(index / chunks)
+        self._close_last_row()
+
+    def _close_last_row(self) -> None:
+        # The sampler's own tick at the end time is never processed (the run stops first), so
+        # the last row, whole or partial, is closed here.
+        if self.env.now > self._row_start:
+            self._close_row()
 
     def measured_group_totals(self) -> list[dict[str, float]]:
         """Totals per server group over the measurement window, up to now."""

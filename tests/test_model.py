@@ -1,0 +1,180 @@
+"""Exact micro-scenarios: a handful of requests at chosen times with chosen work, and the exact
+trace of what happens to each. No randomness is involved, so every time is asserted exactly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sim import parse_scenario
+from sim.metrics import OUTCOMES
+from sim.model.cluster import Cluster
+from sim.model.request import Request
+from sim.streams import Streams
+
+
+class Trace:
+    """A cluster with no random arrivals, fed by hand; records (name, outcome, end time)."""
+
+    def __init__(
+        self,
+        servers: list[dict[str, Any]],
+        request_class: dict[str, Any] | None = None,
+        policy: str = "round_robin",
+    ) -> None:
+        request_class = {
+            "name": "request",
+            "share": 1,
+            "service_time": {"kind": "deterministic", "value": 1},
+            **(request_class or {}),
+        }
+        scenario = parse_scenario(
+            {
+                "duration": 1000,
+                "workload": {"arrivals": {"rate": 0}, "classes": [request_class]},
+                "balancer": {"policy": policy},
+                "servers": servers,
+            }
+        )
+        self.cluster = Cluster.build(scenario, Streams(1))
+        self.cluster.start()
+        self.env = self.cluster.env
+        self.ends: dict[str, tuple[str, float]] = {}
+
+    def send(self, name: str, at: float, work: float) -> None:
+        def arrive(_):
+            def ended(outcome: int) -> None:
+                assert name not in self.ends, f"{name} ended twice"
+                self.ends[name] = (OUTCOMES[outcome], self.env.now)
+
+            self.cluster.client.send(Request(0, self.env.now, work, ended))
+
+        self.env.timeout(at).callbacks.append(arrive)
+
+    def run(self, until: float = 100.0) -> dict[str, tuple[str, float]]:
+        self.env.run(until=until)
+        return self.ends
+
+
+def test_a_single_worker_serves_in_arrival_order_and_rejects_when_the_queue_is_full():
+    trace = Trace([{"name": "web", "workers": 1, "queue_capacity": 1}])
+    trace.send("first", at=0.0, work=1.0)
+    trace.send("second", at=0.1, work=2.0)
+    trace.send("third", at=0.2, work=1.0)  # one in service, one queued: no room
+    trace.send("fourth", at=1.5, work=0.5)  # the queue has room again
+    assert trace.run() == {
+        "third": ("rejected", 0.2),
+        "first": ("ok", 1.0),
+        "second": ("ok", 3.0),
+        "fourth": ("ok", 3.5),
+    }
+
+
+def test_workers_serve_in_parallel_and_speed_divides_the_work():
+    trace = Trace([{"name": "web", "workers": 2, "speed": 2.0}])
+    trace.send("a", at=0.0, work=2.0)
+    trace.send("b", at=0.0, work=2.0)
+    trace.send("c", at=0.0, work=2.0)
+    assert trace.run() == {"a": ("ok", 1.0), "b": ("ok", 1.0), "c": ("ok", 2.0)}
+
+
+def test_round_robin_alternates_between_servers():
+    trace = Trace([{"name": "web", "count": 2, "workers": 1}])
+    for index, name in enumerate("abcd"):
+        trace.send(name, at=0.0 + index * 0.001, work=1.0)
+    ends = trace.run()
+    assert ends["a"] == ("ok", 1.0)
+    assert ends["b"] == ("ok", 1.001)
+    assert ends["c"] == ("ok", 2.0)  # queued behind a on web-1
+    assert ends["d"] == ("ok", 2.001)
+
+
+def test_a_client_timeout_ends_the_request_at_its_deadline_while_the_server_keeps_working():
+    trace = Trace([{"name": "web", "workers": 1}], {"timeout": 1.5})
+    trace.send("slow", at=0.0, work=2.0)
+    trace.send("next", at=0.0, work=0.5)
+    ends = trace.run()
+    assert ends["slow"] == ("timeout", 1.5)
+    # The server does not know the client left: "next" waits for the whole of "slow".
+    assert ends["next"] == ("timeout", 1.5)
+    server = trace.cluster.servers[0]
+    assert server.busy == 0 and server.busy_time_s == pytest.approx(2.5)
+
+
+def test_retries_back_off_exponentially_and_end_the_request_once():
+    retries = {"max": 2, "backoff": 1.0, "multiplier": 2, "jitter": "none"}
+    trace = Trace([{"name": "web", "workers": 1, "queue_capacity": 0}], {"retries": retries})
+    trace.send("blocker", at=0.0, work=10.0)
+    trace.send("retried", at=0.5, work=1.0)
+    ends = trace.run()
+    # Rejected at 0.5, retried at 1.5 (backoff 1), rejected, retried at 3.5 (backoff 2),
+    # rejected again: no retries left.
+    assert ends["retried"] == ("rejected", 3.5)
+    assert ends["blocker"] == ("ok", 10.0)
+    recorder = trace.cluster.recorder
+    assert (recorder.arrivals, recorder.attempts, recorder.retries) == (2, 4, 2)
+
+
+def test_a_retry_after_a_timeout_succeeds_on_a_free_server():
+    retries = {"max": 1, "backoff": 0.5, "jitter": "none", "retry_on": ["timeout"]}
+    trace = Trace([{"name": "web", "count": 2, "workers": 1}], {"timeout": 1.0, "retries": retries})
+    trace.send("first", at=0.0, work=0.9)  # web-1
+    trace.send("second", at=0.01, work=0.9)  # web-2
+    trace.send("victim", at=0.02, work=0.5)  # web-1, queued behind "first" until 0.9
+    ends = trace.run()
+    # Times out at 1.02, is retried at 1.52 on web-2 (round-robin's turn, idle), done at 2.02.
+    assert ends["victim"] == ("ok", pytest.approx(2.02))
+    # Its abandoned first attempt was still served on web-1, from 0.9 to 1.4: wasted work.
+    assert trace.cluster.servers[0].busy_time_s == pytest.approx(1.4)
+
+
+def test_abandoned_attempts_keep_a_server_busy_and_retries_can_land_behind_them():
+    retries = {"max": 1, "backoff": 0.5, "jitter": "none", "retry_on": ["timeout"]}
+    trace = Trace([{"name": "web", "count": 2, "workers": 1}], {"timeout": 1.0, "retries": retries})
+    trace.send("hog", at=0.0, work=5.0)  # web-1 until 5.0, whatever its client does
+    trace.send("other", at=0.0, work=0.2)  # web-2
+    trace.send("unlucky", at=0.1, work=0.5)  # web-1, behind the hog
+    ends = trace.run()
+    assert ends["other"] == ("ok", 0.2)
+    # hog: times out at 1.0, retried at 1.5 on web-2, times out again at 2.5.
+    assert ends["hog"] == ("timeout", 2.5)
+    # unlucky: times out at 1.1, retried at 1.6 on web-1, still behind the first hog attempt.
+    assert ends["unlucky"] == ("timeout", pytest.approx(2.6))
+
+
+def test_least_connections_avoids_the_server_with_work_in_flight():
+    trace = Trace([{"name": "web", "count": 2, "workers": 4}], policy="least_connections")
+    trace.send("long", at=0.0, work=10.0)
+    for index in range(4):
+        trace.send(f"short-{index}", at=1.0 + index, work=0.5)
+    trace.run()
+    servers = trace.cluster.servers
+    # The long request keeps web-1 at one connection; every short one finds web-2 idle.
+    assert servers[0].accepted == 1 and servers[1].accepted == 4
+
+
+def test_closed_loop_users_wait_for_an_answer_and_think_before_the_next_request():
+    scenario = parse_scenario(
+        {
+            "duration": 10.6,
+            "workload": {
+                "sessions": {
+                    "users": 1,
+                    "think_time": {"kind": "deterministic", "value": 1},
+                    "steps": ["browse", "checkout"],
+                },
+                "classes": [
+                    {"name": "browse", "service_time": {"kind": "deterministic", "value": 0.5}},
+                    {"name": "checkout", "service_time": {"kind": "deterministic", "value": 1}},
+                ],
+            },
+            "servers": [{"name": "web"}],
+        }
+    )
+    cluster = Cluster.build(scenario, Streams(1))
+    cluster.start()
+    cluster.run(scenario.duration)
+    # One cycle: think 1, browse 0.5, think 1, checkout 1 = 3.5 s; three cycles end by 10.5 s.
+    assert [sum(c) for c in cluster.recorder.outcomes] == [3, 3]
+    assert cluster.recorder.latency[0].mean() == pytest.approx(0.5)
