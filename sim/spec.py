@@ -72,9 +72,7 @@ def _at_least(bound: float, strict: bool, what: str):
         if value < bound or (strict and value == bound):
             relation = ">" if strict else ">="
             raise PydanticCustomError(
-                "bound",
-                "expected {what} {relation} {bound:g}, got {value:g}",
-                {"what": what, "relation": relation, "bound": bound, "value": value},
+                "bound", f"expected {what} {relation} {bound:g}, got {value:g}"
             )
         return value
 

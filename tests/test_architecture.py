@@ -1,0 +1,69 @@
+"""The layering of shared/STYLE.md, enforced: only the model and experiments import simpy, and
+analysis, theory, plots and results never import the model; no global random state anywhere."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "sim"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(PACKAGE.parent).as_posix()
+
+
+@pytest.mark.parametrize("path", MODULES, ids=relative)
+def test_only_the_model_and_experiments_import_simpy(path):
+    allowed = relative(path).startswith("sim/model/") or relative(path) == "sim/experiment.py"
+    uses_simpy = any(name == "simpy" or name.startswith("simpy.") for name in imports(path))
+    assert allowed or not uses_simpy
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in MODULES
+        if p.stem
+        in {"analysis", "theory", "plots", "results", "metrics", "report", "units", "streams"}
+    ],
+    ids=relative,
+)
+def test_pure_modules_never_import_the_model(path):
+    assert not any(
+        name.startswith("sim.model") or name == "sim.experiment" for name in imports(path)
+    )
+
+
+@pytest.mark.parametrize("path", MODULES, ids=relative)
+def test_no_global_random_state(path):
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert all(alias.name != "random" for alias in node.names), "use a named stream"
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+            inner = node.value
+            if (
+                isinstance(inner.value, ast.Name)
+                and inner.value.id == "np"
+                and inner.attr == "random"
+            ):
+                assert node.attr in {"Generator", "SeedSequence", "PCG64", "default_rng"}, (
+                    f"np.random.{node.attr} uses global state"
+                )

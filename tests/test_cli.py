@@ -1,0 +1,168 @@
+"""The ``ecsim`` command line, driven as a user would, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sim.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def invoke(*arguments: str):
+    return CliRunner().invoke(main, [str(a) for a in arguments], catch_exceptions=False)
+
+
+def test_run_prints_a_summary_and_writes_a_complete_run_folder(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", EXAMPLES[0], "--duration", "1m", "--set", "warmup=10s", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "availability" in result.output and "p99" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "metadata.json",
+        "scenario.yaml",
+        "summary.json",
+        "timeseries.csv",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    metadata = json.loads((out / "metadata.json").read_text())
+    resolved = yaml.safe_load((out / "scenario.yaml").read_text())
+    assert summary["requests"]["ended"] > 0
+    assert metadata["status"] == "completed" and metadata["wall_time_s"] > 0
+    assert metadata["versions"]["ecsim"]
+    assert resolved["duration"] == 60.0 and resolved["seed"] == summary["seed"]
+    assert not list(out.glob(".*.tmp")), "no temporary file may be left behind"
+
+
+def test_the_same_seed_gives_a_byte_identical_summary_and_time_series(tmp_path):
+    for name in ("first", "second"):
+        result = invoke(
+            "run",
+            EXAMPLES[0],
+            "--duration",
+            "30s",
+            "--set",
+            "warmup=5s",
+            "--seed",
+            "4",
+            "--out",
+            tmp_path / name,
+            "--quiet",
+        )
+        assert result.exit_code == 0, result.output
+    for file in ("summary.json", "timeseries.csv", "scenario.yaml"):
+        assert (tmp_path / "first" / file).read_bytes() == (tmp_path / "second" / file).read_bytes()
+    other = invoke(
+        "run",
+        EXAMPLES[0],
+        "--duration",
+        "30s",
+        "--set",
+        "warmup=5s",
+        "--seed",
+        "5",
+        "--out",
+        tmp_path / "third",
+        "--quiet",
+    )
+    assert other.exit_code == 0
+    assert (tmp_path / "third" / "summary.json").read_bytes() != (
+        tmp_path / "first" / "summary.json"
+    ).read_bytes()
+
+
+def test_the_resolved_scenario_of_a_run_runs_again_to_the_same_result(tmp_path):
+    first_run = invoke(
+        "run", EXAMPLES[0], "--duration", "20s", "--set", "warmup=0s", "--out", tmp_path / "a"
+    )
+    assert first_run.exit_code == 0, first_run.output
+    invoke("run", tmp_path / "a" / "scenario.yaml", "--out", tmp_path / "b", "--quiet")
+    first = json.loads((tmp_path / "a" / "summary.json").read_text())
+    again = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert first == again
+
+
+def test_run_with_a_bad_override_or_duration_exits_2_without_a_traceback(tmp_path):
+    for arguments in (
+        ["--set", "servers[7].workers=3"],
+        ["--set", "servers[0].wrokers=3"],
+        ["--duration", "ten minutes"],
+    ):
+        result = CliRunner().invoke(
+            main, ["run", str(EXAMPLES[0]), *arguments, "--out", str(tmp_path / "x")]
+        )
+        assert result.exit_code == 2, (arguments, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_run_of_a_missing_file_exits_2_and_says_so():
+    result = CliRunner().invoke(main, ["run", "no/such/file.yaml"])
+    assert result.exit_code == 2
+    assert "no/such/file.yaml" in result.output and "cannot read" in result.output
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_scenario_validates_and_runs_on_a_short_horizon(example, tmp_path):
+    assert invoke("validate", example).exit_code == 0
+    result = invoke(
+        "run", example, "--duration", "20s", "--set", "warmup=0s", "--out", tmp_path / example.stem
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / example.stem / "summary.json").read_text())["requests"]["ended"]
+
+
+def test_validate_reports_every_bad_file_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("duration: 5 minutes\n")
+    result = CliRunner().invoke(main, ["validate", str(EXAMPLES[0]), str(bad)])
+    assert result.exit_code == 2
+    assert f"{EXAMPLES[0]}: ok" in result.output
+    assert "bad.yaml: duration" in result.output
+
+
+def test_list_names_every_policy_and_distribution():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("round_robin", "power_of_two_choices", "lognormal", "empirical"):
+        assert name in result.output
+
+
+COMMANDS = sorted(main.commands)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_a_readme_entry(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert re.search(rf"ecsim {command}\b", README), f"README does not document 'ecsim {command}'"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_exercised_by_this_file(command):
+    source = Path(__file__).read_text(encoding="utf-8")
+    assert f'invoke("{command}"' in source or f'["{command}"' in source
+
+
+def test_the_module_entry_point_is_the_same_command():
+    assert isinstance(main, click.Group)
+    import runpy
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["ecsim", "--version"]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_module("sim", run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert exit_info.value.code == 0
