@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -32,7 +33,6 @@ __all__ = [
     "Exponential",
     "Gamma",
     "LogNormal",
-    "Sampler",
     "Uniform",
     "Weibull",
     "parse_distribution",
@@ -63,29 +63,15 @@ class Distribution(Spec, ABC):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` independent samples from ``rng``."""
 
-    def sampler(self, rng: np.random.Generator, block: int = 2048) -> Sampler:
-        return Sampler(self, rng, block)
+    def sampler(self, rng: np.random.Generator, block: int = 2048) -> Iterator[float]:
+        """An endless iterator of samples from ``rng``, drawn from numpy ``block`` at a time.
 
-
-class Sampler:
-    """Samples of one distribution from one stream, drawn from numpy in blocks for speed."""
-
-    __slots__ = ("_block", "_buffer", "_distribution", "_index", "_rng")
-
-    def __init__(self, distribution: Distribution, rng: np.random.Generator, block: int) -> None:
-        self._distribution = distribution
-        self._rng = rng
-        self._block = block
-        self._buffer: list[float] = []
-        self._index = 0
-
-    def next(self) -> float:
-        index = self._index
-        if index >= len(self._buffer):
-            self._buffer = self._distribution.draw(self._rng, self._block).tolist()
-            index = 0
-        self._index = index + 1
-        return self._buffer[index]
+        Drawing one number at a time from numpy costs about a microsecond of call overhead and the
+        simulator draws millions; ``next()`` on this iterator costs a few tens of nanoseconds.
+        The sequence is the same whatever the block size.
+        """
+        while True:
+            yield from self.draw(rng, block).tolist()
 
 
 @DISTRIBUTIONS.register("exponential")

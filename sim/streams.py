@@ -10,10 +10,11 @@ the same service demands and the same failures: common random numbers, for free.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["Streams", "UniformBuffer"]
+__all__ = ["Streams", "uniforms"]
 
 
 def _name_key(name: str) -> tuple[int, ...]:
@@ -44,26 +45,12 @@ class Streams:
         return np.random.Generator(np.random.PCG64(self.seed_sequence(name)))
 
 
-class UniformBuffer:
-    """Uniform [0, 1) numbers drawn from a Generator in blocks: one numpy call per few thousand.
+def uniforms(rng: np.random.Generator, block: int = 4096) -> Iterator[float]:
+    """An endless iterator of uniform [0, 1) numbers from ``rng``, drawn in blocks for speed.
 
     Drawing one number at a time from numpy costs about a microsecond of call overhead; the
-    simulator draws millions, so every sampler refills a buffer instead. The sequence is the same
-    as drawing one at a time from the same stream, so buffering never changes results.
+    simulator draws millions. ``next()`` on this iterator gives the same sequence as drawing one
+    at a time from the same stream, so blocks never change results.
     """
-
-    __slots__ = ("_block", "_buffer", "_index", "_rng")
-
-    def __init__(self, rng: np.random.Generator, block: int = 4096) -> None:
-        self._rng = rng
-        self._block = block
-        self._buffer: list[float] = []
-        self._index = 0
-
-    def next(self) -> float:
-        index = self._index
-        if index >= len(self._buffer):
-            self._buffer = self._rng.random(self._block).tolist()
-            index = 0
-        self._index = index + 1
-        return self._buffer[index]
+    while True:
+        yield from rng.random(block).tolist()

@@ -52,7 +52,7 @@ def test_every_registered_distribution_is_covered_here():
 def test_a_sampler_gives_the_same_sequence_as_drawing_in_one_go():
     distribution = parse_distribution({"kind": "lognormal", "mean": 1, "cv": 1})
     sampler = distribution.sampler(np.random.default_rng(3), block=7)
-    one_by_one = [sampler.next() for _ in range(50)]
+    one_by_one = [next(sampler) for _ in range(50)]
     blocks = np.concatenate(
         [distribution.draw(rng, 7) for rng in [np.random.default_rng(3)] for _ in range(8)]
     )

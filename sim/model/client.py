@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import simpy
 
 from sim.metrics import OK, OUTCOMES, TIMEOUT, Recorder
 from sim.model.request import Attempt, Request
 from sim.scenario import RequestClassSpec, RetrySpec
-from sim.streams import Streams, UniformBuffer
+from sim.streams import Streams, uniforms
 
 __all__ = ["Client"]
 
@@ -84,6 +84,8 @@ class Client:
     ) -> None:
         self.env = env
         self.recorder = recorder
+        self._record_end = recorder.end
+        self._record_arrival = recorder.arrival
         self.dispatch: Callable[[Attempt], None] = _unwired
         self.created = 0
         self.ended = 0
@@ -93,7 +95,7 @@ class Client:
             frozenset(OUTCOMES.index(name) for name in spec.retries.retry_on) for spec in classes
         ]
         self._jitter = [
-            UniformBuffer(streams.generator(f"retry/{spec.name}"), block=256)
+            uniforms(streams.generator(f"retry/{spec.name}"), block=256)
             if spec.retries.max_retries
             else None
             for spec in classes
@@ -110,7 +112,7 @@ class Client:
     def send(self, request: Request) -> None:
         """A new request from a user."""
         self.created += 1
-        self.recorder.arrival(request.created_at)
+        self._record_arrival(request.created_at)
         self._attempt(request)
 
     def _retry(self, request: Request) -> None:
@@ -155,13 +157,13 @@ class Client:
             self._end(request, outcome)
 
     @staticmethod
-    def _backoff_s(retries: RetrySpec, failed_attempts: int, jitter: UniformBuffer) -> float:
+    def _backoff_s(retries: RetrySpec, failed_attempts: int, jitter: Iterator[float]) -> float:
         growth = retries.multiplier ** (failed_attempts - 1)
         ceiling = min(retries.max_backoff, retries.backoff * growth)
         if retries.jitter == "full":
-            return ceiling * jitter.next()
+            return ceiling * next(jitter)
         if retries.jitter == "equal":
-            return ceiling * (0.5 + 0.5 * jitter.next())
+            return ceiling * (0.5 + 0.5 * next(jitter))
         return ceiling
 
     def _end(self, request: Request, outcome: int) -> None:
@@ -170,6 +172,6 @@ class Client:
         request.ended = True
         self.ended += 1
         now = self.env.now
-        self.recorder.end(request.class_index, outcome, now - request.created_at, now)
+        self._record_end(request.class_index, outcome, now - request.created_at, now)
         if request.on_end is not None:
             request.on_end(outcome)

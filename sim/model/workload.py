@@ -19,7 +19,7 @@ from sim.distributions import Exponential
 from sim.model.client import Client
 from sim.model.request import Request
 from sim.scenario import ArrivalsSpec, RequestClassSpec, SessionsSpec
-from sim.streams import Streams, UniformBuffer
+from sim.streams import Streams, uniforms
 
 __all__ = ["ClosedLoopUsers", "OpenLoopSource", "RateProfile"]
 
@@ -115,7 +115,7 @@ class OpenLoopSource:
         self.client = client
         self._gaps = Exponential(mean=1.0).sampler(streams.generator("arrivals/times"))
         self._constant_rate = spec.rate if not spec.profile else None
-        self._class_choice = UniformBuffer(streams.generator("arrivals/classes"))
+        self._class_choice = uniforms(streams.generator("arrivals/classes"))
         shares = [spec.share for spec in classes]
         self._cumulative = [sum(shares[: i + 1]) for i in range(len(shares) - 1)]
         self._demands = [
@@ -130,7 +130,7 @@ class OpenLoopSource:
         # A chain of Timeout callbacks rather than a generator process: a third less work per
         # arrival, and arrivals are the hottest path of a run.
         now = self.env.now
-        exp1 = self._gaps.next()
+        exp1 = next(self._gaps)
         if self._constant_rate is not None:
             arrival = now + exp1 / self._constant_rate if self._constant_rate > 0 else math.inf
         else:
@@ -140,11 +140,11 @@ class OpenLoopSource:
 
     def _arrive(self, _: simpy.Event) -> None:
         class_index = (
-            bisect.bisect_right(self._cumulative, self._class_choice.next())
+            bisect.bisect_right(self._cumulative, next(self._class_choice))
             if self._cumulative
             else 0
         )
-        self.client.send(Request(class_index, self.env.now, self._demands[class_index].next()))
+        self.client.send(Request(class_index, self.env.now, next(self._demands[class_index])))
         self._schedule_next()
 
 
@@ -181,9 +181,9 @@ class ClosedLoopUsers:
         demands = [spec.service_time.sampler(rng, block=64) for spec in self._classes]
         while True:
             for class_index in self._steps:
-                yield env.timeout(think.next())
+                yield env.timeout(next(think))
                 answered = env.event()
                 self.client.send(
-                    Request(class_index, env.now, demands[class_index].next(), answered.succeed)
+                    Request(class_index, env.now, next(demands[class_index]), answered.succeed)
                 )
                 yield answered

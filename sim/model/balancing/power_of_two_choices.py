@@ -14,14 +14,14 @@ import numpy as np
 from pydantic import Field
 
 from sim.model.balancing.base import BALANCING_POLICIES, Backend, Policy, PolicySpec
-from sim.streams import UniformBuffer
+from sim.streams import uniforms
 
 
 class PowerOfChoices(Policy):
     """Samples ``choices`` distinct backends; the fewest requests in flight (per weight) wins."""
 
     def __init__(self, rng: np.random.Generator, choices: int) -> None:
-        self._uniform = UniformBuffer(rng)
+        self._uniform = uniforms(rng)
         self._choices = choices
 
     def choose(self, backends: Sequence[Backend]) -> Backend:
@@ -30,8 +30,8 @@ class PowerOfChoices(Policy):
             return backends[0]
         uniform = self._uniform
         if self._choices == 2:
-            first = int(uniform.next() * count)
-            second = int(uniform.next() * (count - 1))
+            first = int(next(uniform) * count)
+            second = int(next(uniform) * (count - 1))
             if second >= first:
                 second += 1
             a, b = backends[first], backends[second]
@@ -39,7 +39,7 @@ class PowerOfChoices(Policy):
         pool = list(backends)
         best = None
         for _ in range(min(self._choices, count)):
-            picked = pool.pop(int(uniform.next() * len(pool)))
+            picked = pool.pop(int(next(uniform) * len(pool)))
             if best is None or picked.active / picked.weight < best.active / best.weight:
                 best = picked
         return best

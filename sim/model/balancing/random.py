@@ -8,15 +8,15 @@ from typing import Literal
 import numpy as np
 
 from sim.model.balancing.base import BALANCING_POLICIES, Backend, Policy, PolicySpec
-from sim.streams import UniformBuffer
+from sim.streams import uniforms
 
 
 class RandomChoice(Policy):
     def __init__(self, rng: np.random.Generator) -> None:
-        self._uniform = UniformBuffer(rng)
+        self._uniform = uniforms(rng)
 
     def choose(self, backends: Sequence[Backend]) -> Backend:
-        return backends[int(self._uniform.next() * len(backends))]
+        return backends[int(next(self._uniform) * len(backends))]
 
 
 @BALANCING_POLICIES.register("random")
