@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sim.metrics import OK, OUTCOMES, LatencyHistogram, Recorder
+from sim.metrics import OK, OUTCOMES, LatencyHistogram, Measurement
 
 __all__ = [
     "LATENCY_QUANTILES",
@@ -69,52 +69,52 @@ def _outcome_summary(counts: Sequence[int]) -> dict[str, Any]:
 
 
 def summarize(
-    recorder: Recorder,
+    measurement: Measurement,
     measured_s: float,
-    group_totals: Sequence[dict[str, float]],
-    group_servers: Sequence[int],
-    group_workers: Sequence[int],
+    groups: Sequence[dict[str, Any]],
     in_flight: int,
 ) -> dict[str, Any]:
-    """The metrics of one run over its measurement window (after warm-up)."""
-    totals = [sum(column) for column in zip(*recorder.outcomes, strict=True)]
+    """The metrics of one run over its measurement window (after warm-up).
+
+    ``groups`` holds, per server group, its ``name``, ``servers``, ``workers`` and the totals of
+    the window: ``busy_time_s``, ``wait_time_s``, ``accepted``, ``queued``, ``rejected``.
+    """
+    totals = [sum(column) for column in zip(*measurement.outcomes, strict=True)]
     overall = _outcome_summary(totals)
     latency = LatencyHistogram()
-    for histogram in recorder.latency:
+    for histogram in measurement.latency:
         latency.merge(histogram)
     classes = {}
     for name, counts, histogram in zip(
-        recorder.class_names, recorder.outcomes, recorder.latency, strict=True
+        measurement.class_names, measurement.outcomes, measurement.latency, strict=True
     ):
         classes[name] = {**_outcome_summary(counts), "latency_s": latency_summary(histogram)}
-    groups = {}
-    for name, group_total, servers, workers in zip(
-        recorder.group_names, group_totals, group_servers, group_workers, strict=True
-    ):
-        accepted = group_total["accepted"]
-        offered = accepted + group_total["rejected"]
-        groups[name] = {
-            "servers": servers,
-            "workers": workers,
-            "utilization": group_total["busy_time_s"] / (workers * measured_s),
-            "mean_queue_length": group_total["wait_time_s"] / measured_s,
+    group_summaries = {}
+    for group in groups:
+        accepted = group["accepted"]
+        offered = accepted + group["rejected"]
+        group_summaries[group["name"]] = {
+            "servers": group["servers"],
+            "workers": group["workers"],
+            "utilization": group["busy_time_s"] / (group["workers"] * measured_s),
+            "mean_queue_length": group["wait_time_s"] / measured_s,
             "attempts": int(offered),
-            "waited_fraction": group_total["queued"] / accepted if accepted else math.nan,
-            "rejected_fraction": group_total["rejected"] / offered if offered else math.nan,
+            "waited_fraction": group["queued"] / accepted if accepted else math.nan,
+            "rejected_fraction": group["rejected"] / offered if offered else math.nan,
         }
-    arrived = recorder.arrivals
+    arrived = measurement.arrivals
     return {
         "measured_s": measured_s,
         "requests": {"arrived": arrived, **overall["requests"], "in_flight_at_end": in_flight},
-        "attempts": recorder.attempts,
-        "retries": recorder.retries,
-        "attempts_per_request": recorder.attempts / arrived if arrived else math.nan,
+        "attempts": measurement.attempts,
+        "retries": measurement.retries,
+        "attempts_per_request": measurement.attempts / arrived if arrived else math.nan,
         "availability": overall["availability"],
         "arrival_rate_per_s": arrived / measured_s,
         "throughput_per_s": totals[OK] / measured_s,
         "latency_s": latency_summary(latency),
         "classes": classes,
-        "groups": groups,
+        "groups": group_summaries,
     }
 
 

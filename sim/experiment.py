@@ -53,11 +53,9 @@ def run(
         "duration_s": scenario.duration,
         "warmup_s": scenario.warmup,
         **summarize(
-            cluster.recorder,
+            cluster.recorder.measurement(),
             measured_s,
-            cluster.measured_group_totals(),
-            [group.count for group in scenario.servers],
-            cluster.group_workers(),
+            cluster.measured_groups(),
             cluster.client.in_flight,
         ),
     }

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "ERROR",
@@ -20,7 +23,9 @@ __all__ = [
     "REJECTED",
     "TIMEOUT",
     "LatencyHistogram",
+    "Measurement",
     "Recorder",
+    "Tally",
 ]
 
 OUTCOMES = ("ok", "timeout", "rejected", "no_backend", "error")
@@ -35,7 +40,7 @@ class LatencyHistogram:
     relative accuracy a; reporting 2 gamma**i / (gamma + 1) for a bucket is then within a of any
     value in it (the DDSketch construction). Values from 1 microsecond to about 11 days fit in
     under 1,400 buckets; smaller ones are counted as 1 microsecond, larger ones in the last bucket.
-    The exact mean, minimum and maximum are kept beside the buckets.
+    The exact total (hence the mean) and maximum are kept beside the buckets.
     """
 
     RELATIVE_ACCURACY = 0.01
@@ -47,14 +52,21 @@ class LatencyHistogram:
     _offset = -math.ceil(math.log(SMALLEST_S) * _inverse_log_gamma)
     _size = math.ceil(math.log(LARGEST_S) * _inverse_log_gamma) + _offset + 1
 
-    __slots__ = ("count", "counts", "maximum", "minimum", "total")
+    __slots__ = ("count", "counts", "maximum", "total")
 
-    def __init__(self) -> None:
-        self.counts = [0] * self._size
-        self.count = 0
-        self.total = 0.0
-        self.minimum = math.inf
-        self.maximum = -math.inf
+    def __init__(
+        self, counts: list[int] | None = None, total: float = 0.0, maximum: float | None = None
+    ) -> None:
+        """An empty histogram, or one made of known bucket ``counts`` and their ``total``.
+
+        The ``maximum`` of given counts is infinite (unknown) unless it is given.
+        """
+        self.counts = list(counts) if counts is not None else [0] * self._size
+        self.count = sum(self.counts)
+        self.total = total
+        if maximum is None:
+            maximum = -math.inf if counts is None else math.inf
+        self.maximum = maximum
 
     @classmethod
     def bucket(cls, value: float) -> int:
@@ -65,15 +77,9 @@ class LatencyHistogram:
         return 0
 
     def add(self, value: float) -> None:
-        self.add_in(self.bucket(value), value)
-
-    def add_in(self, index: int, value: float) -> None:
-        """Add ``value`` whose bucket index is already known (saves a logarithm)."""
-        self.counts[index] += 1
+        self.counts[self.bucket(value)] += 1
         self.count += 1
         self.total += value
-        if value < self.minimum:
-            self.minimum = value
         if value > self.maximum:
             self.maximum = value
 
@@ -81,7 +87,6 @@ class LatencyHistogram:
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.count += other.count
         self.total += other.total
-        self.minimum = min(self.minimum, other.minimum)
         self.maximum = max(self.maximum, other.maximum)
 
     def mean(self) -> float:
@@ -99,13 +104,10 @@ class LatencyHistogram:
             seen += bucket_count
             if seen >= rank:
                 if index == 0:
-                    return self.minimum
+                    return self.SMALLEST_S
                 estimate = 2 * self._gamma ** (index - self._offset) / (self._gamma + 1)
-                return min(max(estimate, self.minimum), self.maximum)
+                return min(estimate, self.maximum)
         return self.maximum
-
-    def quantiles(self, qs: Sequence[float]) -> list[float]:
-        return [self.quantile(q) for q in qs]
 
 
 _SMALLEST_S = LatencyHistogram.SMALLEST_S
@@ -116,69 +118,133 @@ _ceil = math.ceil
 _log = math.log
 
 
-class Recorder:
-    """Counters, histograms and a time series for one run; the model reports, it records.
+@dataclass(frozen=True)
+class Tally:
+    """What a recorder had counted by some moment; the difference of two is a period's count."""
 
-    Requests count in the summary when they *end* inside the measurement window, that is at or
-    after the warm-up; the time series covers the whole run. Time-series rows are closed by the
-    model at every step, with the server groups' busy and queue time accumulated over the step.
+    arrivals: int
+    attempts: int
+    retries: int
+    outcomes: tuple[tuple[int, ...], ...]
+    latency_counts: np.ndarray
+    """Latency bucket counts, one row per request class."""
+    latency_total_s: tuple[float, ...]
+
+    def since(self, earlier: Tally) -> Tally:
+        return Tally(
+            self.arrivals - earlier.arrivals,
+            self.attempts - earlier.attempts,
+            self.retries - earlier.retries,
+            tuple(
+                tuple(x - y for x, y in zip(a, b, strict=True))
+                for a, b in zip(self.outcomes, earlier.outcomes, strict=True)
+            ),
+            self.latency_counts - earlier.latency_counts,
+            tuple(
+                x - y for x, y in zip(self.latency_total_s, earlier.latency_total_s, strict=True)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The counts of the measurement window, per request class."""
+
+    class_names: list[str]
+    arrivals: int
+    attempts: int
+    retries: int
+    outcomes: list[list[int]]
+    latency: list[LatencyHistogram]
+
+
+class Recorder:
+    """Counters and histograms of one run, and a time series; the model reports, it records.
+
+    Everything is counted from the start of the run; the measurement window and each row of
+    the time series are differences of two tallies, so the per-request work is a handful of
+    increments. Requests count where they *end*, arrivals where they arrive.
     """
 
-    def __init__(self, class_names: Sequence[str], group_names: Sequence[str], warmup_s: float):
+    def __init__(self, class_names: Sequence[str], group_names: Sequence[str]) -> None:
         self.class_names = list(class_names)
         self.group_names = list(group_names)
-        self.warmup_s = warmup_s
         classes = len(self.class_names)
-        self.outcomes = [[0] * len(OUTCOMES) for _ in range(classes)]
-        self.latency = [LatencyHistogram() for _ in range(classes)]
         self.arrivals = 0
         self.attempts = 0
         self.retries = 0
+        self.outcomes = [[0] * len(OUTCOMES) for _ in range(classes)]
+        self.latency_counts = [[0] * _SIZE for _ in range(classes)]
+        self.latency_total_s = [0.0] * classes
+        self.window_maximum_s = [-math.inf] * classes
         self.rows: list[dict[str, Any]] = []
-        self._new_bin(0.0)
+        self._measuring = False
+        self._window_start = self.tally()
+        self._row_start = self._window_start
+        self._row_start_s = 0.0
 
-    def _new_bin(self, start_s: float) -> None:
-        self._bin_start = start_s
-        self._bin_arrivals = 0
-        self._bin_attempts = 0
-        self._bin_outcomes = [0] * len(OUTCOMES)
-        self._bin_latency = LatencyHistogram()
+    def tally(self) -> Tally:
+        return Tally(
+            self.arrivals,
+            self.attempts,
+            self.retries,
+            tuple(tuple(counts) for counts in self.outcomes),
+            np.array(self.latency_counts, dtype=np.int64),
+            tuple(self.latency_total_s),
+        )
 
-    def arrival(self, now: float) -> None:
+    def start_window(self) -> None:
+        """The warm-up is over: the summary counts from now."""
+        self._window_start = self.tally()
+        self._measuring = True
+
+    def arrival(self) -> None:
         """A new request arrived, and its first attempt was sent."""
-        self._bin_arrivals += 1
-        self._bin_attempts += 1
-        if now >= self.warmup_s:
-            self.arrivals += 1
-            self.attempts += 1
+        self.arrivals += 1
+        self.attempts += 1
 
-    def retry(self, now: float) -> None:
+    def retry(self) -> None:
         """A request was sent again after a failed attempt."""
-        self._bin_attempts += 1
-        if now >= self.warmup_s:
-            self.attempts += 1
-            self.retries += 1
+        self.attempts += 1
+        self.retries += 1
 
-    def end(self, class_index: int, outcome: int, latency_s: float, now: float) -> None:
+    def end(self, class_index: int, outcome: int, latency_s: float) -> None:
         """A request ended with ``outcome`` (an index into OUTCOMES) after ``latency_s``."""
-        self._bin_outcomes[outcome] += 1
+        self.outcomes[class_index][outcome] += 1
         if outcome == OK:
-            # The bucket index is computed once for both histograms: this is the hottest
-            # line of a run.
+            # The bucket computation of LatencyHistogram.bucket, inlined: the hottest line.
             if latency_s > _SMALLEST_S:
                 index = _ceil(_log(latency_s) * _INVERSE_LOG_GAMMA) + _OFFSET
                 if index >= _SIZE:
                     index = _SIZE - 1
             else:
                 index = 0
-            self._bin_latency.add_in(index, latency_s)
-            if now >= self.warmup_s:
-                self.outcomes[class_index][OK] += 1
-                self.latency[class_index].add_in(index, latency_s)
-        elif now >= self.warmup_s:
-            self.outcomes[class_index][outcome] += 1
+            self.latency_counts[class_index][index] += 1
+            self.latency_total_s[class_index] += latency_s
+            if self._measuring and latency_s > self.window_maximum_s[class_index]:
+                self.window_maximum_s[class_index] = latency_s
 
-    def close_bin(
+    def measurement(self) -> Measurement:
+        """The counts of the measurement window, from the end of the warm-up to now."""
+        window = self.tally().since(self._window_start)
+        return Measurement(
+            self.class_names,
+            window.arrivals,
+            window.attempts,
+            window.retries,
+            [list(counts) for counts in window.outcomes],
+            [
+                LatencyHistogram(counts.tolist(), total, maximum)
+                for counts, total, maximum in zip(
+                    window.latency_counts,
+                    window.latency_total_s,
+                    self.window_maximum_s,
+                    strict=True,
+                )
+            ],
+        )
+
+    def close_row(
         self,
         now: float,
         group_busy_s: Sequence[float],
@@ -191,21 +257,27 @@ class Recorder:
         ``group_busy_s`` is the work started in the step per server group (utilization is that
         over the group's capacity); ``group_queue_lengths`` are the queues at ``now``.
         """
-        width = now - self._bin_start
+        current = self.tally()
+        step = current.since(self._row_start)
+        width = now - self._row_start_s
         row: dict[str, Any] = {
-            "time_s": self._bin_start,
+            "time_s": self._row_start_s,
             "offered_rate_per_s": offered_rate_per_s,
-            "arrivals": self._bin_arrivals,
-            "attempts": self._bin_attempts,
+            "arrivals": step.arrivals,
+            "attempts": step.attempts,
         }
-        for name, count in zip(OUTCOMES, self._bin_outcomes, strict=True):
-            row[name] = count
-        row["p99_latency_s"] = self._bin_latency.quantile(0.99)
-        row["mean_latency_s"] = self._bin_latency.mean()
+        for index, name in enumerate(OUTCOMES):
+            row[name] = sum(counts[index] for counts in step.outcomes)
+        latency = LatencyHistogram(
+            step.latency_counts.sum(axis=0).tolist(), math.fsum(step.latency_total_s)
+        )
+        row["p99_latency_s"] = latency.quantile(0.99)
+        row["mean_latency_s"] = latency.mean()
         for name, busy, queued, workers in zip(
             self.group_names, group_busy_s, group_queue_lengths, group_workers, strict=True
         ):
             row[f"{name}.utilization"] = busy / (workers * width) if width > 0 else math.nan
             row[f"{name}.queue_length"] = queued
         self.rows.append(row)
-        self._new_bin(now)
+        self._row_start = current
+        self._row_start_s = now

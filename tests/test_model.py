@@ -177,4 +177,4 @@ def test_closed_loop_users_wait_for_an_answer_and_think_before_the_next_request(
     cluster.run(scenario.duration)
     # One cycle: think 1, browse 0.5, think 1, checkout 1 = 3.5 s; three cycles end by 10.5 s.
     assert [sum(c) for c in cluster.recorder.outcomes] == [3, 3]
-    assert cluster.recorder.latency[0].mean() == pytest.approx(0.5)
+    assert cluster.recorder.measurement().latency[0].mean() == pytest.approx(0.5)

@@ -112,11 +112,11 @@ class Client:
     def send(self, request: Request) -> None:
         """A new request from a user."""
         self.created += 1
-        self._record_arrival(request.created_at)
+        self._record_arrival()
         self._attempt(request)
 
     def _retry(self, request: Request) -> None:
-        self.recorder.retry(self.env.now)
+        self.recorder.retry()
         self._attempt(request)
 
     def _attempt(self, request: Request) -> None:
@@ -172,6 +172,6 @@ class Client:
         request.ended = True
         self.ended += 1
         now = self.env.now
-        self._record_end(request.class_index, outcome, now - request.created_at, now)
+        self._record_end(request.class_index, outcome, now - request.created_at)
         if request.on_end is not None:
             request.on_end(outcome)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import simpy
 
@@ -37,9 +38,7 @@ class Cluster:
         self.env = simpy.Environment()
         self.groups = [group.name for group in scenario.servers]
         self.recorder = Recorder(
-            [request_class.name for request_class in scenario.workload.classes],
-            self.groups,
-            scenario.warmup,
+            [request_class.name for request_class in scenario.workload.classes], self.groups
         )
         self.servers: list[Server] = []
         self.client: Client
@@ -107,6 +106,7 @@ class Cluster:
 
     def _snapshot_warmup(self) -> None:
         self._group_totals_at_warmup = self.group_totals()
+        self.recorder.start_window()
 
     def group_totals(self) -> list[dict[str, float]]:
         """Running totals per server group since the start (see ``SERVER_TOTALS``)."""
@@ -137,7 +137,7 @@ class Cluster:
             c["busy_time_s"] - p["busy_time_s"]
             for c, p in zip(current, self._row_totals, strict=True)
         ]
-        self.recorder.close_bin(
+        self.recorder.close_row(
             now,
             work_started,
             self.group_queue_lengths(),
@@ -175,11 +175,18 @@ class Cluster:
         if self.env.now > self._row_start:
             self._close_row()
 
-    def measured_group_totals(self) -> list[dict[str, float]]:
-        """Totals per server group over the measurement window, up to now."""
+    def measured_groups(self) -> list[dict[str, Any]]:
+        """Per server group: name, servers, workers and its totals over the measurement window."""
         current = self.group_totals()
         start = self._group_totals_at_warmup or [dict.fromkeys(SERVER_TOTALS, 0.0)] * len(current)
         return [
-            {key: c[key] - s[key] for key in SERVER_TOTALS}
-            for c, s in zip(current, start, strict=True)
+            {
+                "name": spec.name,
+                "servers": spec.count,
+                "workers": workers,
+                **{key: now[key] - then[key] for key in SERVER_TOTALS},
+            }
+            for spec, workers, now, then in zip(
+                self.scenario.servers, self.group_workers(), current, start, strict=True
+            )
         ]
