@@ -113,14 +113,13 @@ class Client:
         """A new request from a user."""
         self.created += 1
         self._record_arrival()
-        self._attempt(request)
+        self._attempt(request, request.created_at)
 
     def _retry(self, request: Request) -> None:
         self.recorder.retry()
-        self._attempt(request)
+        self._attempt(request, self.env.now)
 
-    def _attempt(self, request: Request) -> None:
-        now = self.env.now
+    def _attempt(self, request: Request, now: float) -> None:
         request.attempts += 1
         class_index = request.class_index
         timeout = self._timeout_s[class_index]

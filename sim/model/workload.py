@@ -124,12 +124,11 @@ class OpenLoopSource:
         ]
 
     def start(self) -> None:
-        self._schedule_next()
+        self._schedule_next(self.env.now)
 
-    def _schedule_next(self) -> None:
+    def _schedule_next(self, now: float) -> None:
         # A chain of Timeout callbacks rather than a generator process: a third less work per
         # arrival, and arrivals are the hottest path of a run.
-        now = self.env.now
         exp1 = next(self._gaps)
         if self._constant_rate is not None:
             arrival = now + exp1 / self._constant_rate if self._constant_rate > 0 else math.inf
@@ -139,13 +138,14 @@ class OpenLoopSource:
             Timeout(self.env, arrival - now).callbacks.append(self._arrive)
 
     def _arrive(self, _: simpy.Event) -> None:
+        now = self.env.now
+        self._schedule_next(now)
         class_index = (
             bisect.bisect_right(self._cumulative, next(self._class_choice))
             if self._cumulative
             else 0
         )
-        self.client.send(Request(class_index, self.env.now, next(self._demands[class_index])))
-        self._schedule_next()
+        self.client.send(Request(class_index, now, next(self._demands[class_index])))
 
 
 class ClosedLoopUsers:
