@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from sim.registry import Registry
-from sim.spec import NonNegativeDuration, PositiveDuration, Spec, registered
+from sim.spec import NonNegativeDuration, PositiveDuration, Spec, located_error, registered
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -119,7 +119,7 @@ class Uniform(Distribution):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if self.high < self.low:
-            raise ValueError(f"high ({self.high:g}s) must be >= low ({self.low:g}s)")
+            raise located_error(".high", f"high ({self.high:g}s) must be >= low ({self.low:g}s)")
         return self
 
     def mean(self) -> float:
@@ -232,9 +232,17 @@ class Empirical(Distribution):
     @field_validator("percentiles", mode="before")
     @classmethod
     def _percentile_keys(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {float(str(key).lstrip("pP")): time for key, time in value.items()}
-        return value
+        if not isinstance(value, dict):
+            return value
+        parsed = {}
+        for key, time in value.items():
+            try:
+                parsed[float(str(key).lstrip("pP"))] = time
+            except ValueError:
+                raise ValueError(
+                    f"percentile keys are numbers from 0 to 100 such as 50 or p99, got {key!r}"
+                ) from None
+        return parsed
 
     @model_validator(mode="after")
     def _one_source(self) -> Empirical:

@@ -60,13 +60,16 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             if not isinstance(node, list):
                 raise ValueError(f"{_join(parts[:depth])} is not a list, cannot index [{part}]")
             if part >= len(node):
-                raise ValueError(f"{shown}: index out of range (the list has {len(node)} items)")
+                items = f"{len(node)} item" + ("" if len(node) == 1 else "s")
+                raise ValueError(f"{shown}: index out of range (the list has {items})")
         elif not isinstance(node, dict):
             raise ValueError(f"{_join(parts[:depth])} is not a mapping, cannot set {part!r}")
         if last:
             node[part] = value
         else:
             if isinstance(part, str) and node.get(part) is None:
+                if isinstance(parts[depth + 1], int):
+                    raise ValueError(f"{shown} does not exist, cannot index [{parts[depth + 1]}]")
                 node[part] = {}
             node = node[part]
 

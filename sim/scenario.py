@@ -9,12 +9,12 @@ path (``servers[1].workers``), what was expected and, for names, the closest kno
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
 
 from sim.distributions import DistributionSpec
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
@@ -26,6 +26,7 @@ from sim.spec import (
     PositiveDuration,
     Rate,
     Spec,
+    located_error,
 )
 
 __all__ = [
@@ -46,11 +47,6 @@ __all__ = [
 ]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
-
-
-def _reference_error(path: str, message: str) -> PydanticCustomError:
-    """An error about a key below the validated model, located by ``path`` (``.a[1].b``)."""
-    return PydanticCustomError("reference", "{message}", {"message": message, "path": path})
 
 
 class RetrySpec(Spec):
@@ -100,7 +96,7 @@ class ArrivalsSpec(Spec):
         previous_end = 0.0
         for index, change in enumerate(self.profile):
             if change.at < previous_end:
-                raise _reference_error(
+                raise located_error(
                     f".profile[{index}].at",
                     f"changes must be in time order without overlapping ramps: {change.at:g}s"
                     f" starts before the previous change ends at {previous_end:g}s",
@@ -129,23 +125,23 @@ class WorkloadSpec(Spec):
         names = [request_class.name for request_class in self.classes]
         for index, name in enumerate(names):
             if name in names[:index]:
-                raise _reference_error(f".classes[{index}].name", f"duplicate class {name!r}")
+                raise located_error(f".classes[{index}].name", f"duplicate class {name!r}")
         if self.arrivals is not None:
             for index, request_class in enumerate(self.classes):
                 if request_class.share is None:
-                    raise _reference_error(
+                    raise located_error(
                         f".classes[{index}].share",
                         "open-loop arrivals need a share for every class",
                     )
             total = sum(request_class.share for request_class in self.classes)
             if not math.isclose(total, 1.0, abs_tol=1e-6):
-                raise _reference_error(
+                raise located_error(
                     ".classes", f"class shares must sum to 1 (100%), they sum to {total:.6g}"
                 )
         if self.sessions is not None:
             for index, step in enumerate(self.sessions.steps):
                 if step not in names:
-                    raise _reference_error(
+                    raise located_error(
                         f".sessions.steps[{index}]",
                         f"unknown class {step!r}{did_you_mean(step, names)}; known: "
                         + ", ".join(names),
@@ -199,7 +195,7 @@ class Scenario(Spec):
     @model_validator(mode="after")
     def _references(self) -> Scenario:
         if self.warmup >= self.duration:
-            raise _reference_error(
+            raise located_error(
                 ".warmup",
                 f"warm-up ({self.warmup:g}s) must be shorter than the duration"
                 f" ({self.duration:g}s)",
@@ -207,10 +203,10 @@ class Scenario(Spec):
         groups = [group.name for group in self.servers]
         for index, name in enumerate(groups):
             if name in groups[:index]:
-                raise _reference_error(f".servers[{index}].name", f"duplicate group {name!r}")
+                raise located_error(f".servers[{index}].name", f"duplicate group {name!r}")
         for index, name in enumerate(self.balancer.backends or []):
             if name not in groups:
-                raise _reference_error(
+                raise located_error(
                     f".balancer.backends[{index}]",
                     f"unknown server group {name!r}{did_you_mean(name, groups)}; known: "
                     + ", ".join(groups),
@@ -264,30 +260,66 @@ def _key_path(location: tuple[Any, ...]) -> str:
     return path
 
 
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+_TYPES = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping of keys",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+}
+
+
+def _shown(value: Any) -> str:
+    return "nothing (null)" if value is None else repr(value)
+
+
 def _problem(error: dict[str, Any]) -> Problem:
     """A pydantic error in the words of a scenario author."""
     context = error.get("ctx") or {}
     path = _key_path(error["loc"])
     kind = error["type"]
+    given = error.get("input")
+    message = error["msg"]
     if kind == "unknown_key":
         path = f"{path}.{context['key']}" if path else context["key"]
     elif kind == "reference":
         path = f"{path}{context['path']}" if path else context["path"].lstrip(".")
-    message = error["msg"]
-    if kind in {"value_error", "assertion_error"}:
+    elif kind in {"value_error", "assertion_error"}:
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     elif kind == "missing":
         message = "missing required key"
     elif kind == "literal_error":
-        given = str(error.get("input"))
-        choices = [c.strip().strip("'") for c in context.get("expected", "").split(",")]
-        choices = [c.removeprefix("or ").strip().strip("'") for c in choices]
-        message = f"expected {context.get('expected')}, got {given!r}" + did_you_mean(
-            given, choices
+        choices = re.findall(r"'([^']*)'", context.get("expected", ""))
+        message = f"expected {context.get('expected')}, got {_shown(given)}" + did_you_mean(
+            str(given), choices
         )
-    elif kind not in {"unknown_key", "reference", "unknown_kind", "unit", "bound"}:
-        message = message.replace("Input should be", "expected", 1)
-        message = f"{message} (got {error.get('input')!r})"
+    elif kind in _BOUNDS:
+        bound = next(iter(context.values()))
+        message = f"expected a number {_BOUNDS[kind]} {bound}, got {_shown(given)}"
+    elif kind in _TYPES:
+        message = f"expected {_TYPES[kind]}, got {_shown(given)}"
+    elif kind == "string_pattern_mismatch":
+        message = (
+            "expected a name: a letter, then letters, digits, '_', '.' or '-'"
+            f" (at most 64), got {_shown(given)}"
+        )
+    elif kind == "too_short":
+        message = f"expected at least {context.get('min_length')} item(s), got none"
+    elif kind not in {"unknown_kind", "unit", "bound", "kind_mapping", "kind_missing"}:
+        message = f"{message.replace('Input should be', 'expected', 1)} (got {_shown(given)})"
     return Problem(path, message)
 
 
@@ -319,7 +351,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     except UnicodeDecodeError:
         raise ScenarioError(source, [Problem("", "not a UTF-8 text file")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -328,6 +360,24 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
     return parse_scenario(data, source, overrides)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key written twice in one mapping is an error.
+
+    Plain YAML keeps the last of two ``duration:`` lines without a word; a scenario should not.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _default_name(path: Path) -> str:

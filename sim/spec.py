@@ -32,6 +32,7 @@ __all__ = [
     "PositiveRate",
     "Rate",
     "Spec",
+    "located_error",
     "registered",
 ]
 
@@ -55,6 +56,14 @@ class Spec(BaseModel):
                         {"key": str(key), "hint": hint, "known": ", ".join(known)},
                     )
         return data
+
+
+def located_error(path: str, message: str) -> PydanticCustomError:
+    """An error about a key below the model being validated, located by ``path`` (``.a[1].b``).
+
+    Cross-field checks run on a whole model but are about one key: this names that key.
+    """
+    return PydanticCustomError("reference", "{message}", {"message": message, "path": path})
 
 
 def _unit(parser):
@@ -102,6 +111,12 @@ def registered(registry, base: type[Spec]):
         if isinstance(value, base):
             return value
         if isinstance(value, str):
+            if value not in registry:
+                raise PydanticCustomError(
+                    "unknown_kind",
+                    "{unknown}; a {what} is a mapping with a 'kind' and its parameters",
+                    {"unknown": registry.unknown_message(value), "what": registry.what},
+                )
             value = {"kind": value}
         if not isinstance(value, dict):
             raise PydanticCustomError(

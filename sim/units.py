@@ -51,6 +51,8 @@ def _number(value: object, expected: str) -> float | None:
         return float(value)
     if isinstance(value, str):
         return None
+    if value is None:
+        raise ValueError(f"expected {expected}, got nothing (null)")
     raise ValueError(f"expected {expected}, got {type(value).__name__}")
 
 
@@ -79,6 +81,8 @@ def parse_rate(value: object) -> float:
     """Events per second in ``value``: ``800/s``, ``12/min``, ``3/2h``, or a number per second."""
     expected = "a rate such as 800/s, 12/min or 3/h"
     number = _number(value, expected)
+    if number is None and _QUANTITY.match(str(value)) and _split(str(value), expected)[1] == "":
+        number = _split(str(value), expected)[0]
     if number is None:
         match = _RATE.match(str(value))
         if not match:
@@ -97,6 +101,7 @@ def parse_rate(value: object) -> float:
 def parse_fraction(value: object) -> float:
     """A fraction in [0, 1] from ``99.99%`` or a plain number such as ``0.9999``."""
     expected = "a percentage such as 99.99% or a fraction such as 0.9999"
+    outside = "a percentage from 0% to 100% (or a fraction from 0 to 1)"
     number = _number(value, expected)
     if number is None:
         number, unit = _split(str(value), expected)
@@ -106,7 +111,7 @@ def parse_fraction(value: object) -> float:
             raise ValueError(f"expected {expected}, got {value!r}")
     number = _check_finite(number, expected, value)
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"expected {expected} between 0 and 100%, got {value!r}")
+        raise ValueError(f"expected {outside}, got {value!r}")
     return number
 
 
