@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     PlainValidator,
     SerializeAsAny,
+    StringConstraints,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -27,6 +28,7 @@ from sim.units import parse_duration, parse_fraction, parse_rate
 __all__ = [
     "Duration",
     "Fraction",
+    "Name",
     "NonNegativeDuration",
     "PositiveDuration",
     "PositiveRate",
@@ -87,6 +89,9 @@ def _at_least(bound: float, strict: bool, what: str):
 
     return AfterValidator(check)
 
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+"""A name users give to things (a server group, a class): a letter, then letters, digits, _ . -"""
 
 Duration = Annotated[float, _unit(parse_duration)]
 """Seconds, written as ``250ms``, ``2s``, ``5m``, ``2h``, ``30d`` or a number of seconds."""

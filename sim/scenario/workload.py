@@ -1,0 +1,129 @@
+"""The workload of a scenario: request classes, open-loop arrivals and closed-loop sessions."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sim.distributions import DistributionSpec
+from sim.registry import did_you_mean
+from sim.spec import (
+    Fraction,
+    Name,
+    NonNegativeDuration,
+    PositiveDuration,
+    Rate,
+    Spec,
+    located_error,
+)
+
+__all__ = [
+    "ArrivalsSpec",
+    "RateChange",
+    "RequestClassSpec",
+    "RetrySpec",
+    "SessionsSpec",
+    "WorkloadSpec",
+]
+
+
+class RetrySpec(Spec):
+    """How a client retries a failed attempt: capped exponential backoff with jitter.
+
+    The n-th retry waits ``min(max_backoff, backoff * multiplier**(n-1))``, scaled by jitter:
+    ``full`` draws uniformly in [0, that], ``equal`` in [that/2, that], ``none`` waits exactly that.
+    """
+
+    max_retries: int = Field(0, alias="max", ge=0)
+    backoff: NonNegativeDuration = 0.1
+    multiplier: float = Field(2.0, ge=1.0)
+    max_backoff: NonNegativeDuration = 10.0
+    jitter: Literal["none", "full", "equal"] = "full"
+    retry_on: list[Literal["timeout", "rejected", "no_backend", "error"]] = Field(
+        default_factory=lambda: ["timeout", "rejected", "no_backend", "error"]
+    )
+
+
+class RequestClassSpec(Spec):
+    """A kind of request (browse, cart, checkout) with its own work and client behaviour."""
+
+    name: Name
+    share: Fraction | None = None
+    kind: Literal["read", "write"] = "read"
+    service_time: DistributionSpec
+    timeout: PositiveDuration | None = None
+    retries: RetrySpec = RetrySpec()
+
+
+class RateChange(Spec):
+    """From time ``at``, arrivals come at ``rate``; reached linearly over ``ramp`` when given."""
+
+    at: NonNegativeDuration
+    rate: Rate
+    ramp: NonNegativeDuration = 0.0
+
+
+class ArrivalsSpec(Spec):
+    """Open-loop Poisson arrivals: users who come regardless of how the site is doing."""
+
+    rate: Rate
+    profile: list[RateChange] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _changes_in_order(self) -> ArrivalsSpec:
+        previous_end = 0.0
+        for index, change in enumerate(self.profile):
+            if change.at < previous_end:
+                raise located_error(
+                    f".profile[{index}].at",
+                    f"changes must be in time order without overlapping ramps: {change.at:g}s"
+                    f" starts before the previous change ends at {previous_end:g}s",
+                )
+            previous_end = change.at + change.ramp
+        return self
+
+
+class SessionsSpec(Spec):
+    """Closed-loop shoppers: each waits for an answer, thinks, then sends the next request."""
+
+    users: int = Field(ge=1)
+    think_time: DistributionSpec
+    steps: list[Name] = Field(min_length=1)
+
+
+class WorkloadSpec(Spec):
+    arrivals: ArrivalsSpec | None = None
+    sessions: SessionsSpec | None = None
+    classes: list[RequestClassSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkloadSpec:
+        if self.arrivals is None and self.sessions is None:
+            raise ValueError("give 'arrivals' (open loop), 'sessions' (closed loop), or both")
+        names = [request_class.name for request_class in self.classes]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise located_error(f".classes[{index}].name", f"duplicate class {name!r}")
+        if self.arrivals is not None:
+            for index, request_class in enumerate(self.classes):
+                if request_class.share is None:
+                    raise located_error(
+                        f".classes[{index}].share",
+                        "open-loop arrivals need a share for every class",
+                    )
+            total = sum(request_class.share for request_class in self.classes)
+            if not math.isclose(total, 1.0, abs_tol=1e-6):
+                raise located_error(
+                    ".classes", f"class shares must sum to 1 (100%), they sum to {total:.6g}"
+                )
+        if self.sessions is not None:
+            for index, step in enumerate(self.sessions.steps):
+                if step not in names:
+                    raise located_error(
+                        f".sessions.steps[{index}]",
+                        f"unknown class {step!r}{did_you_mean(step, names)}; known: "
+                        + ", ".join(names),
+                    )
+        return self
