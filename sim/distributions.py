@@ -25,6 +25,7 @@ from sim.spec import NonNegativeDuration, PositiveDuration, Spec, located_error,
 
 __all__ = [
     "DISTRIBUTIONS",
+    "DelaySpec",
     "Deterministic",
     "Distribution",
     "DistributionSpec",
@@ -288,6 +289,18 @@ class Empirical(Distribution):
 
 DistributionSpec = registered(DISTRIBUTIONS, Distribution)
 """Field type of a distribution in a scenario: ``{kind: <name>, ...parameters}``."""
+
+
+def _duration_as_deterministic(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"kind": "deterministic", "value": value}
+    if isinstance(value, str) and value.strip()[:1] in set("0123456789.+-"):
+        return {"kind": "deterministic", "value": value}
+    return value
+
+
+DelaySpec = registered(DISTRIBUTIONS, Distribution, shorthand=_duration_as_deterministic)
+"""Field type of a delay: a plain duration (``5s``, always the same) or any distribution."""
 
 _ADAPTER = TypeAdapter(DistributionSpec)
 

@@ -104,15 +104,18 @@ Fraction = Annotated[float, _unit(parse_fraction)]
 """A fraction in [0, 1], written as ``99.99%`` or ``0.9999``."""
 
 
-def registered(registry, base: type[Spec]):
+def registered(registry, base: type[Spec], shorthand=None):
     """A field type for an extension point: a mapping with a ``kind`` looked up in ``registry``.
 
     The kind is resolved when the scenario is validated, not when this module is imported, so
     implementations registered by a user's own code are as valid as the built-in ones. A bare
-    string is shorthand for ``{kind: <string>}``.
+    string is shorthand for ``{kind: <string>}``; ``shorthand``, when given, may turn other
+    plain values into such a mapping first (or return them unchanged).
     """
 
     def parse(value: Any) -> Any:
+        if shorthand is not None:
+            value = shorthand(value)
         if isinstance(value, base):
             return value
         if isinstance(value, str):

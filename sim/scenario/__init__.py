@@ -5,9 +5,26 @@ after it trusts the objects it receives: units are SI floats, names are resolved
 point somewhere. The parts of a scenario live in modules named after them.
 """
 
-from sim.scenario.cluster import BalancerSpec, ServerGroupSpec
+from sim.scenario.cluster import BalancerSpec, ServerGroupSpec, StandbySpec
+from sim.scenario.detection import (
+    DETECTORS,
+    DetectorSpec,
+    HealthCheckSpec,
+    HeartbeatSpec,
+    OutlierEjectionSpec,
+    PhiAccrualSpec,
+)
+from sim.scenario.failures import (
+    FAILURE_MODELS,
+    CrashRepairSpec,
+    CrashSpec,
+    PartitionSpec,
+    SlowdownSpec,
+    TargetSpec,
+    ZoneOutageSpec,
+)
 from sim.scenario.loading import Problem, ScenarioError, load_scenario, parse_scenario
-from sim.scenario.root import MetricsSpec, Scenario
+from sim.scenario.root import MetricsSpec, Scenario, SloSpec
 from sim.scenario.workload import (
     ArrivalsSpec,
     RateChange,
@@ -18,9 +35,19 @@ from sim.scenario.workload import (
 )
 
 __all__ = [
+    "DETECTORS",
+    "FAILURE_MODELS",
     "ArrivalsSpec",
     "BalancerSpec",
+    "CrashRepairSpec",
+    "CrashSpec",
+    "DetectorSpec",
+    "HealthCheckSpec",
+    "HeartbeatSpec",
     "MetricsSpec",
+    "OutlierEjectionSpec",
+    "PartitionSpec",
+    "PhiAccrualSpec",
     "Problem",
     "RateChange",
     "RequestClassSpec",
@@ -29,7 +56,12 @@ __all__ = [
     "ScenarioError",
     "ServerGroupSpec",
     "SessionsSpec",
+    "SloSpec",
+    "SlowdownSpec",
+    "StandbySpec",
+    "TargetSpec",
     "WorkloadSpec",
+    "ZoneOutageSpec",
     "load_scenario",
     "parse_scenario",
 ]

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
+from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
-from sim.spec import Name, Spec
+from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
+from sim.spec import Name, NonNegativeDuration, Spec
 
-__all__ = ["BalancerSpec", "ServerGroupSpec"]
+__all__ = ["BalancerSpec", "ServerGroupSpec", "StandbySpec"]
+
+
+class StandbySpec(Spec):
+    """Spare servers that take over when detection declares a server of the group dead.
+
+    ``hot`` spares run all the time and take over after ``promotion_delay``; ``cold`` spares
+    are off and need ``boot_time`` first. A spare goes back to standby when the server it
+    replaced is repaired and back in rotation. Hot spares can fail while waiting; cold ones
+    cannot while they are off.
+    """
+
+    count: int = Field(1, ge=1)
+    mode: Literal["hot", "cold"] = "hot"
+    promotion_delay: DelaySpec = Deterministic(value=0.0)
+    boot_time: DelaySpec = Deterministic(value=0.0)
 
 
 class ServerGroupSpec(Spec):
@@ -25,10 +44,29 @@ class ServerGroupSpec(Spec):
     speed: float = Field(1.0, gt=0)
     weight: float = Field(1.0, gt=0)
     zone: Name = "default"
+    standby: StandbySpec | None = None
+
+    def server_names(self) -> list[str]:
+        """Names of the active servers, then of the spares: web-1, web-2, web-standby-1."""
+        spares = self.standby.count if self.standby else 0
+        return [f"{self.name}-{n}" for n in range(1, self.count + 1)] + [
+            f"{self.name}-standby-{n}" for n in range(1, spares + 1)
+        ]
 
 
 class BalancerSpec(Spec):
-    """The load balancer in front of the servers; ``backends`` lists server groups (default all)."""
+    """The load balancer in front of the servers; ``backends`` lists server groups (default all).
+
+    ``detection`` is how it learns of failures (active health checks by default);
+    ``outlier_ejection`` adds passive detection from real traffic. An attempt sent to a backend
+    it cannot reach fails after ``connect_timeout``; with ``hot_migration``, an attempt whose
+    backend fails under it (connection refused or reset) is sent once to another backend
+    instead of failing.
+    """
 
     policy: PolicySpecField = RoundRobinSpec()
     backends: list[Name] | None = None
+    detection: DetectorSpecField = HealthCheckSpec()
+    outlier_ejection: OutlierEjectionSpec | None = None
+    connect_timeout: NonNegativeDuration = 1.0
+    hot_migration: bool = False

@@ -8,16 +8,32 @@ from pydantic import Field, model_validator
 
 from sim.registry import did_you_mean
 from sim.scenario.cluster import BalancerSpec, ServerGroupSpec
+from sim.scenario.failures import FailureSpecField, ZoneOutageSpec
 from sim.scenario.workload import WorkloadSpec
-from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error
+from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec, located_error
 
-__all__ = ["MetricsSpec", "Scenario"]
+__all__ = ["MetricsSpec", "Scenario", "SloSpec"]
 
 
 class MetricsSpec(Spec):
     """``step`` is the width of one row of the time series."""
 
     step: PositiveDuration = 10.0
+
+
+class SloSpec(Spec):
+    """Service level objectives, and what counts as the service being up.
+
+    ``availability`` is the target the error budget is measured against. A request is *good*
+    when it ends ``ok`` within ``latency``; the latency objective holds when the
+    ``latency_percentile`` of ok requests is within ``latency``. The service is *up* while the
+    balancer is up and at least ``min_servers`` working servers are in its rotation.
+    """
+
+    availability: Fraction = 0.999
+    latency: PositiveDuration | None = None
+    latency_percentile: Fraction = 0.99
+    min_servers: int = Field(1, ge=1)
 
 
 class Scenario(Spec):
@@ -31,6 +47,8 @@ class Scenario(Spec):
     workload: WorkloadSpec
     balancer: BalancerSpec = BalancerSpec()
     servers: list[ServerGroupSpec] = Field(min_length=1)
+    failures: list[FailureSpecField] = Field(default_factory=list)
+    slo: SloSpec = SloSpec()
     metrics: MetricsSpec = MetricsSpec()
 
     @model_validator(mode="after")
@@ -46,13 +64,26 @@ class Scenario(Spec):
             if name in groups[:index]:
                 raise located_error(f".servers[{index}].name", f"duplicate group {name!r}")
         for index, name in enumerate(self.balancer.backends or []):
-            if name not in groups:
-                raise located_error(
-                    f".balancer.backends[{index}]",
-                    f"unknown server group {name!r}{did_you_mean(name, groups)}; known: "
-                    + ", ".join(groups),
+            _check_name(f".balancer.backends[{index}]", "server group", name, groups)
+        servers = [name for group in self.servers for name in group.server_names()]
+        zones = sorted({group.zone for group in self.servers})
+        for index, failure in enumerate(self.failures):
+            target = failure.target
+            if isinstance(failure, ZoneOutageSpec):
+                _check_name(f".failures[{index}].zone", "zone", failure.zone, zones)
+            elif target.server is not None:
+                _check_name(f".failures[{index}].target.server", "server", target.server, servers)
+            elif target.group is not None:
+                _check_name(
+                    f".failures[{index}].target.group", "server group", target.group, groups
                 )
+            elif target.zone is not None:
+                _check_name(f".failures[{index}].target.zone", "zone", target.zone, zones)
         return self
+
+    def server_count(self) -> int:
+        """Servers behind the balancer, spares included."""
+        return sum(len(group.server_names()) for group in self.backend_groups())
 
     def backend_groups(self) -> list[ServerGroupSpec]:
         """The server groups behind the balancer, in declared order."""
@@ -63,3 +94,10 @@ class Scenario(Spec):
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved scenario, every default filled in, in SI units."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def _check_name(path: str, what: str, name: str, known: list[str]) -> None:
+    if name not in known:
+        raise located_error(
+            path, f"unknown {what} {name!r}{did_you_mean(name, known)}; known: " + ", ".join(known)
+        )

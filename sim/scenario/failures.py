@@ -1,0 +1,154 @@
+"""What goes wrong: the failure models a scenario can inject, under ``failures:``.
+
+Each entry names a ``kind`` and a ``target``: a server (``{server: web-2}``), every server of a
+group, each on its own (``{group: web}``), a whole zone at once (``{zone: zone-a}``), or the load
+balancer (``balancer``)::
+
+    failures:
+      - {kind: crash_repair, target: {group: web},
+         time_to_failure: {kind: exponential, mean: 30d},
+         time_to_repair: {kind: lognormal, mean: 2h, cv: 1}}
+      - {kind: crash, target: {server: web-2}, at: 10m, duration: 5m}
+      - {kind: slowdown, target: {server: web-3}, at: 5m, duration: 10m, factor: 5}
+      - {kind: partition, target: {zone: zone-b}, at: 20m, duration: 2m}
+      - {kind: zone_outage, zone: zone-a, at: 30m, duration: 10m}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sim.distributions import DistributionSpec
+from sim.registry import Registry
+from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
+
+__all__ = [
+    "FAILURE_MODELS",
+    "CrashRepairSpec",
+    "CrashSpec",
+    "FailureSpec",
+    "FailureSpecField",
+    "PartitionSpec",
+    "SlowdownSpec",
+    "TargetSpec",
+    "ZoneOutageSpec",
+]
+
+FAILURE_MODELS: Registry[type[FailureSpec]] = Registry("failure model")
+
+
+class TargetSpec(Spec):
+    """Exactly one of ``server``, ``group``, ``zone`` or ``balancer: true``."""
+
+    server: Name | None = None
+    group: Name | None = None
+    zone: Name | None = None
+    balancer: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if data == "balancer":
+            return {"balancer": True}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TargetSpec:
+        given = [self.server, self.group, self.zone, self.balancer or None]
+        if sum(item is not None for item in given) != 1:
+            raise ValueError("give exactly one of server, group, zone, or write: balancer")
+        return self
+
+    def describe(self) -> str:
+        if self.balancer:
+            return "balancer"
+        for key in ("server", "group", "zone"):
+            value = getattr(self, key)
+            if value is not None:
+                return f"{key} {value}"
+        return "nothing"
+
+
+class FailureSpec(Spec):
+    """Common to every failure model: what it hits."""
+
+    kind: str
+    target: TargetSpec
+
+
+def _repair_once(spec: Any) -> Any:
+    if spec.duration is not None and spec.time_to_repair is not None:
+        raise located_error(".duration", "give 'duration' or 'time_to_repair', not both")
+    return spec
+
+
+@FAILURE_MODELS.register("crash_repair")
+class CrashRepairSpec(FailureSpec):
+    """Random crashes and repairs, forever: an alternating renewal process per component.
+
+    A group target gives each server its own independent process; a zone target fails the zone
+    as one, taking all its servers down together.
+    """
+
+    kind: Literal["crash_repair"] = "crash_repair"
+    time_to_failure: DistributionSpec
+    time_to_repair: DistributionSpec
+
+
+@FAILURE_MODELS.register("crash")
+class CrashSpec(FailureSpec):
+    """Scheduled chaos: crash at ``at``, repaired after ``duration`` or a random
+    ``time_to_repair``; with neither, the component stays down to the end of the run."""
+
+    kind: Literal["crash"] = "crash"
+    at: NonNegativeDuration
+    duration: PositiveDuration | None = None
+    time_to_repair: DistributionSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_repair(self) -> CrashSpec:
+        return _repair_once(self)
+
+
+@FAILURE_MODELS.register("slowdown")
+class SlowdownSpec(FailureSpec):
+    """Gray failure: alive, answering heartbeats, but ``factor`` times slower for a while."""
+
+    kind: Literal["slowdown"] = "slowdown"
+    at: NonNegativeDuration
+    duration: PositiveDuration
+    factor: float = Field(gt=1.0)
+
+
+@FAILURE_MODELS.register("partition")
+class PartitionSpec(FailureSpec):
+    """The balancer cannot reach the target for a while; the servers themselves stay alive."""
+
+    kind: Literal["partition"] = "partition"
+    at: NonNegativeDuration
+    duration: PositiveDuration
+
+
+@FAILURE_MODELS.register("zone_outage")
+class ZoneOutageSpec(Spec):
+    """A correlated outage: every server of ``zone`` crashes at once, and all come back together."""
+
+    kind: Literal["zone_outage"] = "zone_outage"
+    zone: Name
+    at: NonNegativeDuration
+    duration: PositiveDuration | None = None
+    time_to_repair: DistributionSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_repair(self) -> ZoneOutageSpec:
+        return _repair_once(self)
+
+    @property
+    def target(self) -> TargetSpec:
+        return TargetSpec(zone=self.zone)
+
+
+FailureSpecField = registered(FAILURE_MODELS, Spec)
+"""Field type of one entry of ``failures``: ``{kind: <failure model>, ...}``."""
