@@ -193,6 +193,10 @@ class Recorder:
             tuple(self.latency_total_s),
         )
 
+    def failed_total(self) -> int:
+        """Requests that ended in anything but ``ok`` since the start of the run."""
+        return sum(sum(counts) - counts[OK] for counts in self.outcomes)
+
     def start_window(self) -> None:
         """The warm-up is over: the summary counts from now."""
         self._window_start = self.tally()

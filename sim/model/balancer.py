@@ -1,20 +1,26 @@
 """The load balancer: spreads attempts over the backends it *believes* are up.
 
 The balancer's list of healthy backends is its belief, not the truth: it changes only when
-detection (health checks, outlier ejection) tells it so, never because a server died. An attempt
-that finds no backend it believes healthy fails at once as ``no_backend``, like a 503 from a
-proxy whose upstream pool is empty.
+detection (health checks, heartbeats, outlier ejection) tells it so, never because a server
+died. An attempt that finds no backend it believes healthy fails at once as ``no_backend``,
+like a 503 from a proxy whose upstream pool is empty. The balancer itself can crash: while it
+is down every attempt fails with ``error``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import simpy
 
-from sim.metrics import NO_BACKEND
+from sim.metrics import ERROR, NO_BACKEND, OK
 from sim.model.balancing import Backend, Policy
 from sim.model.request import Attempt
+
+if TYPE_CHECKING:
+    from sim.model.monitor import Monitor
+    from sim.scenario import OutlierEjectionSpec
 
 __all__ = ["Balancer"]
 
@@ -26,20 +32,32 @@ class Balancer:
         policy: Policy,
         backends: Sequence[Backend],
         respond: Callable[[Attempt, int], None],
+        monitor: Monitor | None = None,
+        outlier_ejection: OutlierEjectionSpec | None = None,
+        hot_migration: bool = False,
     ) -> None:
         self.env = env
         self.policy = policy
         self.backends = list(backends)
-        self.up: list[Backend] = list(backends)
+        self.up: list[Backend] = [b for b in self.backends if b.routable]
+        self.working = True
+        self.monitor = monitor
+        self.outlier_ejection = outlier_ejection
+        self.hot_migration = hot_migration
         self._choose = policy.choose
         self._observe = policy.observe if policy.observes_latency else None
         self._respond = respond
+        self._watch_errors = outlier_ejection is not None or hot_migration
+        self.listeners: list[Callable[[Backend], None]] = []
+        """Told of every backend that enters or leaves the rotation (after the monitor)."""
+
+    # -- traffic ------------------------------------------------------------------------------
 
     def dispatch(self, attempt: Attempt) -> None:
         """Send an attempt to the backend the policy picks among those believed up."""
         up = self.up
-        if not up:
-            self._respond(attempt, NO_BACKEND)
+        if not up or not self.working:
+            self._respond(attempt, NO_BACKEND if self.working else ERROR)
             return
         backend = self._choose(up)
         attempt.backend = backend
@@ -53,14 +71,103 @@ class Balancer:
             backend.active -= 1
             if self._observe is not None:
                 self._observe(backend, self.env.now - attempt.sent_at)
+            if self._watch_errors and self._errors_handled(attempt, backend, outcome):
+                return
         self._respond(attempt, outcome)
 
+    def _errors_handled(self, attempt: Attempt, backend: Backend, outcome: int) -> bool:
+        """Passive detection and hot migration; True when the attempt was sent elsewhere."""
+        if self.outlier_ejection is not None:
+            if outcome == OK:
+                backend.consecutive_errors = 0
+            else:
+                backend.consecutive_errors += 1
+                if backend.consecutive_errors >= self.outlier_ejection.consecutive_errors:
+                    self._eject(backend)
+        if outcome == ERROR and self.hot_migration and not attempt.migrated and self.working:
+            others = [b for b in self.up if b is not backend]
+            if others:
+                attempt.migrated = True
+                target = self._choose(others)
+                attempt.backend = target
+                target.active += 1
+                target.server.submit(attempt)
+                return True
+        return False
+
+    # -- belief -------------------------------------------------------------------------------
+
+    def routes_to(self, server) -> bool:
+        return any(backend.server is server for backend in self.up)
+
+    def serving_count(self) -> int:
+        """Backends in rotation whose server can really serve."""
+        return sum(1 for backend in self.up if backend.server.serving)
+
+    def _refresh(self, backend: Backend, reason: str) -> None:
+        was = backend in self.up
+        now = backend.routable
+        if was == now:
+            return
+        # Keep the declared order, so choices stay deterministic for a seed.
+        self.up = [b for b in self.backends if b.routable]
+        if self.monitor is not None:
+            self.monitor.rotation_changed(backend.server, now, reason)
+        for listener in self.listeners:
+            listener(backend)
+
     def mark_down(self, backend: Backend) -> None:
-        """Stop sending to ``backend``: detection has judged it unhealthy."""
-        if backend in self.up:
-            self.up.remove(backend)
+        """Detection has judged ``backend`` unhealthy."""
+        backend.detected_up = False
+        self._refresh(backend, "detected down")
 
     def mark_up(self, backend: Backend) -> None:
-        """Send to ``backend`` again, keeping the declared order so choices stay deterministic."""
-        if backend not in self.up:
-            self.up = [b for b in self.backends if b in self.up or b is backend]
+        """Detection has judged ``backend`` healthy again."""
+        backend.detected_up = True
+        self._refresh(backend, "detected up")
+
+    def admit(self, backend: Backend) -> None:
+        """A promoted spare joins the pool."""
+        backend.member = True
+        backend.detected_up = True
+        self._refresh(backend, "promoted")
+
+    def retire(self, backend: Backend) -> None:
+        """A spare leaves the pool again (work in flight on it still completes)."""
+        backend.member = False
+        self._refresh(backend, "retired")
+
+    def _eject(self, backend: Backend) -> None:
+        spec = self.outlier_ejection
+        ejected = sum(1 for b in self.backends if b.ejected)
+        members = sum(1 for b in self.backends if b.member)
+        if backend.ejected or (ejected + 1) > spec.max_ejected * members:
+            return
+        backend.ejected = True
+        backend.ejections += 1
+        backend.consecutive_errors = 0
+        self._refresh(backend, "ejected")
+        timer = self.env.timeout(spec.ejection_time * backend.ejections)
+        timer.callbacks.append(lambda _: self._readmit(backend))
+
+    def _readmit(self, backend: Backend) -> None:
+        backend.ejected = False
+        self._refresh(backend, "ejection ended")
+
+    # -- its own failures ---------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """Down: every attempt in flight through it fails, and new ones are refused."""
+        self.working = False
+        for backend in self.backends:
+            server = backend.server
+            for attempt in [*server.in_service, *server.queue]:
+                if attempt.live:
+                    self._respond(attempt, ERROR)
+        if self.monitor is not None:
+            self.monitor.refresh()
+
+    def repair(self) -> None:
+        self.working = True
+        if self.monitor is not None:
+            self.monitor.refresh()

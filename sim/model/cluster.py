@@ -17,6 +17,10 @@ from sim.metrics import Recorder
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
+from sim.model.detection import SampledDetection, start_detector
+from sim.model.failover import StandbyController
+from sim.model.failures import FailureInjector
+from sim.model.monitor import Monitor
 from sim.model.server import Server
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
 from sim.scenario import Scenario
@@ -30,74 +34,157 @@ attempts that had to queue, attempts rejected by a full queue."""
 
 
 class Cluster:
-    """The live model of one scenario in one replication."""
+    """The live model of one scenario in one replication.
 
-    def __init__(self, scenario: Scenario, streams: Streams) -> None:
+    With ``requests=False`` the cluster has no users and no time series: only failures,
+    detection (sampled from the detector's delay distribution) and failover run, which is how
+    the long-horizon availability mode covers centuries of simulated time.
+    """
+
+    def __init__(self, scenario: Scenario, streams: Streams, requests: bool = True) -> None:
         self.scenario = scenario
         self.streams = streams
+        self.requests = requests
         self.env = simpy.Environment()
         self.groups = [group.name for group in scenario.servers]
         self.recorder = Recorder(
             [request_class.name for request_class in scenario.workload.classes], self.groups
         )
+        self.monitor = Monitor(self.env, scenario.slo.min_servers, self.recorder.failed_total)
         self.servers: list[Server] = []
+        self.backends: list[Backend] = []
         self.client: Client
         self.balancer: Balancer
         self.source: OpenLoopSource | None = None
         self.users: ClosedLoopUsers | None = None
+        self.injector: FailureInjector
+        self.controllers: dict[str, StandbyController] = {}
+        self.sampled_detection: SampledDetection | None = None
         self._group_totals_at_warmup: list[dict[str, float]] | None = None
         self._row_start = 0.0
         self._row_totals: list[dict[str, float]] = []
 
     @classmethod
-    def build(cls, scenario: Scenario, streams: Streams) -> Cluster:
+    def build(cls, scenario: Scenario, streams: Streams, requests: bool = True) -> Cluster:
         """Every component created and wired, nothing started."""
-        cluster = cls(scenario, streams)
+        cluster = cls(scenario, streams, requests)
         cluster._wire()
         return cluster
 
     def _wire(self) -> None:
         scenario, env, streams = self.scenario, self.env, self.streams
         workload = scenario.workload
+        balancer_spec = scenario.balancer
         self.client = Client(env, workload.classes, streams, self.recorder)
         behind_balancer = {group.name for group in scenario.backend_groups()}
-        backends: list[Backend] = []
+        group_backends: dict[str, tuple[list[Backend], list[Backend]]] = {}
         for group in scenario.servers:
-            for number in range(1, group.count + 1):
+            members: list[Backend] = []
+            spares: list[Backend] = []
+            for number, name in enumerate(group.server_names()):
                 server = Server(
                     env,
-                    name=f"{group.name}-{number}",
+                    name=name,
                     group=group.name,
                     zone=group.zone,
                     workers=group.workers,
                     queue_capacity=group.queue_capacity,
                     speed=group.speed,
+                    connect_timeout_s=balancer_spec.connect_timeout,
                 )
                 self.servers.append(server)
                 if group.name in behind_balancer:
-                    backends.append(Backend(len(backends), server.name, group.weight, server))
-        policy = scenario.balancer.policy.build(streams.generator("balancer/policy"), len(backends))
-        self.balancer = Balancer(env, policy, backends, self.client.on_response)
+                    spare = number >= group.count
+                    backend = Backend(
+                        len(self.backends), name, group.weight, server, member=not spare
+                    )
+                    self.backends.append(backend)
+                    (spares if spare else members).append(backend)
+            group_backends[group.name] = (members, spares)
+        policy = balancer_spec.policy.build(
+            streams.generator("balancer/policy"), len(self.backends)
+        )
+        self.balancer = Balancer(
+            env,
+            policy,
+            self.backends,
+            self.client.on_response,
+            monitor=self.monitor,
+            outlier_ejection=balancer_spec.outlier_ejection,
+            hot_migration=balancer_spec.hot_migration,
+        )
+        self.monitor.balancer = self.balancer
         self.client.dispatch = self.balancer.dispatch
         for server in self.servers:
             server.respond = self.balancer.on_response
-        if workload.arrivals is not None:
+        if self.requests and workload.arrivals is not None:
             self.source = OpenLoopSource(
                 env, workload.arrivals, workload.classes, streams, self.client
             )
-        if workload.sessions is not None:
+        if self.requests and workload.sessions is not None:
             self.users = ClosedLoopUsers(
                 env, workload.sessions, workload.classes, streams, self.client
             )
+        for group in scenario.backend_groups():
+            if group.standby is None:
+                continue
+            members, spares = group_backends[group.name]
+            stream = streams.generator(f"standby/{group.name}")
+            controller = StandbyController(
+                env,
+                group.name,
+                group.count,
+                group.standby,
+                members,
+                spares,
+                self.balancer,
+                self.monitor,
+                group.standby.promotion_delay.sampler(stream, block=64),
+                group.standby.boot_time.sampler(stream, block=64),
+            )
+            self.controllers[group.name] = controller
+        self.balancer.listeners.append(self._rotation_changed)
+        if not self.requests:
+            self.sampled_detection = SampledDetection(
+                env, balancer_spec.detection, self.balancer, streams.generator("detection")
+            )
+        self.injector = FailureInjector(
+            env, self.servers, self.balancer, self.monitor, streams, self._truth_changed
+        )
+
+    def _rotation_changed(self, backend: Backend) -> None:
+        controller = self.controllers.get(backend.server.group)
+        if controller is not None:
+            controller.reconcile()
+
+    def _truth_changed(self, servers: list[Server]) -> None:
+        if self.sampled_detection is not None:
+            for backend in self.backends:
+                if backend.server in servers:
+                    self.sampled_detection.changed(backend)
+        for group in dict.fromkeys(server.group for server in servers):  # ordered, not a set
+            if group in self.controllers:
+                self.controllers[group].reconcile()
 
     def start(self) -> None:
-        """Start arrivals, users and the time-series sampler."""
+        """Start users, detectors, failures and the time-series sampler."""
         if self.source is not None:
             self.source.start()
         if self.users is not None:
             self.users.start()
-        self._row_totals = self.group_totals()
-        self.env.process(self._sample_time_series())
+        if self.requests:
+            detection = self.scenario.balancer.detection
+            for backend in self.backends:
+                start_detector(
+                    self.env,
+                    detection,
+                    backend,
+                    self.balancer,
+                    self.streams.generator(f"detection/{backend.name}"),
+                )
+            self._row_totals = self.group_totals()
+            self.env.process(self._sample_time_series())
+        self.injector.start(self.scenario.failures)
         if self.scenario.warmup > 0:
             warmup_end = self.env.timeout(self.scenario.warmup)
             warmup_end.callbacks.append(lambda _: self._snapshot_warmup())
@@ -107,6 +194,7 @@ class Cluster:
     def _snapshot_warmup(self) -> None:
         self._group_totals_at_warmup = self.group_totals()
         self.recorder.start_window()
+        self.monitor.start_window()
 
     def group_totals(self) -> list[dict[str, float]]:
         """Running totals per server group since the start (see ``SERVER_TOTALS``)."""
@@ -168,11 +256,12 @@ class Cluster:
                 self.env.run(until=until * index / chunks)
                 progress(index / chunks)
         self._close_last_row()
+        self.monitor.close_open_incidents()
 
     def _close_last_row(self) -> None:
         # The sampler's own tick at the end time is never processed (the run stops first), so
         # the last row, whole or partial, is closed here.
-        if self.env.now > self._row_start:
+        if self.requests and self.env.now > self._row_start:
             self._close_row()
 
     def measured_groups(self) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ class Request:
 class Attempt:
     """One try of a request at one backend; ``live`` until the client stops waiting for it."""
 
-    __slots__ = ("backend", "deadline", "live", "request", "sent_at")
+    __slots__ = ("backend", "deadline", "live", "migrated", "queued_at", "request", "sent_at")
 
     def __init__(self, request: Request, sent_at: float, deadline: float) -> None:
         self.request = request
@@ -44,3 +44,5 @@ class Attempt:
         self.deadline = deadline
         self.backend: Any = None
         self.live = True
+        self.migrated = False
+        self.queued_at = sent_at

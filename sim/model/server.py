@@ -14,7 +14,7 @@ from collections.abc import Callable
 import simpy
 from simpy.events import Timeout
 
-from sim.metrics import OK, REJECTED
+from sim.metrics import ERROR, OK, REJECTED
 from sim.model.request import Attempt
 
 __all__ = ["Server"]
@@ -27,7 +27,10 @@ def _unwired(attempt: Attempt, outcome: int) -> None:
 class Server:
     """Serves attempts; answers each one exactly once through ``respond(attempt, outcome)``.
 
-    ``respond`` is wired by the cluster to the balancer that sends this server its work.
+    ``respond`` is wired by the cluster to the balancer that sends this server its work. A
+    server can crash (it refuses connections and loses what it was doing), be cut off by a
+    partition (alive, but unreachable: attempts sent to it fail after the balancer's connect
+    timeout), or slow down (alive, reachable, each service ``slowdown`` times longer).
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class Server:
         workers: int,
         queue_capacity: int | None,
         speed: float,
+        connect_timeout_s: float = 0.0,
     ) -> None:
         self.env = env
         self.name = name
@@ -47,10 +51,19 @@ class Server:
         self.workers = workers
         self.queue_capacity = queue_capacity
         self.speed = speed
+        self.connect_timeout_s = connect_timeout_s
         self.respond: Callable[[Attempt, int], None] = _unwired
         self._limit = float("inf") if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
+        self.in_service: dict[Attempt, float] = {}
+        """Attempts being served, with the time their service ends (insertion-ordered)."""
         self.busy = 0
+        self.alive = True
+        self.reachable = True
+        self.powered = True
+        self.slowdown = 1.0
+        self._refusing = False
+        self._effective_speed = speed
         # Work is accounted when a service starts (its length is known then), and waiting time
         # when a queued attempt leaves the queue: exact totals at a fraction of the cost of
         # integrating queue lengths at every change.
@@ -60,29 +73,93 @@ class Server:
         self.queued = 0
         self.rejected = 0
 
+    @property
+    def serving(self) -> bool:
+        """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
+        return self.alive and self.reachable
+
     def submit(self, attempt: Attempt) -> None:
         """An attempt arrives: start it, queue it, or reject it when the queue is full."""
-        if self.busy < self.workers:
+        if self._refusing:
+            self._refuse(attempt)
+        elif self.busy < self.workers:
             self.accepted += 1
             self.busy += 1
-            service_s = attempt.request.demand_s / self.speed
+            service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
+            self.in_service[attempt] = self.env.now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         elif len(self.queue) < self._limit:
             self.accepted += 1
             self.queued += 1
+            attempt.queued_at = self.env.now
             self.queue.append(attempt)
         else:
             self.rejected += 1
             self.respond(attempt, REJECTED)
 
     def _finish(self, service: simpy.Event) -> None:
+        if self.in_service.pop(service.value, None) is None:
+            return  # lost in a crash or a partition, and already answered then
         if self.queue:
             attempt = self.queue.popleft()
-            self.wait_time_s += self.env.now - attempt.sent_at
-            service_s = attempt.request.demand_s / self.speed
+            now = self.env.now
+            self.wait_time_s += now - attempt.queued_at
+            service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
+            self.in_service[attempt] = now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         else:
             self.busy -= 1
         self.respond(service.value, OK)
+
+    def _refuse(self, attempt: Attempt) -> None:
+        if not self.alive:
+            self.respond(attempt, ERROR)  # connection refused, at once
+        else:
+            timer = Timeout(self.env, self.connect_timeout_s, attempt)
+            timer.callbacks.append(lambda event: self.respond(event.value, ERROR))
+
+    def _drop_everything(self) -> None:
+        """Every attempt here fails: a crash loses them, a partition cuts their connections."""
+        now = self.env.now
+        lost = list(self.in_service) + list(self.queue)
+        for end in self.in_service.values():
+            self.busy_time_s -= end - now  # the rest of these services never happens
+        self.in_service.clear()
+        self.queue.clear()
+        self.busy = 0
+        for attempt in lost:
+            self.respond(attempt, ERROR)
+
+    def _update(self) -> None:
+        self._refusing = not (self.alive and self.reachable)
+        self._effective_speed = self.speed / self.slowdown
+
+    def crash(self) -> None:
+        self.alive = False
+        self._update()
+        self._drop_everything()
+
+    def repair(self) -> None:
+        """Back up, empty: a restarted process has no memory of its old connections."""
+        self.alive = True
+        self._update()
+
+    def disconnect(self) -> None:
+        self.reachable = False
+        self._update()
+        self._drop_everything()
+
+    def reconnect(self) -> None:
+        self.reachable = True
+        self._update()
+
+    def slow_down(self, factor: float) -> None:
+        """Services that start from now on take ``factor`` times longer."""
+        self.slowdown = factor
+        self._update()
+
+    def restore_speed(self) -> None:
+        self.slowdown = 1.0
+        self._update()

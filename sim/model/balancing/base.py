@@ -21,14 +21,39 @@ class Backend:
     connections it has open to a backend and how fast answers came back, not the backend's queue.
     """
 
-    __slots__ = ("active", "index", "name", "server", "weight")
+    __slots__ = (
+        "active",
+        "consecutive_errors",
+        "detected_up",
+        "ejected",
+        "ejections",
+        "index",
+        "member",
+        "name",
+        "server",
+        "weight",
+    )
 
-    def __init__(self, index: int, name: str, weight: float, server: Any = None) -> None:
+    def __init__(
+        self, index: int, name: str, weight: float, server: Any = None, member: bool = True
+    ) -> None:
         self.index = index
         self.name = name
         self.weight = weight
         self.server = server
         self.active = 0
+        self.member = member
+        """In the pool at all: false for a spare until it is promoted."""
+        self.detected_up = True
+        """The failure detector's verdict."""
+        self.ejected = False
+        """Set by outlier ejection, for a while."""
+        self.consecutive_errors = 0
+        self.ejections = 0
+
+    @property
+    def routable(self) -> bool:
+        return self.member and self.detected_up and not self.ejected
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, active={self.active})"

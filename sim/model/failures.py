@@ -1,0 +1,236 @@
+"""Failure injectors: SimPy processes that break and mend the cluster as a scenario says.
+
+Every failure is the truth, not a belief: a crash makes the server refuse connections and lose
+its work at once, but nobody is told. The balancer learns of it later, through detection. Each
+injector draws its times from streams of its own (one per failure entry and component), so
+adding a failure to a scenario never changes when the others happen.
+
+Overlapping faults are counted: a server crashed by two overlapping failures comes back only
+when both are repaired.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import simpy
+
+from sim.model.balancer import Balancer
+from sim.model.monitor import Incident, Monitor
+from sim.model.server import Server
+from sim.registry import Registry
+from sim.scenario import (
+    CrashRepairSpec,
+    CrashSpec,
+    PartitionSpec,
+    SlowdownSpec,
+    TargetSpec,
+    ZoneOutageSpec,
+)
+from sim.streams import Streams
+
+__all__ = ["INJECTORS", "FailureInjector"]
+
+INJECTORS: Registry[Callable] = Registry("failure model")
+"""Failure kind -> method of FailureInjector that starts its processes."""
+
+
+class FailureInjector:
+    """Starts the processes of every failure entry and applies their faults to the cluster."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        servers: list[Server],
+        balancer: Balancer,
+        monitor: Monitor,
+        streams: Streams,
+        on_change: Callable[[list[Server]], None],
+    ) -> None:
+        self.env = env
+        self.servers = servers
+        self.balancer = balancer
+        self.monitor = monitor
+        self.streams = streams
+        self.on_change = on_change
+        self._crashes: Counter[str] = Counter()
+        self._partitions: Counter[str] = Counter()
+        self._slowdowns: dict[str, list[float]] = {}
+        self._balancer_crashes = 0
+
+    def start(self, failures: list) -> None:
+        for index, spec in enumerate(failures):
+            INJECTORS.get(spec.kind)(self, index, spec)
+
+    def resolve(self, target: TargetSpec) -> list[Server]:
+        """The servers a target names, in declared order."""
+        if target.server is not None:
+            return [s for s in self.servers if s.name == target.server]
+        if target.group is not None:
+            return [s for s in self.servers if s.group == target.group]
+        if target.zone is not None:
+            return [s for s in self.servers if s.zone == target.zone]
+        return []
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def crash(self, kind: str, component: str, servers: list[Server]) -> Incident:
+        incident = self.monitor.open_incident(kind, component, servers)
+        for server in servers:
+            self._crashes[server.name] += 1
+            if self._crashes[server.name] == 1:
+                server.crash()
+        self.on_change(servers)
+        self.monitor.refresh()
+        return incident
+
+    def repair(self, incident: Incident) -> None:
+        for server in incident.servers:
+            self._crashes[server.name] -= 1
+            if self._crashes[server.name] == 0:
+                server.repair()
+        self.on_change(incident.servers)
+        self.monitor.clear_fault(incident, "repaired")
+
+    def crash_balancer(self, kind: str) -> Incident:
+        incident = self.monitor.open_incident(kind, "balancer", [])
+        self._balancer_crashes += 1
+        if self._balancer_crashes == 1:
+            self.balancer.crash()
+        return incident
+
+    def repair_balancer(self, incident: Incident) -> None:
+        self._balancer_crashes -= 1
+        if self._balancer_crashes == 0:
+            self.balancer.repair()
+        self.monitor.clear_fault(incident, "repaired")
+
+    # -- failure models -----------------------------------------------------------------------
+
+    def _crash_for(self, target: TargetSpec, servers: list[Server], kind: str) -> Incident:
+        if target.balancer:
+            return self.crash_balancer(kind)
+        return self.crash(kind, target.describe() if target.zone else servers[0].name, servers)
+
+    def _mend(self, target: TargetSpec, incident: Incident) -> None:
+        if target.balancer:
+            self.repair_balancer(incident)
+        else:
+            self.repair(incident)
+
+    def _components(self, target: TargetSpec) -> list[list[Server]]:
+        """The independent units a stochastic failure hits: each server, or a zone as one."""
+        if target.balancer:
+            return [[]]
+        if target.zone is not None:
+            return [self.resolve(target)]
+        return [[server] for server in self.resolve(target)]
+
+    def _can_fail(self, servers: list[Server]) -> bool:
+        # A cold spare is switched off: it cannot fail until it boots.
+        return all(server.powered for server in servers)
+
+
+@INJECTORS.register("crash_repair")
+def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) -> None:
+    env = injector.env
+    for servers in injector._components(spec.target):
+        name = servers[0].name if len(servers) == 1 else spec.target.describe()
+        stream = injector.streams.generator(f"failures[{index}]/{name}")
+        time_to_failure = spec.time_to_failure.sampler(stream, block=64)
+        time_to_repair = spec.time_to_repair.sampler(stream, block=64)
+
+        def life(servers=servers, time_to_failure=time_to_failure, time_to_repair=time_to_repair):
+            while True:
+                yield env.timeout(next(time_to_failure))
+                if not injector._can_fail(servers):
+                    continue
+                incident = injector._crash_for(spec.target, servers, "crash")
+                yield env.timeout(next(time_to_repair))
+                injector._mend(spec.target, incident)
+
+        env.process(life())
+
+
+def _scheduled_outage(injector: FailureInjector, index: int, spec, target: TargetSpec, kind: str):
+    env = injector.env
+    servers = injector.resolve(target)
+    repair_time = None
+    if spec.time_to_repair is not None:
+        repair_time = spec.time_to_repair.sampler(
+            injector.streams.generator(f"failures[{index}]/repair"), block=1
+        )
+
+    def outage():
+        yield env.timeout(spec.at)
+        incident = injector._crash_for(target, servers, kind)
+        if spec.duration is not None:
+            yield env.timeout(spec.duration)
+        elif repair_time is not None:
+            yield env.timeout(next(repair_time))
+        else:
+            return
+        injector._mend(target, incident)
+
+    env.process(outage())
+
+
+@INJECTORS.register("crash")
+def _crash(injector: FailureInjector, index: int, spec: CrashSpec) -> None:
+    _scheduled_outage(injector, index, spec, spec.target, "crash")
+
+
+@INJECTORS.register("zone_outage")
+def _zone_outage(injector: FailureInjector, index: int, spec: ZoneOutageSpec) -> None:
+    _scheduled_outage(injector, index, spec, spec.target, "zone outage")
+
+
+@INJECTORS.register("partition")
+def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> None:
+    env = injector.env
+    servers = injector.resolve(spec.target)
+
+    def partition():
+        yield env.timeout(spec.at)
+        incident = injector.monitor.open_incident("partition", spec.target.describe(), servers)
+        for server in servers:
+            injector._partitions[server.name] += 1
+            if injector._partitions[server.name] == 1:
+                server.disconnect()
+        injector.on_change(servers)
+        injector.monitor.refresh()
+        yield env.timeout(spec.duration)
+        for server in servers:
+            injector._partitions[server.name] -= 1
+            if injector._partitions[server.name] == 0:
+                server.reconnect()
+        injector.on_change(servers)
+        injector.monitor.clear_fault(incident, "reconnected")
+
+    env.process(partition())
+
+
+@INJECTORS.register("slowdown")
+def _slowdown(injector: FailureInjector, index: int, spec: SlowdownSpec) -> None:
+    env = injector.env
+    servers = injector.resolve(spec.target)
+
+    def slowdown():
+        yield env.timeout(spec.at)
+        incident = injector.monitor.open_incident("slowdown", spec.target.describe(), servers)
+        for server in servers:
+            factors = injector._slowdowns.setdefault(server.name, [])
+            factors.append(spec.factor)
+            server.slow_down(max(factors))
+        yield env.timeout(spec.duration)
+        for server in servers:
+            factors = injector._slowdowns[server.name]
+            factors.remove(spec.factor)
+            if factors:
+                server.slow_down(max(factors))
+            else:
+                server.restore_speed()
+        injector.monitor.clear_fault(incident, "back to speed")
+
+    env.process(slowdown())

@@ -1,0 +1,207 @@
+"""The truth about the cluster, as an observer outside it sees it: incidents and service state.
+
+Components report what really happens to them (a crash, a repair, a partition), the balancer
+reports what it believes (a backend marked down or up). The monitor puts the two side by side:
+it keeps the timeline of events, follows each failure as an incident from failure to detection,
+to traffic moved, to recovery, and integrates over time whether the service could serve.
+It observes and never acts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+if TYPE_CHECKING:
+    from sim.model.balancer import Balancer
+    from sim.model.server import Server
+
+__all__ = ["Incident", "Monitor"]
+
+
+@dataclass
+class Incident:
+    """One failure, followed from the moment it happens to the moment service is restored."""
+
+    number: int
+    kind: str
+    component: str
+    servers: list[Server]
+    failed_at: float
+    failed_requests_before: int
+    detected_at: float | None = None
+    traffic_moved_at: float | None = None
+    restored_at: float | None = None
+    failed_requests: int | None = None
+    ended: bool = False
+    _fault_cleared: bool = field(default=False, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        def since(moment: float | None) -> float:
+            return moment - self.failed_at if moment is not None else math.nan
+
+        return {
+            "incident": self.number,
+            "kind": self.kind,
+            "component": self.component,
+            "failed_at_s": self.failed_at,
+            "detected_at_s": self.detected_at if self.detected_at is not None else math.nan,
+            "traffic_moved_at_s": (
+                self.traffic_moved_at if self.traffic_moved_at is not None else math.nan
+            ),
+            "restored_at_s": self.restored_at if self.restored_at is not None else math.nan,
+            "time_to_detect_s": since(self.detected_at),
+            "failover_time_s": since(self.traffic_moved_at),
+            "time_to_recover_s": since(self.restored_at),
+            "failed_requests": self.failed_requests,
+        }
+
+
+class Monitor:
+    """Timeline, incidents, false suspicions and the up/down state of the service."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        min_servers: int,
+        failed_requests: Any,
+    ) -> None:
+        self.env = env
+        self.min_servers = min_servers
+        self._failed_requests = failed_requests
+        self.balancer: Balancer | None = None
+        self.events: list[dict[str, Any]] = []
+        self.incidents: list[Incident] = []
+        self._open: list[Incident] = []
+        self.false_suspicions = 0
+        self.up = True
+        self.up_time_s = 0.0
+        self._since = 0.0
+        self._window_start_up_time = 0.0
+        self._window_start = 0.0
+        self._pending_promotions: dict[str, int] = {}
+
+    # -- the timeline -------------------------------------------------------------------------
+
+    def log(self, component: str, event: str, detail: str = "") -> None:
+        self.events.append(
+            {"time_s": self.env.now, "component": component, "event": event, "detail": detail}
+        )
+
+    # -- incidents ----------------------------------------------------------------------------
+
+    def open_incident(self, kind: str, component: str, servers: list[Server]) -> Incident:
+        incident = Incident(
+            len(self.incidents) + 1,
+            kind,
+            component,
+            list(servers),
+            self.env.now,
+            self._failed_requests(),
+        )
+        self.incidents.append(incident)
+        self._open.append(incident)
+        self.log(component, kind)
+        self.refresh()
+        return incident
+
+    def clear_fault(self, incident: Incident, event: str) -> None:
+        """The fault behind ``incident`` is gone (repaired, reconnected, back to speed)."""
+        incident._fault_cleared = True
+        self.log(incident.component, event)
+        self.refresh()
+
+    def promotion_started(self, group: str) -> None:
+        self._pending_promotions[group] = self._pending_promotions.get(group, 0) + 1
+
+    def promotion_ended(self, group: str) -> None:
+        self._pending_promotions[group] -= 1
+
+    def rotation_changed(self, server: Server, in_rotation: bool, reason: str) -> None:
+        """The balancer started or stopped sending to ``server``."""
+        if not in_rotation and reason in {"detected down", "ejected"} and server.alive:
+            self.false_suspicions += 1
+            reason = f"{reason} (false suspicion: alive)"
+        self.log(server.name, "in rotation" if in_rotation else "out of rotation", reason)
+        now = self.env.now
+        for incident in self._open:
+            if (
+                incident.detected_at is None
+                and not in_rotation
+                and reason.startswith(("detected down", "ejected"))
+                and server in incident.servers
+            ):
+                incident.detected_at = now
+        self.refresh()
+
+    def _update_incidents(self) -> None:
+        now = self.env.now
+        balancer = self.balancer
+        for incident in list(self._open):
+            if incident.traffic_moved_at is None and incident.servers:
+                # A slow server still serves; its traffic has moved once it is out of rotation.
+                gray = incident.kind == "slowdown" and not incident._fault_cleared
+                misrouted = any(
+                    balancer.routes_to(server) and (gray or not server.serving)
+                    for server in incident.servers
+                )
+                promoting = any(
+                    self._pending_promotions.get(server.group, 0) > 0 for server in incident.servers
+                )
+                if not misrouted and not promoting:
+                    incident.traffic_moved_at = now
+            if incident._fault_cleared:
+                if incident.servers:
+                    restored = all(
+                        server.serving and balancer.routes_to(server) for server in incident.servers
+                    )
+                else:
+                    restored = balancer.working
+                if restored:
+                    incident.restored_at = now
+                    if incident.traffic_moved_at is None:
+                        incident.traffic_moved_at = now
+                    incident.failed_requests = self._failed_requests() - (
+                        incident.failed_requests_before
+                    )
+                    incident.ended = True
+                    self._open.remove(incident)
+
+    # -- service state ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Recompute incidents and whether the service is up, after any change."""
+        if self.balancer is None:
+            return
+        self._update_incidents()
+        now = self.env.now
+        up = self.balancer.working and self.balancer.serving_count() >= self.min_servers
+        if up != self.up:
+            self._integrate(now)
+            self.up = up
+            self.log("service", "up" if up else "down")
+
+    def _integrate(self, now: float) -> None:
+        if self.up:
+            self.up_time_s += now - self._since
+        self._since = now
+
+    def start_window(self) -> None:
+        now = self.env.now
+        self._integrate(now)
+        self._window_start_up_time = self.up_time_s
+        self._window_start = now
+
+    def window_up_time(self) -> tuple[float, float]:
+        """Seconds up and seconds elapsed since the measurement window started."""
+        now = self.env.now
+        self._integrate(now)
+        return self.up_time_s - self._window_start_up_time, now - self._window_start
+
+    def close_open_incidents(self) -> None:
+        """At the end of a run: incidents still open count the failures so far."""
+        for incident in self._open:
+            incident.failed_requests = self._failed_requests() - incident.failed_requests_before
