@@ -14,10 +14,13 @@ from sim.metrics import OK, OUTCOMES, LatencyHistogram, Measurement
 
 __all__ = [
     "LATENCY_QUANTILES",
+    "availability_figures",
     "downtime_per_year_s",
     "finite_or_none",
+    "incident_summary",
     "latency_summary",
     "nines",
+    "slo_summary",
     "summarize",
 ]
 
@@ -59,12 +62,75 @@ def latency_summary(histogram: LatencyHistogram) -> dict[str, float]:
     return summary
 
 
-def _outcome_summary(counts: Sequence[int]) -> dict[str, Any]:
+def availability_figures(availability: float) -> dict[str, float]:
+    """An availability with its nines and the downtime a year it amounts to."""
+    return {
+        "value": availability,
+        "nines": nines(availability),
+        "downtime_per_year_s": downtime_per_year_s(availability),
+    }
+
+
+def _outcome_summary(counts: Sequence[int], good: int) -> dict[str, Any]:
     ended = sum(counts)
     availability = counts[OK] / ended if ended else math.nan
     return {
-        "requests": {"ended": ended, **dict(zip(OUTCOMES, counts, strict=True))},
-        "availability": {"request_based": availability, "nines": nines(availability)},
+        "requests": {"ended": ended, **dict(zip(OUTCOMES, counts, strict=True)), "good": good},
+        "availability": {
+            "request_based": availability,
+            "nines": nines(availability),
+            "request_based_within_latency": good / ended if ended else math.nan,
+        },
+    }
+
+
+def incident_summary(incidents: Sequence[dict[str, Any]], false_suspicions: int) -> dict[str, Any]:
+    """Counts and means over the incident records of a run (see ``Incident.record``)."""
+
+    def figures(key: str) -> list[float]:
+        return [i[key] for i in incidents if not math.isnan(i[key])]
+
+    detect, failover, recover = (
+        figures("time_to_detect_s"),
+        figures("failover_time_s"),
+        figures("time_to_recover_s"),
+    )
+    return {
+        "count": len(incidents),
+        "detected": len(detect),
+        "recovered": len(recover),
+        "mean_time_to_detect_s": math.fsum(detect) / len(detect) if detect else math.nan,
+        "mean_failover_time_s": math.fsum(failover) / len(failover) if failover else math.nan,
+        "max_failover_time_s": max(failover) if failover else math.nan,
+        "mean_time_to_recover_s": math.fsum(recover) / len(recover) if recover else math.nan,
+        "failed_requests": sum(i["failed_requests"] or 0 for i in incidents),
+        "false_suspicions": false_suspicions,
+    }
+
+
+def slo_summary(
+    target: float,
+    request_availability: float,
+    latency_s: float | None,
+    latency_percentile: float,
+    latency: LatencyHistogram,
+) -> dict[str, Any]:
+    """Whether the objectives were met, and how much of the error budget the run consumed.
+
+    The error budget is the unavailability the target allows, 1 - target; a run that fails
+    twice that fraction of requests has consumed 200% of it.
+    """
+    observed = latency.quantile(latency_percentile) if latency.count else math.nan
+    return {
+        "availability_target": target,
+        "availability_met": request_availability >= target,
+        "error_budget_consumed": (
+            (1 - request_availability) / (1 - target) if target < 1 else math.nan
+        ),
+        "latency_s": latency_s,
+        "latency_percentile": latency_percentile,
+        "latency_observed_s": observed,
+        "latency_met": None if latency_s is None else bool(observed <= latency_s),
     }
 
 
@@ -73,22 +139,31 @@ def summarize(
     measured_s: float,
     groups: Sequence[dict[str, Any]],
     in_flight: int,
+    service: dict[str, Any] | None = None,
+    slo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The metrics of one run over its measurement window (after warm-up).
 
     ``groups`` holds, per server group, its ``name``, ``servers``, ``workers`` and the totals of
     the window: ``busy_time_s``, ``wait_time_s``, ``accepted``, ``queued``, ``rejected``.
+    ``service`` holds the service's ``up_s`` in the window, the ``incidents`` (records) and the
+    ``false_suspicions``; ``slo`` the ``availability`` target, ``latency`` and
+    ``latency_percentile``.
     """
     totals = [sum(column) for column in zip(*measurement.outcomes, strict=True)]
-    overall = _outcome_summary(totals)
+    overall = _outcome_summary(totals, sum(measurement.good))
     latency = LatencyHistogram()
     for histogram in measurement.latency:
         latency.merge(histogram)
     classes = {}
-    for name, counts, histogram in zip(
-        measurement.class_names, measurement.outcomes, measurement.latency, strict=True
+    for name, counts, histogram, good in zip(
+        measurement.class_names,
+        measurement.outcomes,
+        measurement.latency,
+        measurement.good,
+        strict=True,
     ):
-        classes[name] = {**_outcome_summary(counts), "latency_s": latency_summary(histogram)}
+        classes[name] = {**_outcome_summary(counts, good), "latency_s": latency_summary(histogram)}
     group_summaries = {}
     for group in groups:
         accepted = group["accepted"]
@@ -103,19 +178,36 @@ def summarize(
             "rejected_fraction": group["rejected"] / offered if offered else math.nan,
         }
     arrived = measurement.arrivals
-    return {
+    availability = overall["availability"]
+    summary = {
         "measured_s": measured_s,
         "requests": {"arrived": arrived, **overall["requests"], "in_flight_at_end": in_flight},
         "attempts": measurement.attempts,
         "retries": measurement.retries,
         "attempts_per_request": measurement.attempts / arrived if arrived else math.nan,
-        "availability": overall["availability"],
+        "availability": availability,
         "arrival_rate_per_s": arrived / measured_s,
         "throughput_per_s": totals[OK] / measured_s,
         "latency_s": latency_summary(latency),
         "classes": classes,
         "groups": group_summaries,
     }
+    if service is not None:
+        time_based = service["up_s"] / measured_s
+        availability["time_based"] = time_based
+        availability["time_based_nines"] = nines(time_based)
+        availability["downtime_s"] = measured_s - service["up_s"]
+        availability["downtime_per_year_s"] = downtime_per_year_s(time_based)
+        summary["incidents"] = incident_summary(service["incidents"], service["false_suspicions"])
+    if slo is not None:
+        summary["slo"] = slo_summary(
+            slo["availability"],
+            availability["request_based"],
+            slo["latency"],
+            slo["latency_percentile"],
+            latency,
+        )
+    return summary
 
 
 def _incomplete_beta(x: float, a: float, b: float) -> float:

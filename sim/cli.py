@@ -17,8 +17,8 @@ from sim.analysis import finite_or_none
 from sim.distributions import DISTRIBUTIONS
 from sim.experiment import run as run_scenario
 from sim.model.balancing import BALANCING_POLICIES
-from sim.report import format_summary
-from sim.results import TIMESERIES, RunFolder, new_run_folder
+from sim.report import format_incidents, format_summary
+from sim.results import RunFolder, new_run_folder
 from sim.scenario import ScenarioError, load_scenario
 from sim.units import parse_duration
 
@@ -125,8 +125,7 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
             finally:
                 progress.close()
             metadata["wall_time_s"] = result.wall_time_s
-            folder.write_summary(result.summary)
-            folder.write_table(TIMESERIES, result.timeseries)
+            folder.write_result(result)
     except KeyboardInterrupt:
         click.echo(f"interrupted; partial run folder: {folder.path}", err=True)
         sys.exit(130)
@@ -139,6 +138,10 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
         sys.exit(1)
     if not quiet:
         click.echo(format_summary(finite_or_none(result.summary)))
+        if len(result.incidents):
+            click.echo("")
+            records = finite_or_none(result.incidents.to_dict("records"))
+            click.echo(format_incidents(records))
         click.echo("")
     click.echo(f"run folder: {folder.path}  ({result.wall_time_s:.1f}s wall time)")
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sim.analysis import summarize
 from sim.model.cluster import Cluster
+from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
 from sim.scenario import Scenario
 from sim.streams import Streams
 
@@ -23,13 +24,16 @@ __all__ = ["RunResult", "run"]
 
 @dataclass
 class RunResult:
-    """What one run produced: its summary, its time series, and how long it took to compute."""
+    """What one run produced: its summary, its time series, its incidents (one row each), the
+    timeline of component events, and how long it took to compute."""
 
     scenario: Scenario
     seed: int
     replication: int
     summary: dict[str, Any]
     timeseries: pd.DataFrame
+    incidents: pd.DataFrame
+    events: pd.DataFrame
     wall_time_s: float = field(default=0.0, compare=False)
 
 
@@ -46,6 +50,7 @@ def run(
     cluster.start()
     cluster.run(scenario.duration, progress)
     measured_s = scenario.duration - scenario.warmup
+    incidents = [incident.record() for incident in cluster.monitor.incidents]
     summary = {
         "scenario": scenario.name,
         "seed": seed,
@@ -57,9 +62,25 @@ def run(
             measured_s,
             cluster.measured_groups(),
             cluster.client.in_flight,
+            service={
+                "up_s": cluster.monitor.window_up_time()[0],
+                "incidents": incidents,
+                "false_suspicions": cluster.monitor.false_suspicions,
+            },
+            slo={
+                "availability": scenario.slo.availability,
+                "latency": scenario.slo.latency,
+                "latency_percentile": scenario.slo.latency_percentile,
+            },
         ),
     }
-    timeseries = pd.DataFrame(cluster.recorder.rows)
     return RunResult(
-        scenario, seed, replication, summary, timeseries, time.perf_counter() - started
+        scenario,
+        seed,
+        replication,
+        summary,
+        pd.DataFrame(cluster.recorder.rows),
+        pd.DataFrame(incidents, columns=INCIDENT_COLUMNS),
+        pd.DataFrame(cluster.monitor.events, columns=EVENT_COLUMNS),
+        time.perf_counter() - started,
     )

@@ -129,6 +129,8 @@ class Tally:
     latency_counts: np.ndarray
     """Latency bucket counts, one row per request class."""
     latency_total_s: tuple[float, ...]
+    good: tuple[int, ...]
+    """Per class: requests ok within the SLO latency."""
 
     def since(self, earlier: Tally) -> Tally:
         return Tally(
@@ -143,6 +145,7 @@ class Tally:
             tuple(
                 x - y for x, y in zip(self.latency_total_s, earlier.latency_total_s, strict=True)
             ),
+            tuple(x - y for x, y in zip(self.good, earlier.good, strict=True)),
         )
 
 
@@ -156,6 +159,7 @@ class Measurement:
     retries: int
     outcomes: list[list[int]]
     latency: list[LatencyHistogram]
+    good: list[int]
 
 
 class Recorder:
@@ -166,8 +170,15 @@ class Recorder:
     increments. Requests count where they *end*, arrivals where they arrive.
     """
 
-    def __init__(self, class_names: Sequence[str], group_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        group_names: Sequence[str],
+        good_within_s: float = math.inf,
+    ) -> None:
+        """``good_within_s`` is the SLO latency: an ok request at most this slow is *good*."""
         self.class_names = list(class_names)
+        self.good_within_s = good_within_s
         self.group_names = list(group_names)
         classes = len(self.class_names)
         self.arrivals = 0
@@ -177,6 +188,7 @@ class Recorder:
         self.latency_counts = [[0] * _SIZE for _ in range(classes)]
         self.latency_total_s = [0.0] * classes
         self.window_maximum_s = [-math.inf] * classes
+        self.good = [0] * classes
         self.rows: list[dict[str, Any]] = []
         self._measuring = False
         self._window_start = self.tally()
@@ -191,6 +203,7 @@ class Recorder:
             tuple(tuple(counts) for counts in self.outcomes),
             np.array(self.latency_counts, dtype=np.int64),
             tuple(self.latency_total_s),
+            tuple(self.good),
         )
 
     def failed_total(self) -> int:
@@ -225,6 +238,8 @@ class Recorder:
                 index = 0
             self.latency_counts[class_index][index] += 1
             self.latency_total_s[class_index] += latency_s
+            if latency_s <= self.good_within_s:
+                self.good[class_index] += 1
             if self._measuring and latency_s > self.window_maximum_s[class_index]:
                 self.window_maximum_s[class_index] = latency_s
 
@@ -246,6 +261,7 @@ class Recorder:
                     strict=True,
                 )
             ],
+            list(window.good),
         )
 
     def close_row(

@@ -20,11 +20,11 @@ def _percent(fraction: float | None, digits: int = 4) -> str:
     return f"{fraction * 100:.{digits}f}%"
 
 
-def _nines(availability: float | None) -> str:
+def _nines(availability: float | None, perfect: str = "no failed request") -> str:
     if availability is None or math.isnan(availability):
         return "-"
     if availability >= 1.0:
-        return "no failed request"
+        return perfect
     return f"{-math.log10(1.0 - availability) + 0.0:.2f} nines"
 
 
@@ -62,6 +62,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{_fixed(summary['attempts_per_request'])} per request)",
         f"availability  {_percent(availability['request_based'])} of requests ok "
         f"({_nines(availability['request_based'])})",
+        *_time_based(availability),
+        *_slo(summary.get("slo")),
         f"throughput    {summary['throughput_per_s']:.1f}/s ok of "
         f"{summary['arrival_rate_per_s']:.1f}/s arriving",
         "",
@@ -98,7 +100,78 @@ def format_summary(summary: dict[str, Any]) -> str:
         for name, group in summary["groups"].items()
     ]
     lines += _table(["server group", "servers", "workers", "utilization", "mean queue"], rows)
+    lines += _incidents(summary.get("incidents"))
     return "\n".join(lines)
+
+
+def format_incidents(incidents: list[dict[str, Any]], limit: int = 10) -> str:
+    """The first ``limit`` incident records as a table (times in seconds from the start)."""
+    rows = [
+        [
+            str(incident["incident"]),
+            incident["kind"],
+            incident["component"],
+            _seconds(incident["failed_at_s"]),
+            _seconds(incident["time_to_detect_s"]),
+            _seconds(incident["failover_time_s"]),
+            _seconds(incident["time_to_recover_s"]),
+            str(incident["failed_requests"]),
+        ]
+        for incident in incidents[:limit]
+    ]
+    header = ["#", "kind", "component", "failed at", "detect", "failover", "recover", "failed"]
+    lines = _table(header, rows)
+    if len(incidents) > limit:
+        lines.append(f"... {len(incidents) - limit} more in incidents.csv")
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}s"
+
+
+def _time_based(availability: dict[str, Any]) -> list[str]:
+    if "time_based" not in availability:
+        return []
+    return [
+        f"time-based    {_percent(availability['time_based'])} of the time up "
+        f"({_nines(availability['time_based'], 'never down')}; "
+        f"{_seconds(availability['downtime_s'])} down in the window)"
+    ]
+
+
+def _slo(slo: dict[str, Any] | None) -> list[str]:
+    if slo is None:
+        return []
+    budget = slo["error_budget_consumed"]
+    line = (
+        f"slo           target {_percent(slo['availability_target'], 3)}: "
+        f"{'met' if slo['availability_met'] else 'missed'}, "
+        f"{'-' if budget is None else f'{budget * 100:.0f}%'} of the error budget used"
+    )
+    if slo["latency_s"] is not None:
+        line += (
+            f"; p{slo['latency_percentile'] * 100:g} {_ms(slo['latency_observed_s'])} ms "
+            f"vs {_ms(slo['latency_s'])} ms: {'met' if slo['latency_met'] else 'missed'}"
+        )
+    return [line]
+
+
+def _incidents(incidents: dict[str, Any] | None) -> list[str]:
+    if not incidents or not incidents["count"]:
+        return []
+    return [
+        "",
+        f"incidents     {incidents['count']} ({incidents['detected']} detected, "
+        f"{incidents['false_suspicions']} false suspicions); "
+        f"mean time to detect {_seconds(incidents['mean_time_to_detect_s'])}, "
+        f"failover mean {_seconds(incidents['mean_failover_time_s'])} "
+        f"max {_seconds(incidents['max_failover_time_s'])}, "
+        f"recover {_seconds(incidents['mean_time_to_recover_s'])}; "
+        f"{incidents['failed_requests']} requests failed during incidents",
+    ]
 
 
 def _fixed(value: float | None) -> str:

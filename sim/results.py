@@ -6,6 +6,8 @@ A run folder holds::
     metadata.json     ecsim and library versions, start time, wall time, status, any error
     summary.json      every summary metric (keys documented in the README)
     timeseries.csv    one row per time step
+    incidents.csv     one row per failure: detection, failover and recovery times
+    events.csv        the timeline of component events (crashes, detections, promotions...)
 
 Every file is written to a temporary name in the same folder and renamed into place, so an
 interrupted run leaves whole files or none. ``metadata.json`` is written when the run starts and
@@ -42,6 +44,8 @@ __all__ = [
 
 SUMMARY = "summary.json"
 TIMESERIES = "timeseries.csv"
+INCIDENTS = "incidents.csv"
+EVENTS = "events.csv"
 SCENARIO = "scenario.yaml"
 METADATA = "metadata.json"
 
@@ -110,6 +114,13 @@ class RunFolder:
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
         atomic_write_text(self.path / name, frame.to_csv(index=False, float_format="%.9g"))
 
+    def write_result(self, result: Any) -> None:
+        """Everything a run produced (a :class:`sim.experiment.RunResult`)."""
+        self.write_summary(result.summary)
+        self.write_table(TIMESERIES, result.timeseries)
+        self.write_table(INCIDENTS, result.incidents)
+        self.write_table(EVENTS, result.events)
+
     @contextmanager
     def recording(
         self, resolved: dict[str, Any], command: list[str] | None = None
@@ -146,9 +157,12 @@ class RunFolder:
             self.write_metadata(fields)
 
 
-def read_run(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The summary and time series of a completed run folder."""
+def read_run(path: Path) -> dict[str, Any]:
+    """A completed run folder: ``summary`` (dict), ``timeseries``, ``incidents``, ``events``."""
     path = Path(path)
-    summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-    timeseries = pd.read_csv(path / TIMESERIES)
-    return summary, timeseries
+    return {
+        "summary": json.loads((path / SUMMARY).read_text(encoding="utf-8")),
+        "timeseries": pd.read_csv(path / TIMESERIES),
+        "incidents": pd.read_csv(path / INCIDENTS),
+        "events": pd.read_csv(path / EVENTS),
+    }

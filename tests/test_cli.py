@@ -28,6 +28,8 @@ def test_run_prints_a_summary_and_writes_a_complete_run_folder(tmp_path):
     assert result.exit_code == 0, result.output
     assert "availability" in result.output and "p99" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        "events.csv",
+        "incidents.csv",
         "metadata.json",
         "scenario.yaml",
         "summary.json",

@@ -49,7 +49,8 @@ class Balancer:
         self._respond = respond
         self._watch_errors = outlier_ejection is not None or hot_migration
         self.listeners: list[Callable[[Backend], None]] = []
-        """Told of every backend that enters or leaves the rotation (after the monitor)."""
+        """Told of every backend that enters or leaves the rotation; the monitor then takes
+        stock of the whole change (a spare promotion a listener started included)."""
 
     # -- traffic ------------------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class Balancer:
             self.monitor.rotation_changed(backend.server, now, reason)
         for listener in self.listeners:
             listener(backend)
+        if self.monitor is not None:
+            self.monitor.refresh()
 
     def mark_down(self, backend: Backend) -> None:
         """Detection has judged ``backend`` unhealthy."""

@@ -48,7 +48,9 @@ class Cluster:
         self.env = simpy.Environment()
         self.groups = [group.name for group in scenario.servers]
         self.recorder = Recorder(
-            [request_class.name for request_class in scenario.workload.classes], self.groups
+            [request_class.name for request_class in scenario.workload.classes],
+            self.groups,
+            scenario.slo.latency if scenario.slo.latency is not None else math.inf,
         )
         self.monitor = Monitor(self.env, scenario.slo.min_servers, self.recorder.failed_total)
         self.servers: list[Server] = []

@@ -98,6 +98,7 @@ class FailureInjector:
         self._balancer_crashes += 1
         if self._balancer_crashes == 1:
             self.balancer.crash()
+        self.monitor.refresh()
         return incident
 
     def repair_balancer(self, incident: Incident) -> None:
@@ -111,7 +112,7 @@ class FailureInjector:
     def _crash_for(self, target: TargetSpec, servers: list[Server], kind: str) -> Incident:
         if target.balancer:
             return self.crash_balancer(kind)
-        return self.crash(kind, target.describe() if target.zone else servers[0].name, servers)
+        return self.crash(kind, component_name(target, servers), servers)
 
     def _mend(self, target: TargetSpec, incident: Incident) -> None:
         if target.balancer:
@@ -130,6 +131,13 @@ class FailureInjector:
     def _can_fail(self, servers: list[Server]) -> bool:
         # A cold spare is switched off: it cannot fail until it boots.
         return all(server.powered for server in servers)
+
+
+def component_name(target: TargetSpec, servers: list[Server]) -> str:
+    """A server's own name when one server is hit, else ``zone a`` or ``group web``."""
+    if len(servers) == 1 and target.zone is None:
+        return servers[0].name
+    return target.describe()
 
 
 @INJECTORS.register("crash_repair")
@@ -193,7 +201,9 @@ def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> No
 
     def partition():
         yield env.timeout(spec.at)
-        incident = injector.monitor.open_incident("partition", spec.target.describe(), servers)
+        incident = injector.monitor.open_incident(
+            "partition", component_name(spec.target, servers), servers
+        )
         for server in servers:
             injector._partitions[server.name] += 1
             if injector._partitions[server.name] == 1:
@@ -218,11 +228,14 @@ def _slowdown(injector: FailureInjector, index: int, spec: SlowdownSpec) -> None
 
     def slowdown():
         yield env.timeout(spec.at)
-        incident = injector.monitor.open_incident("slowdown", spec.target.describe(), servers)
+        incident = injector.monitor.open_incident(
+            "slowdown", component_name(spec.target, servers), servers
+        )
         for server in servers:
             factors = injector._slowdowns.setdefault(server.name, [])
             factors.append(spec.factor)
             server.slow_down(max(factors))
+        injector.monitor.refresh()
         yield env.timeout(spec.duration)
         for server in servers:
             factors = injector._slowdowns[server.name]

@@ -19,7 +19,22 @@ if TYPE_CHECKING:
     from sim.model.balancer import Balancer
     from sim.model.server import Server
 
-__all__ = ["Incident", "Monitor"]
+__all__ = ["EVENT_COLUMNS", "INCIDENT_COLUMNS", "Incident", "Monitor"]
+
+INCIDENT_COLUMNS = [
+    "incident",
+    "kind",
+    "component",
+    "failed_at_s",
+    "detected_at_s",
+    "traffic_moved_at_s",
+    "restored_at_s",
+    "time_to_detect_s",
+    "failover_time_s",
+    "time_to_recover_s",
+    "failed_requests",
+]
+EVENT_COLUMNS = ["time_s", "component", "event", "detail"]
 
 
 @dataclass
@@ -94,6 +109,7 @@ class Monitor:
     # -- incidents ----------------------------------------------------------------------------
 
     def open_incident(self, kind: str, component: str, servers: list[Server]) -> Incident:
+        """A failure is about to be applied; call :meth:`refresh` once it has been."""
         incident = Incident(
             len(self.incidents) + 1,
             kind,
@@ -105,7 +121,6 @@ class Monitor:
         self.incidents.append(incident)
         self._open.append(incident)
         self.log(component, kind)
-        self.refresh()
         return incident
 
     def clear_fault(self, incident: Incident, event: str) -> None:
@@ -135,13 +150,16 @@ class Monitor:
                 and server in incident.servers
             ):
                 incident.detected_at = now
-        self.refresh()
 
     def _update_incidents(self) -> None:
         now = self.env.now
         balancer = self.balancer
         for incident in list(self._open):
-            if incident.traffic_moved_at is None and incident.servers:
+            if (
+                incident.traffic_moved_at is None
+                and incident.servers
+                and not incident._fault_cleared
+            ):
                 # A slow server still serves; its traffic has moved once it is out of rotation.
                 gray = incident.kind == "slowdown" and not incident._fault_cleared
                 misrouted = any(
@@ -162,8 +180,6 @@ class Monitor:
                     restored = balancer.working
                 if restored:
                     incident.restored_at = now
-                    if incident.traffic_moved_at is None:
-                        incident.traffic_moved_at = now
                     incident.failed_requests = self._failed_requests() - (
                         incident.failed_requests_before
                     )
