@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = [
+    "ctmc_steady_state",
     "erlang_c",
     "mg1_mean_wait",
     "mm1_mean_response",
     "mm1_response_quantile",
     "mmc_mean_wait",
     "mmck_blocking",
+    "parallel_availability",
+    "single_component_availability",
+    "standby_group_availability",
 ]
 
 
@@ -78,3 +84,119 @@ def mg1_mean_wait(lam: float, mean_service: float, service_second_moment: float)
     rho = lam * mean_service
     _check_stable(rho, 1.0)
     return lam * service_second_moment / (2 * (1 - rho))
+
+
+def ctmc_steady_state(generator: np.ndarray) -> np.ndarray:
+    """Stationary distribution pi of a continuous-time Markov chain: pi Q = 0, sum(pi) = 1.
+
+    Solved as a least-squares system with the normalization appended, which is robust for
+    the small, stiff chains of availability models (rates from 1/years to 1/seconds).
+    """
+    size = generator.shape[0]
+    system = np.vstack([generator.T, np.ones(size)])
+    target = np.zeros(size + 1)
+    target[-1] = 1.0
+    solution, *_ = np.linalg.lstsq(system, target, rcond=None)
+    solution = np.clip(solution, 0.0, None)
+    return solution / solution.sum()
+
+
+def single_component_availability(mean_time_to_failure: float, mean_time_to_repair: float):
+    """Long-run availability of a component that fails and is repaired in turn: MTTF/(MTTF+MTTR).
+
+    True for any distributions of the two times (renewal-reward theorem), not only exponential.
+    """
+    return mean_time_to_failure / (mean_time_to_failure + mean_time_to_repair)
+
+
+def parallel_availability(availability: float, count: int) -> float:
+    """At least one of ``count`` independent components up: 1 - (1 - A)^n."""
+    return 1.0 - (1.0 - availability) ** count
+
+
+def standby_group_availability(
+    active: int,
+    required: int,
+    spares: int,
+    failure_rate: float,
+    repair_rate: float,
+    failover_rate: float = math.inf,
+    hot_spares: bool = True,
+    repair_crews: int | None = None,
+) -> float:
+    """Probability that at least ``required`` servers are up and in rotation, from a CTMC.
+
+    The group keeps ``active`` servers in rotation; each fails at ``failure_rate`` and is
+    repaired at ``repair_rate`` by one of ``repair_crews`` crews (unlimited when None). When a
+    server in rotation fails, an idle spare (hot spares can fail while idle, cold ones cannot)
+    is promoted after an exponential delay of rate ``failover_rate``; when a repaired server
+    comes back and the rotation is full, a spare returns to idle. This is the standby model
+    that :mod:`sim.model.failover` implements, with detection folded into the failover delay.
+
+    The state counts members up/down, promoted spares up/down, promotions in progress and idle
+    spares up/down. With limited crews and failures of several kinds at once, the crews are
+    shared among the kinds in proportion to their numbers (an approximation of first-come
+    first-served repair, exact when only one kind is down).
+    """
+    if not 1 <= required <= active:
+        raise ValueError(f"need 1 <= required ({required}) <= active ({active})")
+
+    def reconcile(state):
+        members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down = state
+        missing = active - members_up - promoted_up - pending
+        while missing > 0 and idle_up > 0:
+            idle_up, pending, missing = idle_up - 1, pending + 1, missing - 1
+        excess = members_up + promoted_up + pending - active
+        while excess > 0 and pending > 0:
+            pending, idle_up, excess = pending - 1, idle_up + 1, excess - 1
+        while excess > 0 and promoted_up > 0:
+            promoted_up, idle_up, excess = promoted_up - 1, idle_up + 1, excess - 1
+        return (members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down)
+
+    def moves(state):
+        members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down = state
+        out = []
+
+        def go(rate, *delta):
+            if rate > 0:
+                out.append(
+                    (rate, reconcile(tuple(a + b for a, b in zip(state, delta, strict=True))))
+                )
+
+        go(members_up * failure_rate, -1, 1, 0, 0, 0, 0, 0)
+        go(promoted_up * failure_rate, 0, 0, -1, 1, 0, 0, 0)
+        go(pending * failure_rate, 0, 0, 0, 1, -1, 0, 0)
+        if hot_spares:
+            go(idle_up * failure_rate, 0, 0, 0, 0, 0, -1, 1)
+        if math.isinf(failover_rate):
+            raise ValueError("give a finite failover rate (1 / mean failover delay)")
+        go(pending * failover_rate, 0, 0, 1, 0, -1, 0, 0)
+        down = members_down + promoted_down + idle_down
+        if down:
+            busy = down if repair_crews is None else min(down, repair_crews)
+            share = busy * repair_rate / down
+            go(members_down * share, 1, -1, 0, 0, 0, 0, 0)
+            go(promoted_down * share, 0, 0, 1, -1, 0, 0, 0)
+            go(idle_down * share, 0, 0, 0, 0, 0, 1, -1)
+        return out
+
+    start = reconcile((active, 0, 0, 0, 0, spares, 0))
+    index = {start: 0}
+    edges = []
+    frontier = [start]
+    while frontier:
+        state = frontier.pop()
+        for rate, target in moves(state):
+            if target not in index:
+                index[target] = len(index)
+                frontier.append(target)
+            edges.append((index[state], index[target], rate))
+    generator = np.zeros((len(index), len(index)))
+    for source, target, rate in edges:
+        if source != target:
+            generator[source, target] += rate
+    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
+    stationary = ctmc_steady_state(generator)
+    return float(
+        sum(stationary[i] for state, i in index.items() if state[0] + state[2] >= required)
+    )

@@ -101,6 +101,10 @@ class Balancer:
     def routes_to(self, server) -> bool:
         return any(backend.server is server for backend in self.up)
 
+    def is_idle_spare(self, server) -> bool:
+        """A spare waiting outside the pool: healthy spares are not expected in rotation."""
+        return any(backend.server is server and not backend.member for backend in self.backends)
+
     def serving_count(self) -> int:
         """Backends in rotation whose server can really serve."""
         return sum(1 for backend in self.up if backend.server.serving)
@@ -130,9 +134,8 @@ class Balancer:
         self._refresh(backend, "detected up")
 
     def admit(self, backend: Backend) -> None:
-        """A promoted spare joins the pool."""
+        """A promoted spare joins the pool (its detector's verdict still applies)."""
         backend.member = True
-        backend.detected_up = True
         self._refresh(backend, "promoted")
 
     def retire(self, backend: Backend) -> None:

@@ -52,7 +52,9 @@ class Cluster:
             self.groups,
             scenario.slo.latency if scenario.slo.latency is not None else math.inf,
         )
-        self.monitor = Monitor(self.env, scenario.slo.min_servers, self.recorder.failed_total)
+        self.monitor = Monitor(
+            self.env, scenario.slo.min_servers, self.recorder.failed_total, log_events=requests
+        )
         self.servers: list[Server] = []
         self.backends: list[Backend] = []
         self.client: Client

@@ -87,12 +87,15 @@ class StandbyController:
             timer.callbacks.clear()
             self.monitor.promotion_ended(self.group)
             excess -= 1
-        while excess > 0 and self._promoted:
-            spare = self._promoted.pop()
-            self.balancer.retire(spare)
-            if self.spec.mode == "cold":
-                spare.server.powered = False
-            excess -= 1
+        for spare in reversed(list(self._promoted)):
+            if excess <= 0:
+                break
+            if spare.detected_up:  # a promoted spare that failed stays until it is back
+                self._promoted.remove(spare)
+                self.balancer.retire(spare)
+                if self.spec.mode == "cold":
+                    spare.server.powered = False
+                excess -= 1
 
     def _start_promotion(self, spare: Backend) -> None:
         delay = next(self._promotion_delays)
@@ -110,3 +113,4 @@ class StandbyController:
         self.monitor.promotion_ended(self.group)
         self._promoted.append(spare)
         self.balancer.admit(spare)
+        self.reconcile()  # a spare that failed while booting did not fill the gap

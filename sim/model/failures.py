@@ -143,6 +143,7 @@ def component_name(target: TargetSpec, servers: list[Server]) -> str:
 @INJECTORS.register("crash_repair")
 def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) -> None:
     env = injector.env
+    crews = simpy.Resource(env, spec.repair_crews) if spec.repair_crews else None
     for servers in injector._components(spec.target):
         name = servers[0].name if len(servers) == 1 else spec.target.describe()
         stream = injector.streams.generator(f"failures[{index}]/{name}")
@@ -155,7 +156,12 @@ def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) 
                 if not injector._can_fail(servers):
                     continue
                 incident = injector._crash_for(spec.target, servers, "crash")
-                yield env.timeout(next(time_to_repair))
+                if crews is None:
+                    yield env.timeout(next(time_to_repair))
+                else:
+                    with crews.request() as crew:
+                        yield crew
+                        yield env.timeout(next(time_to_repair))
                 injector._mend(spec.target, incident)
 
         env.process(life())

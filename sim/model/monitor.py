@@ -83,8 +83,10 @@ class Monitor:
         env: simpy.Environment,
         min_servers: int,
         failed_requests: Any,
+        log_events: bool = True,
     ) -> None:
         self.env = env
+        self.log_events = log_events
         self.min_servers = min_servers
         self._failed_requests = failed_requests
         self.balancer: Balancer | None = None
@@ -102,6 +104,8 @@ class Monitor:
     # -- the timeline -------------------------------------------------------------------------
 
     def log(self, component: str, event: str, detail: str = "") -> None:
+        if not self.log_events:
+            return
         self.events.append(
             {"time_s": self.env.now, "component": component, "event": event, "detail": detail}
         )
@@ -174,7 +178,9 @@ class Monitor:
             if incident._fault_cleared:
                 if incident.servers:
                     restored = all(
-                        server.serving and balancer.routes_to(server) for server in incident.servers
+                        server.serving
+                        and (balancer.routes_to(server) or balancer.is_idle_spare(server))
+                        for server in incident.servers
                     )
                 else:
                     restored = balancer.working

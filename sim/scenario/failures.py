@@ -95,6 +95,9 @@ class CrashRepairSpec(FailureSpec):
     kind: Literal["crash_repair"] = "crash_repair"
     time_to_failure: DistributionSpec
     time_to_repair: DistributionSpec
+    repair_crews: int | None = Field(None, ge=1)
+    """How many components of this entry can be under repair at once (unlimited when omitted);
+    the others wait their turn, first failed first repaired."""
 
 
 @FAILURE_MODELS.register("crash")
