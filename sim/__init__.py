@@ -6,19 +6,30 @@ The public API for scripts and notebooks::
     scenario = load_scenario("scenarios/baseline.yaml", ["servers[0].count=6"])
     result = run(scenario, seed=7)
     result.summary["latency_s"]["p99"], result.timeseries
+
+Names are imported on first use, so that importing a pure part of the package (say
+``sim.theory``) does not load the simulation engine.
 """
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
 
-from sim.experiment import RunResult, run
-from sim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+_EXPORTS = {
+    "RunResult": "sim.experiment",
+    "run": "sim.experiment",
+    "Scenario": "sim.scenario",
+    "ScenarioError": "sim.scenario",
+    "load_scenario": "sim.scenario",
+    "parse_scenario": "sim.scenario",
+    "estimate_availability": "sim.reliability",
+}
 
-__all__ = [
-    "RunResult",
-    "Scenario",
-    "ScenarioError",
-    "__version__",
-    "load_scenario",
-    "parse_scenario",
-    "run",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

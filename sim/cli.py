@@ -129,6 +129,8 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
     except KeyboardInterrupt:
         click.echo(f"interrupted; partial run folder: {folder.path}", err=True)
         sys.exit(130)
+    except OSError as error:
+        _fail(f"cannot write the run folder {folder.path}: {error.strerror or error}")
     except Exception as error:  # an ecsim bug, not a user mistake: keep the details on disk
         click.echo(
             f"internal error: {type(error).__name__}: {error}\n"

@@ -135,7 +135,7 @@ class Uniform(Distribution):
 
 class _MeanAndCv(Distribution):
     mean_s: PositiveDuration = Field(alias="mean")
-    cv_value: float = Field(alias="cv", gt=0)
+    cv_value: float = Field(alias="cv", gt=0, le=100)
 
     def mean(self) -> float:
         return self.mean_s
@@ -190,7 +190,7 @@ class Weibull(Distribution):
     """Weibull by ``shape`` and either ``scale`` or ``mean``: shape > 1 models wear-out."""
 
     kind: Literal["weibull"] = "weibull"
-    shape: float = Field(gt=0)
+    shape: float = Field(ge=0.05, le=100)
     scale: PositiveDuration | None = None
     mean_s: PositiveDuration | None = Field(default=None, alias="mean")
 

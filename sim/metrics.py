@@ -104,7 +104,7 @@ class LatencyHistogram:
             seen += bucket_count
             if seen >= rank:
                 if index == 0:
-                    return self.SMALLEST_S
+                    return min(self.SMALLEST_S, self.maximum)
                 estimate = 2 * self._gamma ** (index - self._offset) / (self._gamma + 1)
                 return min(estimate, self.maximum)
         return self.maximum

@@ -8,7 +8,6 @@ validation, so an overridden value is checked exactly like one written in the fi
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -81,11 +80,21 @@ def _join(parts: list[str | int]) -> str:
     return text
 
 
+def _unshared_copy(data: Any) -> Any:
+    """A deep copy in which no two places share an object, as YAML anchors make them do:
+    overriding ``classes[0].service_time`` must not change a class that reused its anchor."""
+    if isinstance(data, dict):
+        return {key: _unshared_copy(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_unshared_copy(item) for item in data]
+    return data
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """A copy of ``data`` with every ``key.path=value`` override applied in order."""
     if not overrides:
         return data
-    result = copy.deepcopy(data)
+    result = _unshared_copy(data)
     for text in overrides:
         path, value = parse_override(text)
         set_path(result, path, value)

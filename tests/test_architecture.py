@@ -57,6 +57,10 @@ def test_no_global_random_state(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             assert all(alias.name != "random" for alias in node.names), "use a named stream"
+        if isinstance(node, ast.ImportFrom):
+            assert node.module not in {"random", "numpy.random"} or all(
+                alias.name in {"Generator", "SeedSequence", "PCG64"} for alias in node.names
+            ), "use a named stream"
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
             inner = node.value
             if (
@@ -67,3 +71,19 @@ def test_no_global_random_state(path):
                 assert node.attr in {"Generator", "SeedSequence", "PCG64", "default_rng"}, (
                     f"np.random.{node.attr} uses global state"
                 )
+
+
+def test_pure_modules_do_not_load_the_engine_even_indirectly():
+    """Importing analysis, theory, results or the scenario must not pull in simpy or the model."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sim.analysis, sim.theory, sim.results, sim.scenario, sim.report; "
+        "loaded = [m for m in sys.modules if m == 'simpy' or m.startswith('sim.model.cluster')]; "
+        "print(loaded)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[]"

@@ -168,3 +168,52 @@ def test_the_module_entry_point_is_the_same_command():
     finally:
         sys.argv = argv
     assert exit_info.value.code == 0
+
+
+def test_yaml_anchors_and_merge_keys_work_and_overrides_do_not_leak_through_them(tmp_path):
+    scenario_file = tmp_path / "anchors.yaml"
+    scenario_file.write_text(
+        "duration: 1m\n"
+        "workload:\n"
+        "  arrivals: {rate: 5/s}\n"
+        "  classes:\n"
+        "    - {name: a, share: 50%, service_time: &svc {kind: exponential, mean: 10ms}}\n"
+        "    - {name: b, share: 50%, service_time: *svc}\n"
+        "servers:\n"
+        "  - {<<: {workers: 4, queue_capacity: 10}, name: web}\n"
+    )
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file, ["workload.classes[0].service_time.mean=1s"])
+    assert scenario.servers[0].workers == 4 and scenario.servers[0].queue_capacity == 10
+    # The override changes class a only, although b shared its service time by an anchor.
+    assert [c.service_time.mean() for c in scenario.workload.classes] == [1.0, 0.01]
+
+
+def test_a_file_name_that_is_not_a_valid_scenario_name_still_loads(tmp_path):
+    source = (ROOT / "scenarios" / "baseline.yaml").read_text()
+    source = "\n".join(line for line in source.splitlines() if not line.startswith("name:"))
+    unicode_file = tmp_path / ("café-日本-" + "x" * 80 + ".yaml")
+    unicode_file.write_text(source)
+    result = invoke("validate", unicode_file)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_unwritable_run_folder_is_a_clear_error_not_a_crash(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(EXAMPLES[0]),
+            "--duration",
+            "5s",
+            "--set",
+            "warmup=0s",
+            "--out",
+            str(blocker / "run"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "cannot write the run folder" in result.output and "Traceback" not in result.output

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sim import parse_scenario
+from sim import parse_scenario, run
 from sim.metrics import OUTCOMES
 from sim.model.cluster import Cluster
 from sim.model.request import Request
@@ -178,3 +178,103 @@ def test_closed_loop_users_wait_for_an_answer_and_think_before_the_next_request(
     # One cycle: think 1, browse 0.5, think 1, checkout 1 = 3.5 s; three cycles end by 10.5 s.
     assert [sum(c) for c in cluster.recorder.outcomes] == [3, 3]
     assert cluster.recorder.measurement().latency[0].mean() == pytest.approx(0.5)
+
+
+def test_an_answer_due_at_the_very_deadline_wins_over_the_timeout():
+    trace = Trace([{"name": "web", "workers": 10}], {"timeout": 1.0})
+    for index, name in enumerate("abc"):
+        trace.send(name, at=index * 0.25, work=1.0)
+    assert trace.run() == {"a": ("ok", 1.0), "b": ("ok", 1.25), "c": ("ok", 1.5)}
+
+
+def test_utilization_counts_only_work_done_inside_the_window():
+    """One worker busy for the whole run is 100% utilized, even with a service longer than
+    the run (work that starts inside the window but ends after it is not counted)."""
+    scenario = parse_scenario(
+        {
+            "duration": 10,
+            "metrics": {"step": 5},
+            "workload": {
+                "sessions": {
+                    "users": 1,
+                    "think_time": {"kind": "deterministic", "value": 0},
+                    "steps": ["slow"],
+                },
+                "classes": [
+                    {"name": "slow", "service_time": {"kind": "deterministic", "value": 25}}
+                ],
+            },
+            "servers": [{"name": "web"}],
+        }
+    )
+    result = run(scenario)
+    assert result.summary["groups"]["web"]["utilization"] == pytest.approx(1.0)
+    assert list(result.timeseries["web.utilization"]) == pytest.approx([1.0, 1.0])
+
+
+def test_mean_queue_length_is_the_time_average_of_the_queue():
+    """Three users, no think time, one worker, 1 s services: two always wait."""
+    scenario = parse_scenario(
+        {
+            "duration": 10,
+            "workload": {
+                "sessions": {
+                    "users": 3,
+                    "think_time": {"kind": "deterministic", "value": 0},
+                    "steps": ["page"],
+                },
+                "classes": [
+                    {"name": "page", "service_time": {"kind": "deterministic", "value": 1}}
+                ],
+            },
+            "servers": [{"name": "web"}],
+        }
+    )
+    assert run(scenario).summary["groups"]["web"]["mean_queue_length"] == pytest.approx(2.0)
+
+
+def test_least_response_time_learns_only_from_answers_not_from_refusals():
+    """An instant refusal from a full server is no evidence that it is fast."""
+    trace = Trace(
+        [{"name": "full", "workers": 1, "queue_capacity": 0}, {"name": "roomy", "workers": 8}],
+        policy="least_response_time",
+    )
+    policy = trace.cluster.balancer.policy
+    for index in range(8):
+        trace.send(f"r{index}", at=0.01 * index, work=1.0)
+    trace.run()
+    # Each backend's EWMA holds only real answers of about 1 s, never a 0 s refusal.
+    assert all(value is None or value >= 0.99 for value in policy._ewma_s)
+
+
+@pytest.mark.parametrize(("duration", "step"), [(10, 0.1), (60, 0.3), (3600, 0.2), (0.7, 0.1)])
+def test_time_series_rows_fall_on_exact_multiples_of_the_step(duration, step):
+    scenario = parse_scenario(
+        {
+            "duration": duration,
+            "metrics": {"step": step},
+            "workload": {
+                "arrivals": {"rate": 1},
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.1}}
+                ],
+            },
+            "servers": [{"name": "web"}],
+        }
+    )
+    api = run(scenario)
+    with_progress = run(scenario, progress=lambda fraction: None)
+    rows = round(duration / step)
+    assert len(api.timeseries) == rows == len(with_progress.timeseries)
+    assert list(api.timeseries["time_s"]) == [k * step for k in range(rows)]
+    assert api.summary == with_progress.summary
+
+
+def test_a_long_retry_chain_caps_its_backoff_instead_of_overflowing():
+    from sim.model.client import Client
+    from sim.scenario import RetrySpec
+
+    retries = RetrySpec.model_validate(
+        {"max": 5000, "backoff": 0.001, "max_backoff": 2, "multiplier": 1000, "jitter": "none"}
+    )
+    assert Client._backoff_s(retries, 4999, iter(())) == 2.0

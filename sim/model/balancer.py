@@ -70,7 +70,9 @@ class Balancer:
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
-            if self._observe is not None:
+            if self._observe is not None and outcome == OK:
+                # Only answers teach latency: an instant refusal would make a full or dead
+                # backend look like the fastest one.
                 self._observe(backend, self.env.now - attempt.sent_at)
             if self._watch_errors and self._errors_handled(attempt, backend, outcome):
                 return

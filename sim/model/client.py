@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 import simpy
+from simpy.events import Timeout
 
 from sim.metrics import OK, OUTCOMES, TIMEOUT, Recorder
 from sim.model.request import Attempt, Request
@@ -30,11 +31,14 @@ class DeadlineWatch:
     """
 
     def __init__(
-        self, env: simpy.Environment, timeout_s: float, expire: Callable[[Attempt], None]
+        self,
+        env: simpy.Environment,
+        timeout_s: float,
+        expire_if_waiting: Callable[[simpy.Event], None],
     ) -> None:
         self.env = env
         self.timeout_s = timeout_s
-        self._expire = expire
+        self._expire_if_waiting = expire_if_waiting
         self._waiting: deque[Attempt] = deque()
         self._armed = False
 
@@ -57,7 +61,9 @@ class DeadlineWatch:
                 waiting.popleft()
             elif attempt.deadline <= reached:
                 waiting.popleft()
-                self._expire(attempt)
+                # An answer due at the very deadline wins: expire after the events already
+                # scheduled for this instant, whichever was scheduled first.
+                Timeout(self.env, 0.0, attempt).callbacks.append(self._expire_if_waiting)
             else:
                 break
         self._armed = False
@@ -101,7 +107,7 @@ class Client:
             for spec in classes
         ]
         self._watches = [
-            DeadlineWatch(env, spec.timeout, self._expire) if spec.timeout else None
+            DeadlineWatch(env, spec.timeout, self._expire_if_waiting) if spec.timeout else None
             for spec in classes
         ]
 
@@ -137,9 +143,11 @@ class Client:
             else:
                 self._settle(attempt.request, outcome)
 
-    def _expire(self, attempt: Attempt) -> None:
-        attempt.live = False
-        self._settle(attempt.request, TIMEOUT)
+    def _expire_if_waiting(self, event: simpy.Event) -> None:
+        attempt = event.value
+        if attempt.live:
+            attempt.live = False
+            self._settle(attempt.request, TIMEOUT)
 
     def _settle(self, request: Request, outcome: int) -> None:
         class_index = request.class_index
@@ -157,8 +165,12 @@ class Client:
 
     @staticmethod
     def _backoff_s(retries: RetrySpec, failed_attempts: int, jitter: Iterator[float]) -> float:
-        growth = retries.multiplier ** (failed_attempts - 1)
-        ceiling = min(retries.max_backoff, retries.backoff * growth)
+        # Grow no further than the cap needs: multiplier ** n overflows for long retry chains.
+        exponent = min(failed_attempts - 1, 1100)
+        try:
+            ceiling = min(retries.max_backoff, retries.backoff * retries.multiplier**exponent)
+        except OverflowError:
+            ceiling = retries.max_backoff
         if retries.jitter == "full":
             return ceiling * next(jitter)
         if retries.jitter == "equal":

@@ -29,8 +29,8 @@ from sim.streams import Streams
 __all__ = ["SERVER_TOTALS", "Cluster"]
 
 SERVER_TOTALS = ("busy_time_s", "wait_time_s", "accepted", "queued", "rejected")
-"""Running totals each server keeps: work started, time waited in queue, attempts accepted,
-attempts that had to queue, attempts rejected by a full queue."""
+"""Running totals per server group: worker-seconds of service done, attempt-seconds waited in
+queue, attempts accepted, attempts that had to queue, attempts rejected by a full queue."""
 
 
 class Cluster:
@@ -205,8 +205,11 @@ class Cluster:
         totals = {name: dict.fromkeys(SERVER_TOTALS, 0.0) for name in self.groups}
         for server in self.servers:
             group = totals[server.group]
-            for key in SERVER_TOTALS:
-                group[key] += getattr(server, key)
+            group["busy_time_s"] += server.busy_time_so_far()
+            group["wait_time_s"] += server.wait_time_so_far()
+            group["accepted"] += server.accepted
+            group["queued"] += server.queued
+            group["rejected"] += server.rejected
         return [totals[name] for name in self.groups]
 
     def group_queue_lengths(self) -> list[int]:
@@ -218,8 +221,11 @@ class Cluster:
 
     def _sample_time_series(self):
         step = self.scenario.metrics.step
+        tick = 0
         while True:
-            yield self.env.timeout(step)
+            tick += 1
+            # Row k ends at k * step exactly: adding steps up would drift with rounding.
+            yield self.env.timeout(max(0.0, tick * step - self.env.now))
             self._close_row()
 
     def _close_row(self) -> None:
@@ -257,7 +263,9 @@ class Cluster:
         else:
             chunks = 100
             for index in range(1, chunks + 1):
-                self.env.run(until=until * index / chunks)
+                stop = until if index == chunks else until * index / chunks
+                if stop > self.env.now:
+                    self.env.run(until=stop)
                 progress(index / chunks)
         self._close_last_row()
         self.monitor.close_open_incidents()
@@ -265,7 +273,8 @@ class Cluster:
     def _close_last_row(self) -> None:
         # The sampler's own tick at the end time is never processed (the run stops first), so
         # the last row, whole or partial, is closed here.
-        if self.requests and self.env.now > self._row_start:
+        # A row narrower than a millionth of a step is rounding, not time.
+        if self.requests and self.env.now - self._row_start > 1e-6 * self.scenario.metrics.step:
             self._close_row()
 
     def measured_groups(self) -> list[dict[str, Any]]:

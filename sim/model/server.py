@@ -73,6 +73,16 @@ class Server:
         self.queued = 0
         self.rejected = 0
 
+    def busy_time_so_far(self) -> float:
+        """Worker-seconds of service done up to now (work started, less what is still to come)."""
+        now = self.env.now
+        return self.busy_time_s - sum(end - now for end in self.in_service.values())
+
+    def wait_time_so_far(self) -> float:
+        """Attempt-seconds spent waiting in the queue up to now, those still waiting included."""
+        now = self.env.now
+        return self.wait_time_s + sum(now - attempt.queued_at for attempt in self.queue)
+
     @property
     def serving(self) -> bool:
         """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""

@@ -38,8 +38,8 @@ class ServerGroupSpec(Spec):
     """
 
     name: Name
-    count: int = Field(1, ge=1)
-    workers: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=10_000)
+    workers: int = Field(1, ge=1, le=1_000_000)
     queue_capacity: int | None = Field(None, ge=0)
     speed: float = Field(1.0, gt=0)
     weight: float = Field(1.0, gt=0)
@@ -65,7 +65,7 @@ class BalancerSpec(Spec):
     """
 
     policy: PolicySpecField = RoundRobinSpec()
-    backends: list[Name] | None = None
+    backends: list[Name] | None = Field(None, min_length=1)
     detection: DetectorSpecField = HealthCheckSpec()
     outlier_ejection: OutlierEjectionSpec | None = None
     connect_timeout: NonNegativeDuration = 1.0

@@ -165,10 +165,19 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)  # resolve `<<:` merge keys first: they are not repeats
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if not isinstance(key, str | int | float | bool):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain name, not a list or a mapping",
+                    key_node.start_mark,
+                )
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
@@ -177,5 +186,5 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _default_name(path: Path) -> str:
-    stem = "".join(c if c.isalnum() or c in "_.-" else "-" for c in path.stem)
-    return stem if stem[:1].isalpha() else f"s-{stem}"
+    stem = "".join(c if (c.isascii() and c.isalnum()) or c in "_.-" else "-" for c in path.stem)
+    return (stem if stem[:1].isalpha() else f"s-{stem}")[:64]

@@ -12,7 +12,10 @@ from sim.scenario.failures import FailureSpecField, ZoneOutageSpec
 from sim.scenario.workload import WorkloadSpec
 from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec, located_error
 
-__all__ = ["MetricsSpec", "Scenario", "SloSpec"]
+__all__ = ["MAX_ROWS", "MetricsSpec", "Scenario", "SloSpec"]
+
+MAX_ROWS = 1_000_000
+"""The most time-series rows a run may have: each costs a few hundred bytes and some work."""
 
 
 class MetricsSpec(Spec):
@@ -53,6 +56,12 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
+        if self.duration / self.metrics.step > MAX_ROWS:
+            raise located_error(
+                ".metrics.step",
+                f"a {self.metrics.step:g}s step over {self.duration:g}s makes more than"
+                f" {MAX_ROWS:,} time-series rows; use a longer step",
+            )
         if self.warmup >= self.duration:
             raise located_error(
                 ".warmup",

@@ -38,7 +38,7 @@ class RetrySpec(Spec):
 
     max_retries: int = Field(0, alias="max", ge=0)
     backoff: NonNegativeDuration = 0.1
-    multiplier: float = Field(2.0, ge=1.0)
+    multiplier: float = Field(2.0, ge=1.0, le=1000)
     max_backoff: NonNegativeDuration = 10.0
     jitter: Literal["none", "full", "equal"] = "full"
     retry_on: list[Literal["timeout", "rejected", "no_backend", "error"]] = Field(
@@ -88,7 +88,7 @@ class ArrivalsSpec(Spec):
 class SessionsSpec(Spec):
     """Closed-loop shoppers: each waits for an answer, thinks, then sends the next request."""
 
-    users: int = Field(ge=1)
+    users: int = Field(ge=1, le=10_000_000)
     think_time: DistributionSpec
     steps: list[Name] = Field(min_length=1)
 
@@ -119,6 +119,16 @@ class WorkloadSpec(Spec):
                     ".classes", f"class shares must sum to 1 (100%), they sum to {total:.6g}"
                 )
         if self.sessions is not None:
+            by_name = {request_class.name: request_class for request_class in self.classes}
+            if self.sessions.think_time.mean() == 0 and all(
+                step in by_name and by_name[step].service_time.mean() == 0
+                for step in self.sessions.steps
+            ):
+                raise located_error(
+                    ".sessions.think_time",
+                    "with no think time and no service time, users would loop forever without"
+                    " time passing",
+                )
             for index, step in enumerate(self.sessions.steps):
                 if step not in names:
                     raise located_error(
