@@ -17,7 +17,8 @@ from sim.analysis import finite_or_none
 from sim.distributions import DISTRIBUTIONS
 from sim.experiment import run as run_scenario
 from sim.model.balancing import BALANCING_POLICIES
-from sim.report import format_incidents, format_summary
+from sim.reliability import estimate_availability
+from sim.report import format_availability, format_incidents, format_summary
 from sim.results import RunFolder, new_run_folder
 from sim.scenario import ScenarioError, load_scenario
 from sim.units import parse_duration
@@ -78,54 +79,42 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.argument("scenario_file", type=click.Path(dir_okay=False))
-@click.option(
-    "--seed", type=click.IntRange(min=0), help="Root random seed (default: the scenario's)."
-)
-@click.option("--duration", help="Simulated duration, e.g. 10m (default: the scenario's).")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY.PATH=VALUE",
-    help="Override a scenario key, e.g. servers[0].count=6 (repeatable).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    help="Run folder to write (default: results/<scenario>-<time>-seed<seed>).",
-)
-@click.option("--quiet", is_flag=True, help="Do not print the summary table.")
-def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
-    """Run one scenario, print its summary and write a run folder.
+def _scenario_options(function):
+    """The options every command that runs a scenario shares."""
+    function = click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        help="Run folder to write (default: results/<scenario>-<time>-seed<seed>).",
+    )(function)
+    function = click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help="Override a scenario key, e.g. servers[0].count=6 (repeatable).",
+    )(function)
+    function = click.option(
+        "--seed", type=click.IntRange(min=0), help="Root random seed (default: the scenario's)."
+    )(function)
+    return click.argument("scenario_file", type=click.Path(dir_okay=False))(function)
 
-    \b
-    Examples:
-      ecsim run scenarios/baseline.yaml
-      ecsim run scenarios/flash_sale.yaml --seed 7 --duration 20m --set servers[0].count=6
-    """
-    if duration is not None:
-        try:
-            parse_duration(duration)
-        except ValueError as error:
-            _fail(f"--duration: {error}")
-        overrides = (*overrides, f"duration={duration}")
+
+def _prepare(scenario_file, seed, overrides, out, extra=()):
+    """The validated scenario (seed and overrides applied) and its run folder."""
     if seed is not None:
         overrides = (*overrides, f"seed={seed}")
-    scenario = _load(scenario_file, overrides)
+    scenario = _load(scenario_file, (*overrides, *extra))
     folder = RunFolder(
         Path(out) if out else new_run_folder(Path("results"), scenario.name, scenario.seed)
     )
-    progress = LazyProgressBar(f"simulating {scenario.name}")
+    return scenario, folder
+
+
+def _execute(folder: RunFolder, scenario, work):
+    """Run ``work(metadata)`` while the folder records the run; errors become clean exits."""
     try:
         with folder.recording(scenario.to_dict()) as metadata:
-            try:
-                result = run_scenario(scenario, progress=progress)
-            finally:
-                progress.close()
-            metadata["wall_time_s"] = result.wall_time_s
-            folder.write_result(result)
+            return work(metadata)
     except KeyboardInterrupt:
         click.echo(f"interrupted; partial run folder: {folder.path}", err=True)
         sys.exit(130)
@@ -138,6 +127,40 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
             err=True,
         )
         sys.exit(1)
+
+
+@main.command()
+@_scenario_options
+@click.option("--duration", help="Simulated duration, e.g. 10m (default: the scenario's).")
+@click.option("--quiet", is_flag=True, help="Do not print the summary table.")
+def run(scenario_file, seed, overrides, out, duration, quiet) -> None:
+    """Run one scenario, print its summary and write a run folder.
+
+    \b
+    Examples:
+      ecsim run scenarios/baseline.yaml
+      ecsim run scenarios/flash_sale.yaml --seed 7 --duration 20m --set servers[0].count=6
+    """
+    extra = ()
+    if duration is not None:
+        try:
+            parse_duration(duration)
+        except ValueError as error:
+            _fail(f"--duration: {error}")
+        extra = (f"duration={duration}",)
+    scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
+
+    def work(metadata):
+        progress = LazyProgressBar(f"simulating {scenario.name}")
+        try:
+            result = run_scenario(scenario, progress=progress)
+        finally:
+            progress.close()
+        metadata["wall_time_s"] = result.wall_time_s
+        folder.write_result(result)
+        return result
+
+    result = _execute(folder, scenario, work)
     if not quiet:
         click.echo(format_summary(finite_or_none(result.summary)))
         if len(result.incidents):
@@ -146,6 +169,52 @@ def run(scenario_file, seed, duration, overrides, out, quiet) -> None:
             click.echo(format_incidents(records))
         click.echo("")
     click.echo(f"run folder: {folder.path}  ({result.wall_time_s:.1f}s wall time)")
+
+
+@main.command()
+@_scenario_options
+@click.option(
+    "--years",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1000.0,
+    show_default=True,
+    help="Simulated years in all, split over the replications.",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=2),
+    default=10,
+    show_default=True,
+    help="Independent replications, for the confidence interval.",
+)
+def availability(scenario_file, seed, overrides, out, years, replications) -> None:
+    """Estimate time-based availability over centuries: failures, detection and repair only.
+
+    No request is simulated, so a thousand years take seconds. Prints the availability with a
+    95% confidence interval, in nines and downtime per year, and the Markov-chain value where
+    the design allows one.
+
+    \b
+    Examples:
+      ecsim availability scenarios/four_nines.yaml
+      ecsim availability scenarios/four_nines.yaml --years 5000 --set servers[0].count=3
+    """
+    scenario, folder = _prepare(scenario_file, seed, overrides, out)
+
+    def work(metadata):
+        progress = LazyProgressBar(f"simulating {years:g} years of {scenario.name}")
+        try:
+            estimate = estimate_availability(scenario, years, replications, progress=progress)
+        finally:
+            progress.close()
+        metadata["wall_time_s"] = estimate["wall_time_s"]
+        folder.write_summary({k: v for k, v in estimate.items() if k != "wall_time_s"})
+        return estimate
+
+    estimate = _execute(folder, scenario, work)
+    click.echo(format_availability(finite_or_none(estimate)))
+    click.echo("")
+    click.echo(f"run folder: {folder.path}  ({estimate['wall_time_s']:.1f}s wall time)")
 
 
 @main.command()

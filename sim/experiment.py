@@ -16,6 +16,7 @@ import pandas as pd
 from sim.analysis import summarize
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
+from sim.reliability import markov_availability
 from sim.scenario import Scenario
 from sim.streams import Streams
 
@@ -74,6 +75,7 @@ def run(
             },
         ),
     }
+    summary["availability"]["markov"] = markov_availability(scenario)
     return RunResult(
         scenario,
         seed,

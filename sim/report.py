@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["format_summary"]
+__all__ = ["format_availability", "format_incidents", "format_summary"]
 
 
 def _ms(seconds: float | None) -> str:
@@ -135,11 +135,18 @@ def _seconds(value: float | None) -> str:
 def _time_based(availability: dict[str, Any]) -> list[str]:
     if "time_based" not in availability:
         return []
-    return [
+    lines = [
         f"time-based    {_percent(availability['time_based'])} of the time up "
         f"({_nines(availability['time_based'], 'never down')}; "
         f"{_seconds(availability['downtime_s'])} down in the window)"
     ]
+    markov = availability.get("markov") or {}
+    if markov.get("value") is not None:
+        lines.append(
+            f"markov chain  {_percent(markov['value'], 5)} in the long run "
+            f"({_fixed(markov['nines'])} nines); `ecsim availability` estimates it by simulation"
+        )
+    return lines
 
 
 def _slo(slo: dict[str, Any] | None) -> list[str]:
@@ -176,3 +183,49 @@ def _incidents(incidents: dict[str, Any] | None) -> list[str]:
 
 def _fixed(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
+def _downtime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def format_availability(estimate: dict[str, Any]) -> str:
+    """The long-horizon availability estimate as text."""
+    value = estimate["availability"]
+    markov = estimate["markov"]
+    confidence = f"{estimate['confidence'] * 100:g}%"
+    lines = [
+        f"scenario {estimate['scenario']}  seed {estimate['seed']}  "
+        f"{estimate['years']:g} simulated years in {estimate['replications']} replications",
+        "",
+        f"availability   {_percent(value['value'], 5)}  ({confidence} CI "
+        f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)})",
+        f"nines          {_fixed(value['nines'])}  ({confidence} CI "
+        f"{_fixed(value['nines_low'])} to {_fixed(value['nines_high'])})",
+        f"downtime/year  {_downtime(value['downtime_per_year_s'])}  ({confidence} CI "
+        f"{_downtime(value['downtime_per_year_s_low'])} to "
+        f"{_downtime(value['downtime_per_year_s_high'])})",
+    ]
+    if markov["value"] is not None:
+        inside = value["low"] <= markov["value"] <= value["high"]
+        lines.append(
+            f"markov chain   {_percent(markov['value'], 5)}  ({_fixed(markov['nines'])} nines, "
+            f"{_downtime(markov['downtime_per_year_s'])}/year; "
+            f"{'inside' if inside else 'outside'} the simulated CI)"
+        )
+    else:
+        lines.append(f"markov chain   n/a: {markov['reason']}")
+    lines += [
+        "",
+        f"incidents      {estimate['incidents_per_year']:.2f} per year; "
+        f"mean time to detect {_seconds(estimate['mean_time_to_detect_s'])}, "
+        f"failover {_seconds(estimate['mean_failover_time_s'])}, "
+        f"recover {_downtime(estimate['mean_time_to_recover_s'])}",
+    ]
+    return "\n".join(lines)
