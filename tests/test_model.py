@@ -22,6 +22,7 @@ class Trace:
         servers: list[dict[str, Any]],
         request_class: dict[str, Any] | None = None,
         policy: str = "round_robin",
+        balancer: dict[str, Any] | None = None,
     ) -> None:
         request_class = {
             "name": "request",
@@ -33,7 +34,7 @@ class Trace:
             {
                 "duration": 1000,
                 "workload": {"arrivals": {"rate": 0}, "classes": [request_class]},
-                "balancer": {"policy": policy},
+                "balancer": {"policy": policy, **(balancer or {})},
                 "servers": servers,
             }
         )
