@@ -20,7 +20,7 @@ from sim.model.balancing import BALANCING_POLICIES
 from sim.reliability import estimate_availability
 from sim.report import format_availability, format_incidents, format_summary
 from sim.results import RunFolder, new_run_folder
-from sim.scenario import ScenarioError, load_scenario
+from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
 from sim.units import parse_duration
 
 __all__ = ["main"]
@@ -242,7 +242,7 @@ def validate(scenario_files) -> None:
 
 @main.command(name="list")
 def list_kinds() -> None:
-    """List the balancing policies and distributions a scenario can name.
+    """List the balancing policies, distributions, failure models and detectors a scenario can name.
 
     \b
     Example:
@@ -250,3 +250,5 @@ def list_kinds() -> None:
     """
     click.echo("balancing policies (balancer.policy): " + ", ".join(BALANCING_POLICIES.names()))
     click.echo("distributions (kind): " + ", ".join(DISTRIBUTIONS.names()))
+    click.echo("failure models (failures[].kind): " + ", ".join(FAILURE_MODELS.names()))
+    click.echo("failure detectors (balancer.detection): " + ", ".join(DETECTORS.names()))
