@@ -109,7 +109,11 @@ class Server:
             self.respond(attempt, REJECTED)
 
     def _finish(self, service: simpy.Event) -> None:
-        if self.in_service.pop(service.value, None) is None:
+        done = service.value
+        in_service = self.in_service
+        try:
+            del in_service[done]
+        except KeyError:
             return  # lost in a crash or a partition, and already answered then
         if self.queue:
             attempt = self.queue.popleft()
@@ -117,11 +121,11 @@ class Server:
             self.wait_time_s += now - attempt.queued_at
             service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
-            self.in_service[attempt] = now + service_s
+            in_service[attempt] = now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         else:
             self.busy -= 1
-        self.respond(service.value, OK)
+        self.respond(done, OK)
 
     def _refuse(self, attempt: Attempt) -> None:
         if not self.alive:
