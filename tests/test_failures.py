@@ -242,3 +242,18 @@ def test_health_check_detection_delay_matches_its_closed_form_mean():
     mean, half_width = mean_confidence_interval(delays, 0.999)
     assert abs(mean - expected) <= half_width
     assert min(delays) >= 2 * 2.0 + 0.5 - 1e-9 and max(delays) <= 3 * 2.0 + 0.5 + 1e-9
+
+
+def test_phi_accrual_suspects_after_the_silence_its_threshold_allows():
+    """Steady heartbeats every second, sd floored at 100 ms: phi reaches 8 after
+    1 + 0.1 * z(1 - 1e-8) = 1.561 s of silence, so a crash is detected 0.561 to 1.561 s later."""
+    from statistics import NormalDist
+
+    silence = 1.0 + 0.1 * NormalDist().inv_cdf(1 - 1e-8)
+    delays = _detection_delays(
+        {"kind": "phi_accrual", "interval": 1.0, "threshold": 8, "min_std": 0.1},
+        horizon_s=100_000,
+    )
+    assert min(delays) >= silence - 1.0 - 1e-9 and max(delays) <= silence + 1e-9
+    mean, half_width = mean_confidence_interval(delays, 0.999)
+    assert abs(mean - (silence - 0.5)) <= half_width

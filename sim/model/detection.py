@@ -77,10 +77,11 @@ class _HeartbeatListener:
 
     def heard(self) -> None:
         self.generation += 1
-        if not self.backend.detected_up:
+        rejoined = not self.backend.detected_up
+        if rejoined:
             self.balancer.mark_up(self.backend)
         generation = self.generation
-        alarm = self.env.timeout(self.silence_limit())
+        alarm = self.env.timeout(self.silence_limit(rejoined))
         alarm.callbacks.append(lambda _: self._silence(generation))
 
     def _silence(self, generation: int) -> None:
@@ -105,7 +106,9 @@ def _emit_heartbeats(env, interval: float, jitter: float, backend: Backend, rng,
 
 @DETECTOR_PROCESSES.register("heartbeat")
 def _heartbeats(env, spec: HeartbeatSpec, backend: Backend, balancer: Balancer, rng):
-    listener = _HeartbeatListener(env, backend, balancer, lambda: spec.misses * spec.interval)
+    listener = _HeartbeatListener(
+        env, backend, balancer, lambda rejoined: spec.misses * spec.interval
+    )
     _emit_heartbeats(env, spec.interval, 0.0, backend, rng, listener)
 
 
@@ -114,9 +117,12 @@ def _phi_accrual(env, spec: PhiAccrualSpec, backend: Backend, balancer: Balancer
     gaps: deque[float] = deque(maxlen=spec.window)
     last = [None]
 
-    def silence_limit() -> float:
+    def silence_limit(rejoined: bool) -> float:
         now = env.now
-        if last[0] is not None:
+        if rejoined:
+            # The silence of an outage is not a heartbeat interval: start the history afresh.
+            gaps.clear()
+        elif last[0] is not None:
             gaps.append(now - last[0])
         last[0] = now
         if len(gaps) < 2:
