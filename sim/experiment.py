@@ -76,6 +76,8 @@ def run(
         ),
     }
     summary["availability"]["markov"] = markov_availability(scenario)
+    if cluster.data_tier is not None:
+        summary["data"] = cluster.data_tier.summary(measured_s)
     return RunResult(
         scenario,
         seed,

@@ -100,6 +100,9 @@ class Balancer:
 
     # -- belief -------------------------------------------------------------------------------
 
+    def knows(self, server) -> bool:
+        return any(backend.server is server for backend in self.backends)
+
     def routes_to(self, server) -> bool:
         return any(backend.server is server for backend in self.up)
 

@@ -17,13 +17,14 @@ from sim.metrics import Recorder
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
+from sim.model.database import DataTier
 from sim.model.detection import SampledDetection, start_detector
 from sim.model.failover import StandbyController
 from sim.model.failures import FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.server import Server
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
-from sim.scenario import Scenario
+from sim.scenario import DatabaseSpec, Scenario
 from sim.streams import Streams
 
 __all__ = ["SERVER_TOTALS", "Cluster"]
@@ -64,6 +65,8 @@ class Cluster:
         self.injector: FailureInjector
         self.controllers: dict[str, StandbyController] = {}
         self.sampled_detection: SampledDetection | None = None
+        self.database_nodes: list[Server] = []
+        self.data_tier: DataTier | None = None
         self._group_totals_at_warmup: list[dict[str, float]] | None = None
         self._row_start = 0.0
         self._row_totals: list[dict[str, float]] = []
@@ -105,6 +108,8 @@ class Cluster:
                     self.backends.append(backend)
                     (spares if spare else members).append(backend)
             group_backends[group.name] = (members, spares)
+        if scenario.database is not None:
+            self._wire_database(scenario.database)
         policy = balancer_spec.policy.build(
             streams.generator("balancer/policy"), len(self.backends)
         )
@@ -118,6 +123,7 @@ class Cluster:
             hot_migration=balancer_spec.hot_migration,
         )
         self.monitor.balancer = self.balancer
+        self.monitor.views.append(self.balancer)
         self.client.dispatch = self.balancer.dispatch
         for server in self.servers:
             server.respond = self.balancer.on_response
@@ -153,8 +159,40 @@ class Cluster:
                 env, balancer_spec.detection, self.balancer, streams.generator("detection")
             )
         self.injector = FailureInjector(
-            env, self.servers, self.balancer, self.monitor, streams, self._truth_changed
+            env,
+            [*self.servers, *self.database_nodes],
+            self.balancer,
+            self.monitor,
+            streams,
+            self._truth_changed,
         )
+
+    def _wire_database(self, spec: DatabaseSpec) -> None:
+        for name in spec.node_names():
+            shard, number = (int(part) for part in name.split("-")[1:])
+            self.database_nodes.append(
+                Server(
+                    self.env,
+                    name=name,
+                    group="db",
+                    zone=spec.zones[(number - 1) % len(spec.zones)],
+                    workers=spec.workers,
+                    queue_capacity=spec.queue_capacity,
+                    speed=1.0,
+                    connect_timeout_s=self.scenario.balancer.connect_timeout,
+                    pool=f"db-{shard}",
+                )
+            )
+        self.data_tier = DataTier(self.env, spec, self.database_nodes, self.streams, self.monitor)
+        self.monitor.views.append(self.data_tier)
+        plan = [
+            (c.name, c.database.reads, c.database.writes)
+            if c.database is not None and (c.database.reads or c.database.writes)
+            else None
+            for c in self.scenario.workload.classes
+        ]
+        for server in self.servers:
+            server.use_database(self.data_tier, plan)
 
     def _rotation_changed(self, backend: Backend) -> None:
         controller = self.controllers.get(backend.server.group)
@@ -162,6 +200,10 @@ class Cluster:
             controller.reconcile()
 
     def _truth_changed(self, servers: list[Server]) -> None:
+        if self.data_tier is not None:
+            for server in servers:
+                if self.data_tier.knows(server):
+                    self.data_tier.node_changed(server)
         if self.sampled_detection is not None:
             for backend in self.backends:
                 if backend.server in servers:
@@ -199,6 +241,8 @@ class Cluster:
         self._group_totals_at_warmup = self.group_totals()
         self.recorder.start_window()
         self.monitor.start_window()
+        if self.data_tier is not None:
+            self.data_tier.start_window()
 
     def group_totals(self) -> list[dict[str, float]]:
         """Running totals per server group since the start (see ``SERVER_TOTALS``)."""

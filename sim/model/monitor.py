@@ -90,6 +90,9 @@ class Monitor:
         self.min_servers = min_servers
         self._failed_requests = failed_requests
         self.balancer: Balancer | None = None
+        self.views: list[Any] = []
+        """Whoever routes work to servers (the balancer, the data tier): asked whether a
+        server is in their rotation."""
         self.events: list[dict[str, Any]] = []
         self.incidents: list[Incident] = []
         self._open: list[Incident] = []
@@ -167,19 +170,18 @@ class Monitor:
                 # A slow server still serves; its traffic has moved once it is out of rotation.
                 gray = incident.kind == "slowdown" and not incident._fault_cleared
                 misrouted = any(
-                    balancer.routes_to(server) and (gray or not server.serving)
+                    self._routes_to(server) and (gray or not server.serving)
                     for server in incident.servers
                 )
                 promoting = any(
-                    self._pending_promotions.get(server.group, 0) > 0 for server in incident.servers
+                    self._pending_promotions.get(server.pool, 0) > 0 for server in incident.servers
                 )
                 if not misrouted and not promoting:
                     incident.traffic_moved_at = now
             if incident._fault_cleared:
                 if incident.servers:
                     restored = all(
-                        server.serving
-                        and (balancer.routes_to(server) or balancer.is_idle_spare(server))
+                        server.serving and (self._routes_to(server) or self._idle_spare(server))
                         for server in incident.servers
                     )
                 else:
@@ -191,6 +193,20 @@ class Monitor:
                     )
                     incident.ended = True
                     self._open.remove(incident)
+
+    def _view(self, server: Server) -> Any:
+        for view in self.views:
+            if view.knows(server):
+                return view
+        return None
+
+    def _routes_to(self, server: Server) -> bool:
+        view = self._view(server)
+        return view is not None and view.routes_to(server)
+
+    def _idle_spare(self, server: Server) -> bool:
+        view = self._view(server)
+        return view is not None and view.is_idle_spare(server)
 
     # -- service state ------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class Server:
         queue_capacity: int | None,
         speed: float,
         connect_timeout_s: float = 0.0,
+        pool: str | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -52,6 +53,10 @@ class Server:
         self.queue_capacity = queue_capacity
         self.speed = speed
         self.connect_timeout_s = connect_timeout_s
+        self.pool = pool or group
+        """Servers that replace one another (a group, or a database shard)."""
+        self.database = None
+        self._database_plan: list[tuple[str, int, int] | None] | None = None
         self.respond: Callable[[Attempt, int], None] = _unwired
         self._limit = float("inf") if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
@@ -108,6 +113,11 @@ class Server:
             self.rejected += 1
             self.respond(attempt, REJECTED)
 
+    def use_database(self, database, plan: list[tuple[str, int, int] | None]) -> None:
+        """Requests of class i do ``plan[i] = (class name, reads, writes)`` after their own work."""
+        self.database = database
+        self._database_plan = plan
+
     def _finish(self, service: simpy.Event) -> None:
         done = service.value
         in_service = self.in_service
@@ -115,6 +125,25 @@ class Server:
             del in_service[done]
         except KeyError:
             return  # lost in a crash or a partition, and already answered then
+        plan = self._database_plan
+        if plan is not None:
+            use = plan[done.request.class_index]
+            if use is not None:
+                # The worker stays taken while the request waits on the database.
+                in_service[done] = self.env.now
+                self.database.run(done, use[0], use[1], use[2], self._database_done)
+                return
+        self._release(done, OK)
+
+    def _database_done(self, attempt: Attempt, outcome: int) -> None:
+        started = self.in_service.pop(attempt, None)
+        if started is None:
+            return  # this server crashed meanwhile, and answered then
+        self.busy_time_s += self.env.now - started
+        self._release(attempt, outcome)
+
+    def _release(self, done: Attempt, outcome: int) -> None:
+        in_service = self.in_service
         if self.queue:
             attempt = self.queue.popleft()
             now = self.env.now
@@ -125,7 +154,7 @@ class Server:
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
         else:
             self.busy -= 1
-        self.respond(done, OK)
+        self.respond(done, outcome)
 
     def _refuse(self, attempt: Attempt) -> None:
         if not self.alive:

@@ -6,6 +6,7 @@ point somewhere. The parts of a scenario live in modules named after them.
 """
 
 from sim.scenario.cluster import BalancerSpec, ServerGroupSpec, StandbySpec
+from sim.scenario.database import DatabaseSpec, DatabaseUseSpec, KeySpaceSpec, ReplicationSpec
 from sim.scenario.detection import (
     DETECTORS,
     DetectorSpec,
@@ -41,15 +42,19 @@ __all__ = [
     "BalancerSpec",
     "CrashRepairSpec",
     "CrashSpec",
+    "DatabaseSpec",
+    "DatabaseUseSpec",
     "DetectorSpec",
     "HealthCheckSpec",
     "HeartbeatSpec",
+    "KeySpaceSpec",
     "MetricsSpec",
     "OutlierEjectionSpec",
     "PartitionSpec",
     "PhiAccrualSpec",
     "Problem",
     "RateChange",
+    "ReplicationSpec",
     "RequestClassSpec",
     "RetrySpec",
     "Scenario",

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from sim.registry import did_you_mean
 from sim.scenario.cluster import BalancerSpec, ServerGroupSpec
+from sim.scenario.database import DatabaseSpec
 from sim.scenario.failures import FailureSpecField, ZoneOutageSpec
 from sim.scenario.workload import WorkloadSpec
 from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec, located_error
@@ -50,6 +51,7 @@ class Scenario(Spec):
     workload: WorkloadSpec
     balancer: BalancerSpec = BalancerSpec()
     servers: list[ServerGroupSpec] = Field(min_length=1)
+    database: DatabaseSpec | None = None
     failures: list[FailureSpecField] = Field(default_factory=list)
     slo: SloSpec = SloSpec()
     metrics: MetricsSpec = MetricsSpec()
@@ -74,8 +76,21 @@ class Scenario(Spec):
                 raise located_error(f".servers[{index}].name", f"duplicate group {name!r}")
         for index, name in enumerate(self.balancer.backends or []):
             _check_name(f".balancer.backends[{index}]", "server group", name, groups)
+        for index, request_class in enumerate(self.workload.classes):
+            uses = request_class.database
+            if uses is not None and (uses.reads or uses.writes) and self.database is None:
+                raise located_error(
+                    f".workload.classes[{index}].database",
+                    "this class reads or writes data, but the scenario has no 'database'",
+                )
         servers = [name for group in self.servers for name in group.server_names()]
         zones = sorted({group.zone for group in self.servers})
+        if self.database is not None:
+            if "db" in groups:
+                raise located_error(".servers", "the group name 'db' is kept for the database")
+            groups = [*groups, "db"]
+            servers += self.database.node_names()
+            zones = sorted({*zones, *self.database.zones})
         for index, failure in enumerate(self.failures):
             target = failure.target
             if isinstance(failure, ZoneOutageSpec):

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from sim.distributions import DistributionSpec
 from sim.registry import did_you_mean
+from sim.scenario.database import DatabaseUseSpec
 from sim.spec import (
     Fraction,
     Name,
@@ -55,6 +56,7 @@ class RequestClassSpec(Spec):
     service_time: DistributionSpec
     timeout: PositiveDuration | None = None
     retries: RetrySpec = RetrySpec()
+    database: DatabaseUseSpec | None = None
 
 
 class RateChange(Spec):

@@ -1,0 +1,102 @@
+"""The data tier of a scenario: database nodes, replication, sharding and the key space.
+
+    database:
+      keys: {count: 100000, popularity: zipf, zipf_exponent: 1.1}
+      shards: 4
+      replication: {kind: master_slave, mode: semi_sync, replicas: 2, lag: 20ms,
+                    read_from: replicas_within_lag, max_lag: 500ms, promotion_delay: 10s}
+      workers: 16
+      read_time: {kind: exponential, mean: 2ms}
+      write_time: {kind: exponential, mean: 5ms}
+      zones: [zone-a, zone-b]
+
+and, per request class, how it uses the data: ``database: {reads: 2, writes: 1}``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
+from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
+from sim.spec import Name, NonNegativeDuration, Spec
+
+__all__ = ["DatabaseSpec", "DatabaseUseSpec", "KeySpaceSpec", "ReplicationSpec"]
+
+
+class KeySpaceSpec(Spec):
+    """``count`` keys (products, carts, orders); ``zipf`` makes a few of them very hot."""
+
+    count: int = Field(100_000, ge=1, le=10_000_000)
+    popularity: Literal["uniform", "zipf"] = "uniform"
+    zipf_exponent: float = Field(1.0, gt=0, le=10)
+
+
+class ReplicationSpec(Spec):
+    """How the copies of each shard are kept, and what happens when the master dies.
+
+    ``master_slave``: one master takes the writes and ships them to ``replicas`` copies, each
+    applied after a ``lag``. ``async`` acknowledges a write at once; ``semi_sync`` once one
+    replica has it; ``sync`` once all live replicas have it (both fall back to async while no
+    replica is up). Reads go to the ``master``, to the ``replicas``, or to replicas at most
+    ``max_lag`` behind (else the master). When detection declares the master dead, the most
+    up-to-date live replica is promoted after ``promotion_delay``; the old master is fenced and
+    rejoins as a replica. Writes in the gap ``fail`` or ``wait`` for the new master.
+
+    ``multi_master``: ``replicas + 1`` masters per shard all take writes, acknowledged at once
+    and shipped to the others after a ``lag``; two writes to one key within the lag window are
+    a conflict, resolved by last-writer-wins.
+    """
+
+    kind: Literal["master_slave", "multi_master"] = "master_slave"
+    mode: Literal["async", "semi_sync", "sync"] = "async"
+    replicas: int = Field(1, ge=0, le=16)
+    lag: DelaySpec = Deterministic(value=0.01)
+    read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
+    max_lag: NonNegativeDuration = 1.0
+    promotion_delay: DelaySpec = Deterministic(value=5.0)
+    writes_during_failover: Literal["fail", "wait"] = "fail"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReplicationSpec:
+        if self.kind == "multi_master" and self.replicas < 1:
+            raise ValueError("multi_master needs at least 1 replica (2 masters)")
+        return self
+
+
+class DatabaseSpec(Spec):
+    """The database nodes: ``shards`` replica groups over a consistent-hash ring.
+
+    Node ``j`` of shard ``i`` is named ``db-i-j`` (``db-i-1`` starts as the master) and lives in
+    ``zones[(j - 1) % len(zones)]``; all are members of the server group ``db`` for failures.
+    """
+
+    keys: KeySpaceSpec = KeySpaceSpec()
+    shards: int = Field(1, ge=1, le=1024)
+    virtual_nodes: int = Field(128, ge=1, le=4096)
+    replication: ReplicationSpec = ReplicationSpec()
+    workers: int = Field(8, ge=1, le=100_000)
+    queue_capacity: int | None = Field(None, ge=0)
+    read_time: DistributionSpec = Exponential(mean=0.002)
+    write_time: DistributionSpec = Exponential(mean=0.005)
+    zones: list[Name] = Field(default_factory=lambda: ["default"], min_length=1)
+    detection: DetectorSpecField = HeartbeatSpec()
+
+    def nodes_per_shard(self) -> int:
+        return 1 + self.replication.replicas
+
+    def node_names(self) -> list[str]:
+        return [
+            f"db-{shard}-{number}"
+            for shard in range(self.shards)
+            for number in range(1, self.nodes_per_shard() + 1)
+        ]
+
+
+class DatabaseUseSpec(Spec):
+    """What one request of a class does to the data: ``reads`` then ``writes``, one key each."""
+
+    reads: int = Field(0, ge=0, le=100)
+    writes: int = Field(0, ge=0, le=100)
