@@ -375,6 +375,24 @@ class DataTier:
         if not node.serving:
             shard.down_since[index] = now
             self._truncate(shard, index, now)
+            # Replication a dead master had not shipped yet never leaves it.
+            for write in shard.recent:
+                if write.origin == index:
+                    for other, visible in enumerate(write.visible_at):
+                        if visible > now:
+                            write.visible_at[other] = INF
+            if shard.multi_master:
+                # No promotion: the other masters carry on without the writes only it had.
+                self._drop(
+                    shard,
+                    [
+                        w
+                        for w in shard.recent
+                        if w.origin == index
+                        and all(v == INF for i, v in enumerate(w.visible_at) if i != index)
+                    ],
+                    now,
+                )
             if index == shard.master or shard.multi_master:
                 # Writes waiting for replicas die with their master: the clients see errors.
                 for operation in list(shard.unacked):
@@ -414,7 +432,7 @@ class DataTier:
             # Back, resynchronized: it has everything committed so far, and rejoins as a
             # replica if another node became master meanwhile (fencing).
             now = self.env.now
-            for write in shard.recent:
+            for write in [*shard.recent, *shard.last_write.values()]:
                 write.visible_at[index] = min(write.visible_at[index], now)
             shard.last_visible[index] = now
             if not shard.multi_master and shard.master is None and not shard.promoting:
@@ -445,7 +463,7 @@ class DataTier:
             return  # no replica to promote: wait until one comes back
         watermark = {i: self._watermark(shard, i) for i in candidates}
         promoted = max(candidates, key=lambda i: (watermark[i], -i))
-        self._lose_writes_beyond(shard, promoted, watermark[promoted], now)
+        self._lose_writes_beyond(shard, promoted, watermark[promoted], failed_at)
         shard.master = promoted
         if self.measuring:
             self.failovers.append(now - failed_at)
@@ -466,14 +484,20 @@ class DataTier:
             applied = write.seq
         return applied if shard.recent else shard.next_seq - 1
 
-    def _lose_writes_beyond(self, shard: _Shard, promoted: int, watermark: int, now: float) -> None:
-        """Writes the new master never got are gone: acknowledged, then lost (the RPO)."""
+    def _lose_writes_beyond(
+        self, shard: _Shard, promoted: int, watermark: int, failed_at: float
+    ) -> None:
+        """Writes the new master never got are gone: acknowledged, then lost. The RPO is the
+        span of data lost: from the oldest lost write to the master's failure."""
         lost = [w for w in shard.recent if w.seq > watermark and w.visible_at[promoted] == INF]
+        self._drop(shard, lost, failed_at)
+
+    def _drop(self, shard: _Shard, lost: list[Write], failed_at: float) -> None:
         if not lost:
             return
         if self.measuring:
             self.lost_writes += len(lost)
-            self.rpo_s = max(self.rpo_s, now - min(w.acked_at for w in lost))
+            self.rpo_s = max(self.rpo_s, failed_at - min(w.acked_at for w in lost))
         gone = {id(w) for w in lost}
         for key in {w.key for w in lost}:
             write = shard.last_write[key]
