@@ -100,8 +100,42 @@ def format_summary(summary: dict[str, Any]) -> str:
         for name, group in summary["groups"].items()
     ]
     lines += _table(["server group", "servers", "workers", "utilization", "mean queue"], rows)
+    lines += _data(summary.get("data"))
     lines += _incidents(summary.get("incidents"))
     return "\n".join(lines)
+
+
+def _data(data: dict[str, Any] | None) -> list[str]:
+    if not data:
+        return []
+    latency = data["write_latency_s"]
+    lag = data["replication_lag_s"]
+    lines = [
+        "",
+        f"data          {data['operations']} operations, {data['failed_operations']} failed "
+        f"({_percent(data['availability'])} ok); write latency mean {_ms(latency['mean'])} ms, "
+        f"p99 {_ms(latency['p99'])} ms; replication lag p50 {_ms(lag['p50'])} ms, "
+        f"p99 {_ms(lag['p99'])} ms",
+        f"              {data['writes']} writes, {data['lost_writes']} lost at failover "
+        f"(RPO {_seconds(data['rpo_s'])}); {data['stale_reads']} stale reads of {data['reads']}; "
+        f"{data['conflicts']} conflicts, {data['lost_updates']} lost updates; "
+        f"{data['failovers']} failovers (mean {_seconds(data['mean_failover_s'])})",
+    ]
+    rows = [
+        [
+            name,
+            _percent(shard["share"], 1),
+            str(shard["operations"]),
+            _percent(shard["availability"]),
+            _percent(shard["time_writable"]),
+            _percent(shard["time_readable"]),
+        ]
+        for name, shard in data["shards"].items()
+    ]
+    if len(rows) > 1:
+        lines.append("")
+        lines += _table(["shard", "share", "operations", "ok", "writable", "readable"], rows)
+    return lines
 
 
 def format_incidents(incidents: list[dict[str, Any]], limit: int = 10) -> str:
@@ -129,7 +163,7 @@ def format_incidents(incidents: list[dict[str, Any]], limit: int = 10) -> str:
 def _seconds(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return f"{value:.1f}s"
+    return f"{value:.1f}s" if abs(value) >= 1 else f"{value * 1000:.0f}ms"
 
 
 def _time_based(availability: dict[str, Any]) -> list[str]:

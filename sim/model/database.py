@@ -360,7 +360,8 @@ class DataTier:
     def _lag_of(self, shard: _Shard, node: int, now: float) -> float:
         """How far behind ``node`` is: age of the oldest write it has not applied yet."""
         for write in shard.recent:
-            if write.visible_at[node] > now:
+            # A write it will never get (its master died with it) is not lag: it is lost.
+            if now < write.visible_at[node] < INF:
                 return now - write.acked_at
         return 0.0
 
@@ -429,11 +430,15 @@ class DataTier:
         shard.believed_up[index] = up
         self.monitor.rotation_changed(node, up, "detected up" if up else "detected down")
         if up:
-            # Back, resynchronized: it has everything committed so far, and rejoins as a
-            # replica if another node became master meanwhile (fencing).
+            # Back: it copies, from the live nodes, every write one of them has, and rejoins
+            # as a replica if another node became master meanwhile (fencing).
             now = self.env.now
             for write in [*shard.recent, *shard.last_write.values()]:
-                write.visible_at[index] = min(write.visible_at[index], now)
+                if any(
+                    visible <= now and shard.nodes[i].serving and i != index
+                    for i, visible in enumerate(write.visible_at)
+                ):
+                    write.visible_at[index] = min(write.visible_at[index], now)
             shard.last_visible[index] = now
             if not shard.multi_master and shard.master is None and not shard.promoting:
                 self._start_failover(shard)
@@ -533,7 +538,10 @@ class DataTier:
             shard._writable = any(serving)
         else:
             shard._writable = shard.master is not None and serving[shard.master]
-        shard._readable = any(serving)
+        if not shard.multi_master and self.replication.read_from == "master":
+            shard._readable = shard._writable
+        else:
+            shard._readable = any(serving)
 
     def start_window(self) -> None:
         for shard in self.shards:
