@@ -110,6 +110,7 @@ class _Shard:
         self.promoting = False
         self.unacked: dict[DatabaseOperation, None] = {}
         self.down_since = [0.0] * len(nodes)
+        self.master_failed_at = 0.0
         self.operations = 0
         self.failed_operations = 0
         self.writable_s = 0.0
@@ -448,7 +449,9 @@ class DataTier:
         self.monitor.refresh()
 
     def _start_failover(self, shard: _Shard) -> None:
-        failed_at = shard.down_since[shard.master] if shard.master is not None else self.env.now
+        if shard.master is not None:
+            shard.master_failed_at = shard.down_since[shard.master]
+        failed_at = shard.master_failed_at  # a retried failover still dates from the crash
         shard.master = None
         shard.promoting = True
         self.monitor.promotion_started(shard.nodes[0].pool)
