@@ -6,21 +6,41 @@ and time series, bit for bit, on any machine and in any process.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from sim.analysis import summarize
+from sim.analysis import mean_confidence_interval, summarize
+from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
+from sim.overrides import set_path
 from sim.reliability import markov_availability
-from sim.scenario import Scenario
+from sim.results import atomic_write_text
+from sim.scenario import Scenario, ScenarioError, parse_scenario
 from sim.streams import Streams
 
-__all__ = ["RunResult", "run"]
+__all__ = [
+    "RunResult",
+    "compare",
+    "confidence_intervals",
+    "flatten",
+    "grid",
+    "paired_differences",
+    "replicate",
+    "replicate_to_precision",
+    "run",
+    "sweep",
+    "with_overrides",
+]
 
 
 @dataclass
@@ -88,3 +108,351 @@ def run(
         pd.DataFrame(cluster.monitor.events, columns=EVENT_COLUMNS),
         time.perf_counter() - started,
     )
+
+
+# -- batches of runs ------------------------------------------------------------------------
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested summary as one flat row: ``{"latency_s": {"p99": x}}`` -> ``{"latency_s.p99": x}``.
+
+    Numbers and booleans are kept (None as NaN); texts and lists are left out.
+    """
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            row.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float):
+            row[name] = value
+        elif value is None:
+            row[name] = math.nan
+    return row
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """One run for a batch: the scenario as data (it travels to other processes and machines
+    as plain data), a seed and a replication; the flat summary back."""
+    scenario = parse_scenario(task["scenario"], task.get("source", "<task>"))
+    result = run(scenario, seed=task["seed"], replication=task["replication"])
+    return flatten(result.summary)
+
+
+def with_overrides(scenario: Scenario, values: dict[str, Any]) -> Scenario:
+    """The scenario with ``key.path -> value`` set (Python values), validated again."""
+    data = scenario.to_dict()
+    for path, value in values.items():
+        set_path(data, path, value)
+    return parse_scenario(data, f"{scenario.name} with {values}")
+
+
+def _tasks(
+    scenario: Scenario, seed: int, replications: range, label: Any = None
+) -> list[tuple[Any, dict[str, Any]]]:
+    data = scenario.to_dict()
+    return [
+        ((label, replication), {"scenario": data, "seed": seed, "replication": replication})
+        for replication in replications
+    ]
+
+
+def _collect(results, progress: Callable[[int], None] | None) -> list[tuple[Any, dict]]:
+    collected = []
+    for key, outcome in results:
+        collected.append((key, outcome))
+        if progress is not None:
+            progress(1)
+    return collected
+
+
+def replicate(
+    scenario: Scenario,
+    replications: int,
+    seed: int | None = None,
+    executor=None,
+    progress: Callable[[int], None] | None = None,
+    first: int = 0,
+) -> pd.DataFrame:
+    """Independent replications (streams spawned per replication from the root seed): one row
+    each, with the flat summary metrics, sorted by replication."""
+    seed = scenario.seed if seed is None else seed
+    executor = executor or SerialExecutor()
+    tasks = _tasks(scenario, seed, range(first, first + replications))
+    rows = []
+    for (_, replication), outcome in _collect(executor.map(run_task, tasks), progress):
+        if not outcome["ok"]:
+            raise RuntimeError(f"replication {replication} failed: {outcome['error']}")
+        rows.append({"replication": replication, **outcome["value"]})
+    return pd.DataFrame(rows).sort_values("replication", ignore_index=True)
+
+
+def confidence_intervals(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per metric column: replications, mean, and the Student-t interval's half-width and ends."""
+    rows = []
+    for column in frame.columns:
+        if column == "replication" or not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = [v for v in frame[column].astype(float) if not math.isnan(v)]
+        if len(values) >= 2:
+            mean, half_width = mean_confidence_interval(values, confidence)
+        else:
+            mean, half_width = (values[0] if values else math.nan), math.nan
+        rows.append(
+            {
+                "metric": column,
+                "n": len(values),
+                "mean": mean,
+                "half_width": half_width,
+                "low": mean - half_width,
+                "high": mean + half_width,
+            }
+        )
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def replicate_to_precision(
+    scenario: Scenario,
+    metric: str,
+    relative_half_width: float,
+    start: int = 5,
+    cap: int = 100,
+    seed: int | None = None,
+    executor=None,
+    confidence: float = 0.95,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Add replications until ``metric``'s interval is within ``relative_half_width`` of its
+    mean (sequential estimation), or ``cap`` replications have run."""
+    frame = replicate(scenario, start, seed, executor, progress)
+    while len(frame) < cap:
+        interval = confidence_intervals(frame[["replication", metric]], confidence).loc[metric]
+        if abs(interval["half_width"]) <= relative_half_width * abs(interval["mean"]):
+            break
+        # Grow by half again each round: fewer rounds than one at a time, little overshoot.
+        more = min(cap - len(frame), max(2, len(frame) // 2))
+        frame = pd.concat(
+            [frame, replicate(scenario, more, seed, executor, progress, first=len(frame))],
+            ignore_index=True,
+        )
+    return frame
+
+
+LOWER_IS_BETTER = (
+    "latency",
+    "timeout",
+    "rejected",
+    "no_backend",
+    "error",
+    "failed",
+    "lost",
+    "stale",
+    "conflicts",
+    "downtime",
+    "attempts_per_request",
+    "rpo",
+    "retries",
+    "queue",
+    "time_to_",
+    "failover",
+)
+HIGHER_IS_BETTER = ("availability", "throughput", "nines", ".ok", ".good", "time_based")
+
+
+def direction(metric: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when it is only a fact."""
+    if any(word in metric for word in HIGHER_IS_BETTER):
+        return 1
+    if any(word in metric for word in LOWER_IS_BETTER):
+        return -1
+    return 0
+
+
+def compare(
+    scenario: Scenario,
+    alternatives: dict[str, dict[str, Any]],
+    replications: int,
+    seed: int | None = None,
+    executor=None,
+    confidence: float = 0.95,
+    progress: Callable[[int], None] | None = None,
+    common_random_numbers: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each alternative (a label and its ``key.path -> value`` overrides) in ``replications``
+    replications; the first alternative is the baseline.
+
+    With common random numbers (the default) replication i of every alternative uses the same
+    seed and replication index, so all see the same arrivals, work and failures, and the
+    differences are paired. Returns the runs (one row per alternative and replication) and the
+    comparison (per alternative and metric: mean, paired difference from the baseline with its
+    interval, and a verdict).
+    """
+    seed = scenario.seed if seed is None else seed
+    executor = executor or SerialExecutor()
+    tasks = []
+    for position, (label, overrides) in enumerate(alternatives.items()):
+        variant = with_overrides(scenario, overrides)
+        offset = 0 if common_random_numbers else position * 1_000_003
+        tasks += _tasks(variant, seed + offset, range(replications), label)
+    rows = []
+    for (label, replication), outcome in _collect(executor.map(run_task, tasks), progress):
+        if not outcome["ok"]:
+            raise RuntimeError(f"{label}, replication {replication}: {outcome['error']}")
+        rows.append({"alternative": label, "replication": replication, **outcome["value"]})
+    order = {label: i for i, label in enumerate(alternatives)}
+    runs = pd.DataFrame(rows)
+    runs = runs.sort_values(
+        ["alternative", "replication"],
+        key=lambda c: c.map(order) if c.name == "alternative" else c,
+        ignore_index=True,
+    )
+    return runs, paired_differences(runs, list(alternatives), confidence)
+
+
+def paired_differences(
+    runs: pd.DataFrame, labels: list[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """Per alternative and metric: its mean and its paired difference from the first label."""
+    baseline_label = labels[0]
+    baseline = runs[runs.alternative == baseline_label].set_index("replication")
+    metrics = [
+        c
+        for c in runs.columns
+        if c not in {"alternative", "replication"} and pd.api.types.is_numeric_dtype(runs[c])
+    ]
+    rows = []
+    for label in labels:
+        mine = runs[runs.alternative == label].set_index("replication")
+        for metric in metrics:
+            values = mine[metric].astype(float)
+            differences = (values - baseline[metric].astype(float)).dropna().tolist()
+            mean = float(values.mean())
+            if label == baseline_label or len(differences) < 2:
+                difference, half_width, verdict = 0.0, math.nan, "baseline"
+                if label != baseline_label:
+                    verdict = "too few replications"
+            else:
+                difference, half_width = mean_confidence_interval(differences, confidence)
+                verdict = _verdict(metric, difference, half_width)
+            rows.append(
+                {
+                    "alternative": label,
+                    "metric": metric,
+                    "mean": mean,
+                    "difference": difference,
+                    "half_width": half_width,
+                    "low": difference - half_width,
+                    "high": difference + half_width,
+                    "verdict": verdict,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _verdict(metric: str, difference: float, half_width: float) -> str:
+    if math.isnan(half_width) or abs(difference) <= half_width:
+        return "no significant difference"
+    sign = direction(metric)
+    if sign == 0:
+        return "higher" if difference > 0 else "lower"
+    return "better" if difference * sign > 0 else "worse"
+
+
+def grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the values of ``params`` (a full factorial design), in order."""
+    points: list[dict[str, Any]] = [{}]
+    for path, values in params.items():
+        points = [{**point, path: value} for point in points for value in values]
+    return points
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """A stable name for a sweep point: the same parameters give the same key on every run."""
+    text = json.dumps(point, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def sweep(
+    scenario: Scenario,
+    points: list[dict[str, Any]],
+    replications: int,
+    seed: int | None = None,
+    executor=None,
+    store: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Every point (a dict of ``key.path -> value``) in ``replications`` replications: one row
+    per point and replication, with a column per parameter and per metric.
+
+    With a ``store`` folder, each finished run is saved there at once (atomically), and runs
+    already saved are not run again: an interrupted sweep resumes where it stopped. A point whose
+    run fails gets a row with its parameters and the ``error``; the others go on.
+    """
+    seed = scenario.seed if seed is None else seed
+    executor = executor or SerialExecutor()
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+        for saved in sorted(store.glob("*.json")):
+            record = json.loads(saved.read_text(encoding="utf-8"))
+            done[(record["point_key"], record["replication"])] = record
+    tasks = []
+    for index, point in enumerate(points):
+        key = point_key(point)
+        try:
+            variant = with_overrides(scenario, point)
+        except ScenarioError as error:
+            for replication in range(replications):
+                done[(key, replication)] = _sweep_record(
+                    index, point, replication, error=str(error)
+                )
+            continue
+        data = variant.to_dict()
+        for replication in range(replications):
+            if (key, replication) not in done:
+                task = {"scenario": data, "seed": seed, "replication": replication}
+                tasks.append(((index, key, replication), task))
+    for (index, key, replication), outcome in _collect(executor.map(run_task, tasks), progress):
+        record = _sweep_record(
+            index,
+            points[index],
+            replication,
+            metrics=outcome.get("value"),
+            error=outcome.get("error"),
+        )
+        done[(key, replication)] = record
+        if store is not None:
+            atomic_write_text(
+                store / f"{key}-{replication}.json", json.dumps(record, default=_plain) + "\n"
+            )
+    wanted = {(point_key(p), r) for p in points for r in range(replications)}
+    rows = []
+    for (key, replication), record in done.items():
+        if (key, replication) in wanted:
+            rows.append(
+                {
+                    "point": record["point"],
+                    **record["params"],
+                    "replication": replication,
+                    "error": record["error"],
+                    **(record["metrics"] or {}),
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["point", "replication"], ignore_index=True)
+
+
+def _sweep_record(index, point, replication, metrics=None, error=None) -> dict[str, Any]:
+    return {
+        "point": index,
+        "point_key": point_key(point),
+        "params": {path: _plain(value) for path, value in point.items()},
+        "replication": replication,
+        "metrics": metrics,
+        "error": error,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as it can go in a table cell (mappings and lists as YAML text)."""
+    if isinstance(value, dict | list):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return value

@@ -1,0 +1,116 @@
+"""Where runs execute: in this process, on a local process pool, or on a Dask cluster.
+
+Every run is a pure function of its task (scenario, seed, replication), so the executor
+changes how long a batch takes, never what it computes: the same tasks give the same rows on
+one core, on all cores, or on a hundred machines. Results come back as they complete, each
+with the key of its task, so callers can save them one by one (a sweep interrupted keeps
+everything finished) and show progress.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+__all__ = ["ExecutorError", "make_executor"]
+
+SCHEDULER_VARIABLE = "ECSIM_SCHEDULER"
+"""Environment variable naming a Dask scheduler (tcp://host:port) when --scheduler is absent."""
+
+
+class ExecutorError(RuntimeError):
+    """The requested executor cannot be used (Dask missing, scheduler unreachable...)."""
+
+
+class SerialExecutor:
+    name = "serial"
+
+    def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:
+        for key, task in tasks:
+            yield key, _guarded(function, task)
+
+    def close(self) -> None:
+        return None
+
+
+class ProcessExecutor:
+    """A local pool of worker processes, at most ``workers`` tasks in flight at once."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = ProcessPoolExecutor(max_workers=self.workers)
+
+    def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:
+        pending: dict[Future, Any] = {}
+        queue = iter(tasks)
+        for key, task in queue:
+            pending[self._pool.submit(_guarded, function, task)] = key
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                key = pending.pop(future)
+                for next_key, next_task in queue:
+                    pending[self._pool.submit(_guarded, function, next_task)] = next_key
+                    break
+                yield key, future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Tasks on an existing Dask distributed cluster, through its scheduler's address."""
+
+    name = "dask"
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ExecutorError(
+                "running on a Dask cluster needs the 'distributed' package:"
+                ' pip install -e ".[dask]"'
+            ) from None
+        try:
+            self._client = Client(address, timeout="10s", set_as_default=False)
+        except OSError as error:
+            raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+
+    def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:
+        from distributed import as_completed
+
+        futures = {}
+        for key, task in tasks:
+            futures[self._client.submit(_guarded, function, task, pure=False)] = key
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _guarded(function: Callable, task: Any) -> dict[str, Any]:
+    """Run one task; an exception becomes a result that says so, so one failure loses nothing
+    else (the caller reports it with its parameters)."""
+    try:
+        return {"ok": True, "value": function(task)}
+    except Exception as error:
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None):
+    """Dask when a scheduler is named (argument or ECSIM_SCHEDULER), else processes when more
+    than one worker is wanted, else serial."""
+    scheduler = scheduler or os.environ.get(SCHEDULER_VARIABLE)
+    if scheduler:
+        return DaskExecutor(scheduler)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    if workers <= 1:
+        return SerialExecutor()
+    return ProcessExecutor(workers)
