@@ -6,22 +6,42 @@ Exit codes: 0 success, 2 a mistake in the input (scenario file, option), 1 an in
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import click
+import yaml
 
 from sim import __version__
 from sim.analysis import finite_or_none
 from sim.distributions import DISTRIBUTIONS
+from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
+from sim.experiment import compare as run_comparison
+from sim.experiment import (
+    confidence_intervals,
+    grid,
+    replicate,
+    replicate_to_precision,
+    with_overrides,
+)
 from sim.experiment import run as run_scenario
+from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
+from sim.overrides import parse_alternatives
 from sim.reliability import estimate_availability
-from sim.report import format_availability, format_incidents, format_summary
+from sim.report import (
+    format_availability,
+    format_comparison,
+    format_incidents,
+    format_intervals,
+    format_summary,
+    format_sweep,
+)
 from sim.results import RunFolder, new_run_folder
 from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
-from sim.units import parse_duration
+from sim.units import parse_duration, parse_fraction
 
 __all__ = ["main"]
 
@@ -129,17 +149,108 @@ def _execute(folder: RunFolder, scenario, work):
         sys.exit(1)
 
 
+def _executor_options(function):
+    """Where batches of runs execute."""
+    function = click.option(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help=f"Run on this Dask cluster (or set {SCHEDULER_VARIABLE}).",
+    )(function)
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="Local worker processes (default: all cores; 1 runs in this process).",
+    )(function)
+
+
+def _make_executor(workers, scheduler):
+    try:
+        return make_executor(workers, scheduler)
+    except ExecutorError as error:
+        _fail(str(error))
+
+
+class BatchProgress:
+    """A progress bar with ETA on stderr (when it is a terminal) for a batch of runs."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.bar = None
+        if sys.stderr.isatty():
+            self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            self.bar.__enter__()
+
+    def __call__(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _run_batch(work, total: int, label: str, executor):
+    progress = BatchProgress(total, label)
+    try:
+        return work(progress)
+    finally:
+        progress.close()
+        executor.close()
+
+
 @main.command()
 @_scenario_options
 @click.option("--duration", help="Simulated duration, e.g. 10m (default: the scenario's).")
+@click.option(
+    "--replications",
+    type=click.IntRange(min=1),
+    help="Independent replications (default: the scenario's); more than one gives every metric"
+    " a 95% confidence interval.",
+)
+@click.option(
+    "--precision",
+    help="Add replications until the metric's 95% interval is within this much of its mean,"
+    " e.g. 5%.",
+)
+@click.option(
+    "--precision-metric",
+    default="latency_s.p99",
+    show_default=True,
+    help="The metric --precision is about (a summary key, dotted).",
+)
+@click.option(
+    "--max-replications",
+    type=click.IntRange(min=2),
+    default=100,
+    show_default=True,
+    help="The most replications --precision may run.",
+)
+@_executor_options
 @click.option("--quiet", is_flag=True, help="Do not print the summary table.")
-def run(scenario_file, seed, overrides, out, duration, quiet) -> None:
-    """Run one scenario, print its summary and write a run folder.
+def run(
+    scenario_file,
+    seed,
+    overrides,
+    out,
+    duration,
+    replications,
+    precision,
+    precision_metric,
+    max_replications,
+    workers,
+    scheduler,
+    quiet,
+) -> None:
+    """Run a scenario, print its summary and write a run folder.
+
+    With several replications (or --precision) every metric is reported as a mean with a 95%
+    confidence interval, and replications.csv holds one row per replication.
 
     \b
     Examples:
       ecsim run scenarios/baseline.yaml
       ecsim run scenarios/flash_sale.yaml --seed 7 --duration 20m --set servers[0].count=6
+      ecsim run scenarios/baseline.yaml --replications 10
+      ecsim run scenarios/baseline.yaml --precision 2% --precision-metric latency_s.p99
     """
     extra = ()
     if duration is not None:
@@ -148,7 +259,21 @@ def run(scenario_file, seed, overrides, out, duration, quiet) -> None:
         except ValueError as error:
             _fail(f"--duration: {error}")
         extra = (f"duration={duration}",)
+    if replications is not None:
+        extra = (*extra, f"replications={replications}")
     scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
+    if scenario.replications > 1 or precision is not None:
+        _run_replications(
+            scenario,
+            folder,
+            precision,
+            precision_metric,
+            max_replications,
+            workers,
+            scheduler,
+            quiet,
+        )
+        return
 
     def work(metadata):
         progress = LazyProgressBar(f"simulating {scenario.name}")
@@ -169,6 +294,254 @@ def run(scenario_file, seed, overrides, out, duration, quiet) -> None:
             click.echo(format_incidents(records))
         click.echo("")
     click.echo(f"run folder: {folder.path}  ({result.wall_time_s:.1f}s wall time)")
+
+
+def _run_replications(scenario, folder, precision, metric, cap, workers, scheduler, quiet) -> None:
+    target = None
+    if precision is not None:
+        try:
+            target = parse_fraction(precision)
+        except ValueError as error:
+            _fail(f"--precision: {error}")
+    executor = _make_executor(workers, scheduler)
+    count = scenario.replications if target is None else max(5, min(scenario.replications, cap))
+
+    def work(metadata):
+        def batch(progress):
+            if target is None:
+                return replicate(scenario, count, executor=executor, progress=progress)
+            return replicate_to_precision(
+                scenario,
+                metric,
+                target,
+                start=count,
+                cap=cap,
+                executor=executor,
+                progress=progress,
+            )
+
+        started = time.perf_counter()
+        frame = _run_batch(batch, count, f"replicating {scenario.name}", executor)
+        if target is not None and metric not in frame.columns:
+            raise click.BadParameter(
+                f"no metric {metric!r} in the summary", param_hint="--precision-metric"
+            )
+        intervals = confidence_intervals(frame)
+        metadata["wall_time_s"] = time.perf_counter() - started
+        metadata["executor"] = executor.name
+        folder.write_table("replications.csv", frame)
+        folder.write_summary(
+            {
+                "scenario": scenario.name,
+                "seed": scenario.seed,
+                "replications": len(frame),
+                "confidence": 0.95,
+                "metrics": {
+                    name: {k: row[k] for k in ("mean", "half_width", "low", "high")}
+                    for name, row in intervals.iterrows()
+                },
+            }
+        )
+        return intervals, metadata["wall_time_s"], len(frame)
+
+    intervals, wall_time_s, count = _execute(folder, scenario, work)
+    if not quiet:
+        click.echo(format_intervals(scenario.name, count, intervals))
+        click.echo("")
+    click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
+
+
+@main.command()
+@_scenario_options
+@click.option(
+    "--balancers",
+    help="Balancing policies to compare, the first as baseline: round_robin,least_connections",
+)
+@click.option(
+    "--vary",
+    metavar="KEY.PATH=V1,V2,...",
+    help="Compare values of any key instead, the first as baseline: servers[0].count=6,8,10",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=2),
+    help="Replications per alternative (default: the scenario's, at least 5).",
+)
+@click.option(
+    "--metric",
+    default="latency_s.p99",
+    show_default=True,
+    help="The metric the table is ranked by.",
+)
+@_executor_options
+def compare(
+    scenario_file, seed, overrides, out, balancers, vary, replications, metric, workers, scheduler
+) -> None:
+    """Compare alternatives on common random numbers, with paired confidence intervals.
+
+    Replication i of every alternative sees the same arrivals, the same work and the same
+    failures; each metric's difference from the baseline gets a 95% interval and a verdict.
+    Writes runs.csv, comparison.csv and summary.json.
+
+    \b
+    Examples:
+      ecsim compare scenarios/slow_server.yaml \\
+          --balancers round_robin,least_connections,power_of_two_choices
+      ecsim compare scenarios/baseline.yaml --vary servers[0].count=6,8,10 --replications 10
+    """
+    if (balancers is None) == (vary is None):
+        _fail("give one of --balancers or --vary")
+    if balancers is not None:
+        path, values = "balancer.policy", [name.strip() for name in balancers.split(",")]
+    else:
+        try:
+            path, values = parse_alternatives(vary)
+        except ValueError as error:
+            _fail(f"--vary: {error}")
+    if len(values) < 2:
+        _fail("compare needs at least two alternatives")
+    scenario, folder = _prepare(scenario_file, seed, overrides, out)
+    alternatives = {_label(value): {path: value} for value in values}
+    for label, changes in alternatives.items():
+        try:
+            with_overrides(scenario, changes)
+        except ScenarioError as error:
+            click.echo(f"error: alternative {label!r} is not a valid scenario:", err=True)
+            for problem in error.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(USER_ERROR)
+    count = replications or max(5, scenario.replications)
+    executor = _make_executor(workers, scheduler)
+
+    def work(metadata):
+        started = time.perf_counter()
+        runs, comparison = _run_batch(
+            lambda progress: run_comparison(
+                scenario, alternatives, count, executor=executor, progress=progress
+            ),
+            count * len(alternatives),
+            f"comparing {len(alternatives)} alternatives",
+            executor,
+        )
+        if metric not in set(comparison.metric):
+            raise click.BadParameter(f"no metric {metric!r} in the summary", param_hint="--metric")
+        metadata["wall_time_s"] = time.perf_counter() - started
+        metadata["executor"] = executor.name
+        folder.write_table("runs.csv", runs)
+        folder.write_table("comparison.csv", comparison)
+        folder.write_summary(
+            {
+                "scenario": scenario.name,
+                "seed": scenario.seed,
+                "parameter": path,
+                "baseline": next(iter(alternatives)),
+                "replications": count,
+                "confidence": 0.95,
+                "common_random_numbers": True,
+                "comparison": comparison.to_dict("records"),
+            }
+        )
+        return comparison, metadata["wall_time_s"]
+
+    try:
+        comparison, wall_time_s = _execute(folder, scenario, work)
+    except click.BadParameter as error:
+        _fail(error.format_message())
+    click.echo(format_comparison(comparison, metric, path, count))
+    click.echo("")
+    click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
+
+
+@main.command()
+@_scenario_options
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    metavar="KEY.PATH=V1,V2,...",
+    help="A swept parameter and its values (repeatable: the full grid is run).",
+)
+@click.option(
+    "--replications",
+    type=click.IntRange(min=1),
+    help="Replications per point (default: the scenario's).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the runs already finished in the --out folder and run only the others.",
+)
+@_executor_options
+def sweep(
+    scenario_file, seed, overrides, out, params, replications, resume, workers, scheduler
+) -> None:
+    """Run a grid of parameter values x replications into one tidy table.
+
+    One row per point and replication, one column per parameter and per metric, in
+    sweep.parquet and sweep.csv. Every finished run is saved as it completes: Ctrl-C keeps
+    them, and --resume skips them. A point that fails is reported with its parameters; the
+    others go on.
+
+    \b
+    Examples:
+      ecsim sweep scenarios/baseline.yaml --param servers[0].count=4,6,8 --replications 5
+      ecsim sweep scenarios/flash_sale.yaml --param servers[0].count=8,10 \\
+          --param balancer.policy=round_robin,least_connections --out results/sizing --resume
+    """
+    if resume and out is None:
+        _fail("--resume needs --out: the folder of the sweep to resume")
+    swept = {}
+    for text in params:
+        try:
+            path, values = parse_alternatives(text)
+        except ValueError as error:
+            _fail(f"--param: {error}")
+        swept[path] = values
+    extra = (f"replications={replications}",) if replications else ()
+    scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
+    points = grid(swept)
+    store = folder.path / "runs"
+    if store.exists() and not resume:
+        shutil.rmtree(store)
+    executor = _make_executor(workers, scheduler)
+    total = len(points) * scenario.replications
+
+    def work(metadata):
+        started = time.perf_counter()
+        table = _run_batch(
+            lambda progress: run_sweep(
+                scenario,
+                points,
+                scenario.replications,
+                executor=executor,
+                store=store,
+                progress=progress,
+            ),
+            total,
+            f"sweeping {len(points)} points",
+            executor,
+        )
+        metadata["wall_time_s"] = time.perf_counter() - started
+        metadata["executor"] = executor.name
+        folder.write_table("sweep.csv", table)
+        folder.write_parquet("sweep.parquet", table)
+        return table, metadata["wall_time_s"]
+
+    table, wall_time_s = _execute(folder, scenario, work)
+    click.echo(format_sweep(table, list(swept)))
+    failed = table[table.error.notna()]
+    for _, row in failed.drop_duplicates("point").iterrows():
+        values = ", ".join(f"{p}={row[p]}" for p in swept)
+        click.echo(f"point {row.point} ({values}) failed: {row.error}", err=True)
+    click.echo("")
+    click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time, {len(table)} runs)")
+
+
+def _label(value) -> str:
+    return (
+        value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
+    )
 
 
 @main.command()

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.analysis import mean_confidence_interval, summarize
+from sim.analysis import direction, mean_confidence_interval, summarize
 from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
@@ -235,36 +235,6 @@ def replicate_to_precision(
             ignore_index=True,
         )
     return frame
-
-
-LOWER_IS_BETTER = (
-    "latency",
-    "timeout",
-    "rejected",
-    "no_backend",
-    "error",
-    "failed",
-    "lost",
-    "stale",
-    "conflicts",
-    "downtime",
-    "attempts_per_request",
-    "rpo",
-    "retries",
-    "queue",
-    "time_to_",
-    "failover",
-)
-HIGHER_IS_BETTER = ("availability", "throughput", "nines", ".ok", ".good", "time_based")
-
-
-def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when it is only a fact."""
-    if any(word in metric for word in HIGHER_IS_BETTER):
-        return 1
-    if any(word in metric for word in LOWER_IS_BETTER):
-        return -1
-    return 0
 
 
 def compare(

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["apply_overrides", "parse_override", "set_path"]
+__all__ = ["apply_overrides", "parse_alternatives", "parse_override", "set_path"]
 
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
@@ -88,6 +88,37 @@ def _unshared_copy(data: Any) -> Any:
     if isinstance(data, list):
         return [_unshared_copy(item) for item in data]
     return data
+
+
+def parse_alternatives(text: str) -> tuple[str, list[Any]]:
+    """``'servers[0].count=4,6,8'`` as ``('servers[0].count', [4, 6, 8])``.
+
+    Values are split at commas outside brackets and braces, so a value can be a YAML mapping:
+    ``service_time={kind: exponential, mean: 40ms},{kind: deterministic, value: 40ms}``.
+    """
+    if "=" not in text:
+        raise ValueError(f"expected key.path=value1,value2,..., got {text!r}")
+    path, raw = text.split("=", 1)
+    pieces, depth, current = [], 0, ""
+    for character in raw:
+        if character in "[{":
+            depth += 1
+        elif character in "]}":
+            depth -= 1
+        if character == "," and depth == 0:
+            pieces.append(current)
+            current = ""
+        else:
+            current += character
+    pieces.append(current)
+    values = []
+    for piece in pieces:
+        try:
+            values.append(yaml.safe_load(piece) if piece.strip() else "")
+        except yaml.YAMLError:
+            raise ValueError(f"cannot read the value {piece!r} of {path.strip()!r}") from None
+    split_path(path)  # the path must be readable
+    return path.strip(), values
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

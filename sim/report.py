@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sim.analysis import direction
+
 __all__ = ["format_availability", "format_incidents", "format_summary"]
 
 
@@ -263,3 +265,104 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"recover {_downtime(estimate['mean_time_to_recover_s'])}",
     ]
     return "\n".join(lines)
+
+
+KEY_METRICS = (
+    "latency_s.mean",
+    "latency_s.p50",
+    "latency_s.p99",
+    "latency_s.p99.9",
+    "availability.request_based",
+    "availability.time_based",
+    "throughput_per_s",
+    "attempts_per_request",
+    "requests.timeout",
+    "requests.rejected",
+    "requests.error",
+)
+
+
+def _number(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.6g}"
+
+
+def format_intervals(name: str, replications: int, intervals: Any) -> str:
+    """Key metrics of replicated runs: mean and 95% interval (a DataFrame indexed by metric)."""
+    keys = [k for k in intervals.index if k in KEY_METRICS or k.endswith(".utilization")]
+    rows = [
+        [
+            key,
+            _number(intervals.loc[key, "mean"]),
+            "± " + _number(intervals.loc[key, "half_width"]),
+            f"[{_number(intervals.loc[key, 'low'])}, {_number(intervals.loc[key, 'high'])}]",
+        ]
+        for key in keys
+    ]
+    lines = [
+        f"scenario {name}: {replications} replications, means with 95% confidence intervals",
+        "",
+    ]
+    return "\n".join(lines + _table(["metric", "mean", "half-width", "interval"], rows))
+
+
+def format_comparison(comparison: Any, metric: str, parameter: str, replications: int) -> str:
+    """The alternatives ranked by ``metric``, with paired differences from the baseline."""
+    ranked = comparison[comparison.metric == metric].copy()
+    sign = direction(metric) or -1
+    ranked = ranked.sort_values("mean", ascending=sign < 0)
+    lines = [
+        f"{parameter}: {len(ranked)} alternatives x {replications} replications, common random"
+        f" numbers; differences from the baseline with 95% intervals",
+        "",
+    ]
+    rows = []
+    for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
+        difference = (
+            "baseline"
+            if row.verdict == "baseline"
+            else f"{row.difference:+.4g} [{row.low:+.4g}, {row.high:+.4g}]"
+        )
+        rows.append(
+            [str(rank), str(row.alternative), _number(row["mean"]), difference, row.verdict]
+        )
+    lines += _table(["rank", "alternative", metric, "difference", "verdict"], rows)
+    others = [m for m in KEY_METRICS if m != metric and m in set(comparison.metric)][:5]
+    if others:
+        lines.append("")
+        header = ["alternative", *others]
+        table_rows = []
+        for alternative in ranked.alternative:
+            cells = [str(alternative)]
+            for other in others:
+                row = comparison[
+                    (comparison.alternative == alternative) & (comparison.metric == other)
+                ].iloc[0]
+                mark = {"better": " (+)", "worse": " (-)"}.get(row.verdict, "")
+                cells.append(_number(row["mean"]) + mark)
+            table_rows.append(cells)
+        lines += _table(header, table_rows)
+        lines.append("(+) significantly better, (-) significantly worse than the baseline")
+    return "\n".join(lines)
+
+
+def format_sweep(table: Any, parameters: list[str]) -> str:
+    """Per point of a sweep: its parameters and the mean of a few key metrics."""
+    shown = [
+        m
+        for m in ("latency_s.p99", "availability.request_based", "throughput_per_s")
+        if m in table.columns
+    ]
+    good = table[table.error.isna()] if "error" in table.columns else table
+    rows = []
+    for _, group in good.groupby("point", sort=True):
+        first = group.iloc[0]
+        rows.append(
+            [
+                *(str(first[p]) for p in parameters),
+                str(len(group)),
+                *(_number(group[m].mean()) for m in shown),
+            ]
+        )
+    return "\n".join(_table([*parameters, "runs", *(f"mean {m}" for m in shown)], rows))

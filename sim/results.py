@@ -17,6 +17,7 @@ again when it ends, with status ``completed``, ``failed`` (and the error) or ``i
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -113,6 +114,11 @@ class RunFolder:
 
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
         atomic_write_text(self.path / name, frame.to_csv(index=False, float_format="%.9g"))
+
+    def write_parquet(self, name: str, frame: pd.DataFrame) -> None:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        atomic_write_bytes(self.path / name, buffer.getvalue())
 
     def write_result(self, result: Any) -> None:
         """Everything a run produced (a :class:`sim.experiment.RunResult`)."""

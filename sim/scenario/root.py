@@ -46,6 +46,8 @@ class Scenario(Spec):
     name: Name = "scenario"
     description: str = ""
     seed: int = Field(1, ge=0)
+    replications: int = Field(1, ge=1, le=100_000)
+    """Independent replications `ecsim run` makes (each metric then gets a confidence interval)."""
     duration: PositiveDuration
     warmup: NonNegativeDuration = 0.0
     workload: WorkloadSpec
