@@ -78,7 +78,7 @@ class DaskExecutor:
                 ' pip install -e ".[dask]"'
             ) from None
         try:
-            self._client = Client(address, timeout="10s", set_as_default=False)
+            self._client = Client(address, timeout="5s", set_as_default=False)
         except OSError as error:
             raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {error}") from None
 
@@ -88,7 +88,7 @@ class DaskExecutor:
         futures = {}
         for key, task in tasks:
             futures[self._client.submit(_guarded, function, task, pure=False)] = key
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=self._client.loop):
             yield futures[future], future.result()
 
     def close(self) -> None:

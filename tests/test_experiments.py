@@ -1,0 +1,290 @@
+"""Experiments: intervals that cover the truth, common random numbers that pay, executors that
+agree to the bit, and sweeps that resume."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from builders import exponential, queue_scenario
+from click.testing import CliRunner
+
+from sim import parse_scenario
+from sim.cli import main
+from sim.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from sim.experiment import (
+    compare,
+    confidence_intervals,
+    grid,
+    replicate,
+    replicate_to_precision,
+    sweep,
+)
+from sim.theory import mm1_mean_response
+
+
+def test_the_95_percent_interval_of_mm1_mean_latency_covers_the_truth_about_95_percent_of_times():
+    """150 intervals, each from 5 replications of an M/M/1 at utilization 0.5 (a 50 s warm-up,
+    then 400 s). Coverage is binomial: with 150 intervals its standard deviation is
+    sqrt(0.95 * 0.05 / 150) = 0.018, so it must lie within 3 of them of 0.95."""
+    scenario = queue_scenario(
+        arrival_rate=10, service=exponential(0.05), duration=450, warmup=50, step=450
+    )
+    truth = mm1_mean_response(10, 20)
+    intervals, replications = 150, 5
+    executor = ProcessExecutor(2)
+    try:
+        frame = replicate(scenario, intervals * replications, executor=executor)
+    finally:
+        executor.close()
+    covered = 0
+    for index in range(intervals):
+        batch = frame.iloc[index * replications : (index + 1) * replications]
+        interval = confidence_intervals(batch[["replication", "latency_s.mean"]]).iloc[0]
+        covered += interval["low"] <= truth <= interval["high"]
+    coverage = covered / intervals
+    assert abs(coverage - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / intervals), coverage
+
+
+def test_common_random_numbers_give_a_narrower_interval_for_a_difference():
+    """Least-connections against two random choices, 12 replications each, same budget: paired
+    on the same arrivals and work, the difference's interval is much narrower than with
+    independent streams for each alternative (here about a quarter)."""
+    scenario = queue_scenario(
+        arrival_rate=28, service=exponential(0.1), servers=4, duration=300, warmup=30, step=300
+    )
+    alternatives = {
+        "least_connections": {"balancer.policy": "least_connections"},
+        "power_of_two_choices": {"balancer.policy": "power_of_two_choices"},
+    }
+
+    def half_width(common: bool) -> float:
+        _, comparison = compare(
+            scenario, alternatives, replications=12, common_random_numbers=common
+        )
+        row = comparison[
+            (comparison.alternative == "power_of_two_choices")
+            & (comparison.metric == "latency_s.mean")
+        ].iloc[0]
+        return row["half_width"]
+
+    paired, independent = half_width(True), half_width(False)
+    assert paired < 0.5 * independent, (paired, independent)
+
+
+def test_a_comparison_reports_a_verdict_per_metric():
+    scenario = queue_scenario(
+        arrival_rate=28, service=exponential(0.1), servers=4, duration=300, warmup=30, step=300
+    )
+    runs, comparison = compare(
+        scenario,
+        {
+            "random": {"balancer.policy": "random"},
+            "least_connections": {"balancer.policy": "least_connections"},
+        },
+        replications=5,
+    )
+    assert len(runs) == 10 and set(runs.alternative) == {"random", "least_connections"}
+    row = comparison[
+        (comparison.alternative == "least_connections") & (comparison.metric == "latency_s.mean")
+    ].iloc[0]
+    assert row["verdict"] == "better" and row["high"] < 0
+    baseline = comparison[comparison.alternative == "random"]
+    assert set(baseline.verdict) == {"baseline"}
+
+
+def test_sequential_replication_stops_once_the_precision_is_reached():
+    scenario = queue_scenario(arrival_rate=5, service=exponential(0.1), duration=300, step=300)
+    frame = replicate_to_precision(scenario, "latency_s.mean", 0.05, start=3, cap=60)
+    interval = confidence_intervals(frame[["replication", "latency_s.mean"]]).iloc[0]
+    assert 3 < len(frame) < 60
+    assert interval["half_width"] <= 0.05 * interval["mean"]
+    assert list(frame.replication) == list(range(len(frame)))
+
+
+SWEEP_SCENARIO = dict(arrival_rate=8, service=exponential(0.1), duration=60, step=60)
+POINTS = grid({"servers[0].workers": [1, 2], "balancer.policy": ["round_robin", "random"]})
+
+
+@pytest.fixture(scope="module")
+def serial_table() -> pd.DataFrame:
+    return sweep(queue_scenario(**SWEEP_SCENARIO), POINTS, replications=2)
+
+
+def test_a_sweep_is_a_tidy_table_one_row_per_point_and_replication(serial_table):
+    assert len(serial_table) == 4 * 2
+    assert {"servers[0].workers", "balancer.policy", "replication", "latency_s.p99"} <= set(
+        serial_table.columns
+    )
+    assert serial_table.error.isna().all()
+    one_worker = serial_table[serial_table["servers[0].workers"] == 1]["latency_s.mean"].mean()
+    two_workers = serial_table[serial_table["servers[0].workers"] == 2]["latency_s.mean"].mean()
+    assert one_worker > two_workers
+
+
+def test_serial_process_pool_and_dask_cluster_give_identical_tables(serial_table):
+    from distributed import LocalCluster
+
+    executor = ProcessExecutor(2)
+    try:
+        pooled = sweep(queue_scenario(**SWEEP_SCENARIO), POINTS, replications=2, executor=executor)
+    finally:
+        executor.close()
+    pd.testing.assert_frame_equal(serial_table, pooled)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        dask = DaskExecutor(cluster.scheduler_address)
+        try:
+            distributed = sweep(
+                queue_scenario(**SWEEP_SCENARIO), POINTS, replications=2, executor=dask
+            )
+        finally:
+            dask.close()
+    pd.testing.assert_frame_equal(serial_table, distributed)
+
+
+class CountingExecutor(SerialExecutor):
+    def __init__(self) -> None:
+        self.tasks = 0
+
+    def map(self, function, tasks):
+        for key, task in tasks:
+            self.tasks += 1
+            yield key, {"ok": True, "value": function(task)}
+
+
+def test_a_resumed_sweep_runs_only_what_is_missing(tmp_path, serial_table):
+    store = tmp_path / "runs"
+    first = CountingExecutor()
+    sweep(queue_scenario(**SWEEP_SCENARIO), POINTS, 2, executor=first, store=store)
+    assert first.tasks == 8 and len(list(store.glob("*.json"))) == 8
+    sorted(store.glob("*.json"))[3].unlink()  # as if the sweep had been interrupted
+    again = CountingExecutor()
+    resumed = sweep(queue_scenario(**SWEEP_SCENARIO), POINTS, 2, executor=again, store=store)
+    assert again.tasks == 1
+    pd.testing.assert_frame_equal(resumed, serial_table)
+
+
+def test_a_failing_point_is_reported_with_its_parameters_and_the_others_kept():
+    points = grid({"servers[0].workers": [1, 0, 2]})
+    table = sweep(queue_scenario(**SWEEP_SCENARIO), points, replications=1)
+    assert len(table) == 3
+    failed = table[table.error.notna()]
+    assert list(failed["servers[0].workers"]) == [0]
+    assert "servers[0].workers" in failed.error.iloc[0]
+    assert table[table.error.isna()]["latency_s.mean"].notna().all()
+
+
+def _write(tmp_path, scenario) -> str:
+    import yaml
+
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario.to_dict()))
+    return str(path)
+
+
+def test_the_compare_command_prints_a_ranked_table_and_writes_its_files(tmp_path):
+    path = _write(
+        tmp_path,
+        queue_scenario(
+            arrival_rate=28, service=exponential(0.1), servers=4, duration=200, warmup=20, step=200
+        ),
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            path,
+            "--balancers",
+            "random,least_connections,round_robin",
+            "--replications",
+            "4",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "rank" in result.output and "least_connections" in result.output
+    comparison = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    assert set(comparison.alternative) == {"random", "least_connections", "round_robin"}
+    assert (tmp_path / "cmp" / "runs.csv").exists()
+
+
+def test_the_sweep_command_runs_a_two_parameter_grid_on_a_local_dask_cluster(tmp_path):
+    from distributed import LocalCluster
+
+    path = _write(tmp_path, queue_scenario(**SWEEP_SCENARIO))
+    arguments = [
+        "sweep",
+        path,
+        "--param",
+        "servers[0].workers=1,2",
+        "--param",
+        "balancer.policy=round_robin,random",
+        "--replications",
+        "2",
+    ]
+    local = CliRunner().invoke(
+        main,
+        [*arguments, "--workers", "2", "--out", str(tmp_path / "local")],
+        catch_exceptions=False,
+    )
+    assert local.exit_code == 0, local.output
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        remote = CliRunner().invoke(
+            main,
+            [*arguments, "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "dask")],
+            catch_exceptions=False,
+        )
+    assert remote.exit_code == 0, remote.output
+    local_table = pd.read_parquet(tmp_path / "local" / "sweep.parquet")
+    dask_table = pd.read_parquet(tmp_path / "dask" / "sweep.parquet")
+    assert len(local_table) == 8
+    pd.testing.assert_frame_equal(local_table, dask_table)
+    assert (tmp_path / "local" / "sweep.csv").exists()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    path = _write(tmp_path, queue_scenario(**SWEEP_SCENARIO))
+    result = CliRunner().invoke(
+        main,
+        ["sweep", path, "--param", "servers[0].workers=1,2", "--scheduler", "tcp://127.0.0.1:1"],
+    )
+    assert result.exit_code == 2
+    assert "cannot reach the Dask scheduler" in result.output
+
+
+def test_replications_in_the_run_command_give_intervals(tmp_path):
+    path = _write(
+        tmp_path, queue_scenario(arrival_rate=5, service=exponential(0.1), duration=100, step=100)
+    )
+    result = CliRunner().invoke(
+        main,
+        ["run", path, "--replications", "3", "--workers", "1", "--out", str(tmp_path / "reps")],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 replications" in result.output
+    assert len(pd.read_csv(tmp_path / "reps" / "replications.csv")) == 3
+
+
+def test_a_scenario_can_ask_for_replications_itself():
+    scenario = parse_scenario(
+        {
+            "duration": 10,
+            "replications": 3,
+            "workload": {
+                "arrivals": {"rate": 1},
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.1}}
+                ],
+            },
+            "servers": [{"name": "web"}],
+        }
+    )
+    assert scenario.replications == 3
