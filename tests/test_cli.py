@@ -152,7 +152,8 @@ def test_every_command_has_help_with_an_example_and_a_readme_entry(command):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_is_exercised_by_a_test(command):
     source = "".join(p.read_text(encoding="utf-8") for p in Path(__file__).parent.glob("test_*.py"))
-    assert f'invoke("{command}"' in source or f'["{command}"' in source
+    called = rf'invoke\("{command}"|invoke\(\s*main,\s*\[\s*"{command}"|\[\s*"{command}",'
+    assert re.search(called, source), f"no test invokes 'ecsim {command}'"
 
 
 def test_the_module_entry_point_is_the_same_command():
