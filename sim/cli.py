@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 a mistake in the input (scenario file, option), 1 an in
 
 from __future__ import annotations
 
+import csv
 import shutil
 import sys
 import time
@@ -458,9 +459,14 @@ def compare(
     "--param",
     "params",
     multiple=True,
-    required=True,
     metavar="KEY.PATH=V1,V2,...",
     help="A swept parameter and its values (repeatable: the full grid is run).",
+)
+@click.option(
+    "--points",
+    "points_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A CSV file of points instead of a grid: a column per key path, a row per point.",
 )
 @click.option(
     "--replications",
@@ -474,9 +480,18 @@ def compare(
 )
 @_executor_options
 def sweep(
-    scenario_file, seed, overrides, out, params, replications, resume, workers, scheduler
+    scenario_file,
+    seed,
+    overrides,
+    out,
+    params,
+    points_file,
+    replications,
+    resume,
+    workers,
+    scheduler,
 ) -> None:
-    """Run a grid of parameter values x replications into one tidy table.
+    """Run a grid of parameter values (or listed points) x replications into one tidy table.
 
     One row per point and replication, one column per parameter and per metric, in
     sweep.parquet and sweep.csv. Every finished run is saved as it completes: Ctrl-C keeps
@@ -486,11 +501,14 @@ def sweep(
     \b
     Examples:
       ecsim sweep scenarios/baseline.yaml --param servers[0].count=4,6,8 --replications 5
+      ecsim sweep scenarios/baseline.yaml --points points.csv
       ecsim sweep scenarios/flash_sale.yaml --param servers[0].count=8,10 \\
           --param balancer.policy=round_robin,least_connections --out results/sizing --resume
     """
     if resume and out is None:
         _fail("--resume needs --out: the folder of the sweep to resume")
+    if bool(params) == bool(points_file):
+        _fail("give --param (a grid) or --points (a CSV file of points)")
     swept = {}
     for text in params:
         try:
@@ -500,7 +518,11 @@ def sweep(
         swept[path] = values
     extra = (f"replications={replications}",) if replications else ()
     scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
-    points = grid(swept)
+    if points_file:
+        points = _read_points(points_file)
+        swept = dict.fromkeys(points[0])
+    else:
+        points = grid(swept)
     store = folder.path / "runs"
     if store.exists() and not resume:
         shutil.rmtree(store)
@@ -536,6 +558,15 @@ def sweep(
         click.echo(f"point {row.point} ({values}) failed: {row.error}", err=True)
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time, {len(table)} runs)")
+
+
+def _read_points(path: str) -> list[dict]:
+    """Rows of a CSV file as sweep points; cells are read as YAML (``8``, ``random``...)."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    if not rows:
+        _fail(f"--points: {path} has no rows")
+    return [{key: yaml.safe_load(value) for key, value in row.items()} for row in rows]
 
 
 def _label(value) -> str:

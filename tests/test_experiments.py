@@ -288,3 +288,18 @@ def test_a_scenario_can_ask_for_replications_itself():
         }
     )
     assert scenario.replications == 3
+
+
+def test_the_sweep_command_takes_listed_points_instead_of_a_grid(tmp_path):
+    path = _write(tmp_path, queue_scenario(**SWEEP_SCENARIO))
+    points = tmp_path / "points.csv"
+    points.write_text("servers[0].workers,balancer.policy\n1,random\n3,round_robin\n")
+    result = CliRunner().invoke(
+        main,
+        ["sweep", path, "--points", str(points), "--workers", "1", "--out", str(tmp_path / "s")],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "s" / "sweep.csv")
+    assert list(table["servers[0].workers"]) == [1, 3]
+    assert list(table["balancer.policy"]) == ["random", "round_robin"]
