@@ -344,6 +344,15 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
             table_rows.append(cells)
         lines += _table(header, table_rows)
         lines.append("(+) significantly better, (-) significantly worse than the baseline")
+    availability = comparison[comparison.metric == "availability.request_based"]
+    if metric.startswith("latency") and len(availability):
+        worst = availability.loc[availability["mean"].idxmin()]
+        if worst["mean"] < availability["mean"].max() - 0.001:
+            lines.append(
+                f"note: latencies count ok requests only, and {worst.alternative} failed"
+                f" {(1 - worst['mean']) * 100:.2f}% of its requests; rank by"
+                " --metric availability.request_based_within_latency to weigh both"
+            )
     return "\n".join(lines)
 
 
