@@ -55,6 +55,9 @@ class RunResult:
     timeseries: pd.DataFrame
     incidents: pd.DataFrame
     events: pd.DataFrame
+    latency: pd.DataFrame
+    """Latency distribution of ok requests in the window: class, latency_s (a histogram
+    bucket, within 1%), count."""
     wall_time_s: float = field(default=0.0, compare=False)
 
 
@@ -72,6 +75,7 @@ def run(
     cluster.run(scenario.duration, progress)
     measured_s = scenario.duration - scenario.warmup
     incidents = [incident.record() for incident in cluster.monitor.incidents]
+    measurement = cluster.recorder.measurement()
     summary = {
         "scenario": scenario.name,
         "seed": seed,
@@ -79,7 +83,7 @@ def run(
         "duration_s": scenario.duration,
         "warmup_s": scenario.warmup,
         **summarize(
-            cluster.recorder.measurement(),
+            measurement,
             measured_s,
             cluster.measured_groups(),
             cluster.client.in_flight,
@@ -96,6 +100,10 @@ def run(
         ),
     }
     summary["availability"]["markov"] = markov_availability(scenario)
+    latency_rows = []
+    for name, histogram in zip(measurement.class_names, measurement.latency, strict=True):
+        for value, count in zip(*histogram.distribution(), strict=True):
+            latency_rows.append({"class": name, "latency_s": value, "count": count})
     if cluster.data_tier is not None:
         summary["data"] = cluster.data_tier.summary(measured_s)
     return RunResult(
@@ -106,6 +114,7 @@ def run(
         pd.DataFrame(cluster.recorder.rows),
         pd.DataFrame(incidents, columns=INCIDENT_COLUMNS),
         pd.DataFrame(cluster.monitor.events, columns=EVENT_COLUMNS),
+        pd.DataFrame(latency_rows, columns=["class", "latency_s", "count"]),
         time.perf_counter() - started,
     )
 

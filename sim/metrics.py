@@ -92,6 +92,19 @@ class LatencyHistogram:
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
 
+    def distribution(self) -> tuple[list[float], list[int]]:
+        """The non-empty buckets: each one's value (within 1% of its members) and count."""
+        values, counts = [], []
+        for index, count in enumerate(self.counts):
+            if count:
+                values.append(
+                    self.SMALLEST_S
+                    if index == 0
+                    else 2 * self._gamma ** (index - self._offset) / (self._gamma + 1)
+                )
+                counts.append(count)
+        return values, counts
+
     def quantile(self, q: float) -> float:
         """The value at rank ceil(q * count) (the 'inverted CDF' sample quantile), within 1%."""
         if not 0.0 <= q <= 1.0:

@@ -7,6 +7,7 @@ A run folder holds::
     summary.json      every summary metric (keys documented in the README)
     timeseries.csv    one row per time step
     incidents.csv     one row per failure: detection, failover and recovery times
+    latency.csv       the latency distribution of ok requests per class (histogram buckets)
     events.csv        the timeline of component events (crashes, detections, promotions...)
 
 Every file is written to a temporary name in the same folder and renamed into place, so an
@@ -47,6 +48,7 @@ SUMMARY = "summary.json"
 TIMESERIES = "timeseries.csv"
 INCIDENTS = "incidents.csv"
 EVENTS = "events.csv"
+LATENCY = "latency.csv"
 SCENARIO = "scenario.yaml"
 METADATA = "metadata.json"
 
@@ -126,6 +128,7 @@ class RunFolder:
         self.write_table(TIMESERIES, result.timeseries)
         self.write_table(INCIDENTS, result.incidents)
         self.write_table(EVENTS, result.events)
+        self.write_table(LATENCY, result.latency)
 
     @contextmanager
     def recording(
@@ -171,4 +174,6 @@ def read_run(path: Path) -> dict[str, Any]:
         "timeseries": pd.read_csv(path / TIMESERIES),
         "incidents": pd.read_csv(path / INCIDENTS),
         "events": pd.read_csv(path / EVENTS),
+        "latency": pd.read_csv(path / LATENCY),
+        "scenario": yaml.safe_load((path / SCENARIO).read_text(encoding="utf-8")),
     }

@@ -30,6 +30,7 @@ def test_run_prints_a_summary_and_writes_a_complete_run_folder(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "events.csv",
         "incidents.csv",
+        "latency.csv",
         "metadata.json",
         "scenario.yaml",
         "summary.json",
