@@ -1,0 +1,123 @@
+"""Drawing the figures that fit a results folder, and writing them next to it (atomically).
+
+A run folder gets its latency CDF, its time series and, when something failed, its incident
+timeline; a comparison folder its comparison chart; a sweep folder its availability curve
+against the first swept parameter.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
+
+from sim import plots
+from sim.results import atomic_write_bytes, read_run
+
+__all__ = ["FORMATS", "draw_folder"]
+
+FORMATS = ("png", "svg", "pdf")
+
+
+class NothingToDraw(ValueError):
+    """The folder holds no results ecsim knows how to draw."""
+
+
+def _save(figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip("."), dpi=110)
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def draw_folder(folder: Path, out: Path | None = None, fmt: str = "png") -> list[Path]:
+    """Draw what fits the results in ``folder`` into ``out`` (default: the folder itself)."""
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder
+    scenario = (
+        yaml.safe_load((folder / "scenario.yaml").read_text(encoding="utf-8"))
+        if (folder / "scenario.yaml").exists()
+        else {}
+    )
+    slo = scenario.get("slo") or {}
+    written: list[Path] = []
+    if (folder / "timeseries.csv").exists():
+        run = read_run(folder)
+        name = run["summary"]["scenario"]
+        written.append(
+            _save(
+                plots.latency_cdf(
+                    run["latency"], slo.get("latency"), f"{name}: latency of successful requests"
+                ),
+                out / f"latency_cdf.{fmt}",
+            )
+        )
+        written.append(
+            _save(
+                plots.time_series(
+                    run["timeseries"], run["events"], f"{name}: traffic, errors and latency"
+                ),
+                out / f"timeseries.{fmt}",
+            )
+        )
+        if len(run["events"]):
+            written.append(
+                _save(
+                    plots.incident_timeline(
+                        run["events"], run["summary"]["duration_s"], f"{name}: incident timeline"
+                    ),
+                    out / f"incidents.{fmt}",
+                )
+            )
+    elif (folder / "comparison.csv").exists():
+        comparison = pd.read_csv(folder / "comparison.csv")
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        metrics = [
+            m
+            for m in ("latency_s.p99", "availability.request_based", "throughput_per_s")
+            if m in set(comparison.metric)
+        ]
+        written.append(
+            _save(
+                plots.comparison_chart(
+                    comparison, metrics, f"{summary['scenario']}: {summary['parameter']} compared"
+                ),
+                out / f"comparison.{fmt}",
+            )
+        )
+    elif (folder / "sweep.parquet").exists():
+        table = pd.read_parquet(folder / "sweep.parquet")
+        parameters = [
+            c
+            for c in table.columns
+            if c not in {"point", "replication", "error"} and c in _swept(table)
+        ]
+        if not parameters:
+            raise NothingToDraw(f"{folder}: the sweep has no parameter column")
+        group_by = parameters[1] if len(parameters) > 1 else None
+        written.append(
+            _save(
+                plots.availability_curve(
+                    table,
+                    parameters[0],
+                    "availability.request_based",
+                    slo.get("availability"),
+                    group_by=group_by,
+                ),
+                out / f"availability_curve.{fmt}",
+            )
+        )
+    else:
+        raise NothingToDraw(f"{folder}: no run, comparison or sweep results here (nothing to draw)")
+    return written
+
+
+def _swept(table: pd.DataFrame) -> list[str]:
+    """The parameter columns of a sweep table: those before 'replication'."""
+    columns = list(table.columns)
+    return columns[columns.index("point") + 1 : columns.index("replication")]
