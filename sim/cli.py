@@ -150,6 +150,22 @@ def _execute(folder: RunFolder, scenario, work):
         sys.exit(1)
 
 
+def _plot_option(function):
+    return click.option(
+        "--plot", is_flag=True, help="Draw the figures that fit the results into the run folder."
+    )(function)
+
+
+def _draw(folder: Path, out: Path | None = None, fmt: str = "png") -> None:
+    from sim.figures import NothingToDraw, draw_folder
+
+    try:
+        for path in draw_folder(folder, out, fmt):
+            click.echo(f"figure: {path}")
+    except NothingToDraw as error:
+        click.echo(f"no figure: {error}", err=True)
+
+
 def _executor_options(function):
     """Where batches of runs execute."""
     function = click.option(
@@ -226,6 +242,7 @@ def _run_batch(work, total: int, label: str, executor):
     help="The most replications --precision may run.",
 )
 @_executor_options
+@_plot_option
 @click.option("--quiet", is_flag=True, help="Do not print the summary table.")
 def run(
     scenario_file,
@@ -239,6 +256,7 @@ def run(
     max_replications,
     workers,
     scheduler,
+    plot,
     quiet,
 ) -> None:
     """Run a scenario, print its summary and write a run folder.
@@ -295,6 +313,8 @@ def run(
             click.echo(format_incidents(records))
         click.echo("")
     click.echo(f"run folder: {folder.path}  ({result.wall_time_s:.1f}s wall time)")
+    if plot:
+        _draw(folder.path)
 
 
 def _run_replications(scenario, folder, precision, metric, cap, workers, scheduler, quiet) -> None:
@@ -375,8 +395,19 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
     help="The metric the table is ranked by.",
 )
 @_executor_options
+@_plot_option
 def compare(
-    scenario_file, seed, overrides, out, balancers, vary, replications, metric, workers, scheduler
+    scenario_file,
+    seed,
+    overrides,
+    out,
+    balancers,
+    vary,
+    replications,
+    metric,
+    workers,
+    scheduler,
+    plot,
 ) -> None:
     """Compare alternatives on common random numbers, with paired confidence intervals.
 
@@ -451,6 +482,8 @@ def compare(
     click.echo(format_comparison(comparison, metric, path, count))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
+    if plot:
+        _draw(folder.path)
 
 
 @main.command()
@@ -479,6 +512,7 @@ def compare(
     help="Keep the runs already finished in the --out folder and run only the others.",
 )
 @_executor_options
+@_plot_option
 def sweep(
     scenario_file,
     seed,
@@ -490,6 +524,7 @@ def sweep(
     resume,
     workers,
     scheduler,
+    plot,
 ) -> None:
     """Run a grid of parameter values (or listed points) x replications into one tidy table.
 
@@ -558,6 +593,8 @@ def sweep(
         click.echo(f"point {row.point} ({values}) failed: {row.error}", err=True)
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time, {len(table)} runs)")
+    if plot:
+        _draw(folder.path)
 
 
 def _read_points(path: str) -> list[dict]:
@@ -619,6 +656,43 @@ def availability(scenario_file, seed, overrides, out, years, replications) -> No
     click.echo(format_availability(finite_or_none(estimate)))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({estimate['wall_time_s']:.1f}s wall time)")
+
+
+@main.command()
+@click.argument("results_folder", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Where to write (default: the folder)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "svg", "pdf"]),
+    default="png",
+    show_default=True,
+    help="Image format.",
+)
+def plot(results_folder, out, fmt) -> None:
+    """Draw the figures that fit a run, comparison or sweep folder.
+
+    A run gets its latency CDF per class, its time series with failures shaded and its
+    incident timeline; a comparison its chart of alternatives; a sweep its availability curve
+    against the first swept parameter (on a nines scale, with 95% bands and the SLO target).
+
+    \b
+    Examples:
+      ecsim plot results/flash_sale_crash-20261125-101500-seed20261125
+      ecsim plot results/sizing --format svg --out docs/images
+    """
+    from sim.figures import NothingToDraw, draw_folder
+
+    try:
+        written = draw_folder(Path(results_folder), Path(out) if out else None, fmt)
+    except NothingToDraw as error:
+        _fail(str(error))
+    except (OSError, KeyError, ValueError) as error:
+        _fail(f"cannot read the results in {results_folder}: {error}")
+    for path in written:
+        click.echo(f"figure: {path}")
 
 
 @main.command()
