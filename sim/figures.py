@@ -11,6 +11,10 @@ import io
 import json
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to files: no window, whatever the machine has
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import yaml

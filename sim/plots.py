@@ -2,7 +2,8 @@
 
 Every figure has a title, labelled axes with units and a legend, and stays readable in
 greyscale: series differ by line style and marker, not by colour alone. Nothing here runs a
-simulation or touches files; :func:`draw_folder` picks the figures that fit a results folder.
+simulation or touches files: :func:`sim.figures.draw_folder` picks the figures that fit a
+results folder and writes them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")  # figures are written to files; no window is ever opened
 
 import matplotlib.pyplot as plt
 import numpy as np
