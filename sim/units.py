@@ -13,7 +13,6 @@ import re
 
 __all__ = [
     "DURATION_UNITS",
-    "format_duration",
     "parse_duration",
     "parse_fraction",
     "parse_rate",
@@ -113,13 +112,3 @@ def parse_fraction(value: object) -> float:
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"expected {outside}, got {value!r}")
     return number
-
-
-def format_duration(seconds: float) -> str:
-    """A short human reading of a duration, used when writing resolved scenarios and tables."""
-    if seconds == 0:
-        return "0s"
-    for unit, scale in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.6g}{unit}"
-    return f"{seconds / 1e-6:.6g}us"
