@@ -16,7 +16,9 @@ def test_there_are_the_four_story_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_the_notebook_executes_without_error(path, tmp_path):
+def test_the_notebook_executes_without_error(path, tmp_path, monkeypatch):
+    # The kernel inherits this environment: let it pick its own inline backend, as in Jupyter.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         "notebooks are committed without outputs; CI runs them"
