@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["DataTier", "DatabaseOperation", "Write"]
 
 INF = math.inf
+MAX_PENDING = 100_000
+"""Most writes a shard remembers while some node lacks them (see _forget_old_writes)."""
 
 
 class Write:
@@ -199,7 +201,10 @@ class DataTier:
         key, shard_index = next(job.shards)
         demand = next(self._read_time) if kind == "read" else next(self._write_time)
         operation = DatabaseOperation(job, kind, key, demand, self.env.now)
-        self._send(operation, self.shards[shard_index])
+        shard = self.shards[shard_index]
+        if self.measuring:
+            shard.operations += 1
+        self._send(operation, shard)
 
     def _send(self, operation: DatabaseOperation, shard: _Shard) -> None:
         node = self._route(operation, shard)
@@ -210,8 +215,6 @@ class DataTier:
             self._fail(operation, shard)
             return
         operation.node = node
-        if self.measuring:
-            shard.operations += 1
         shard.nodes[node].submit(operation)
 
     def _route(self, operation: DatabaseOperation, shard: _Shard) -> int | None:
@@ -311,6 +314,10 @@ class DataTier:
         if not operation.live:
             return  # the master died before the replicas acknowledged: the client saw an error
         now = self.env.now
+        for index, node in enumerate(shard.nodes):
+            # A replica that died before the write reached it never got it.
+            if not node.serving and visible_at[index] > shard.down_since[index]:
+                visible_at[index] = INF
         previous = shard.last_write.get(operation.key)
         # Written at another master and not yet seen here: concurrent. Last writer wins, so the
         # earlier write, acknowledged to its client, is silently overwritten.
@@ -334,13 +341,17 @@ class DataTier:
         self._done(operation)
 
     def _forget_old_writes(self, shard: _Shard, now: float) -> None:
-        """Drop writes every live node has seen: they can no longer be lost or read stale."""
+        """Drop writes every node has: they can no longer be lost or read stale.
+
+        A node that is down lacks every write made meanwhile, and those writes may yet be lost
+        (if the master dies before it catches up), so they are kept; past ``MAX_PENDING``
+        writes the oldest go anyway, so that a node down for days cannot fill the memory.
+        """
         recent = shard.recent
-        nodes = shard.nodes
         while recent:
             oldest = recent[0]
-            if any(
-                visible > now and nodes[index].serving
+            if len(recent) <= MAX_PENDING and any(
+                now < visible < INF or (visible == INF and index != oldest.origin)
                 for index, visible in enumerate(oldest.visible_at)
             ):
                 break
@@ -360,11 +371,16 @@ class DataTier:
 
     def _lag_of(self, shard: _Shard, node: int, now: float) -> float:
         """How far behind ``node`` is: age of the oldest write it has not applied yet."""
-        for write in shard.recent:
-            # A write it will never get (its master died with it) is not lag: it is lost.
-            if now < write.visible_at[node] < INF:
-                return now - write.acked_at
-        return 0.0
+        # Replication applies in order: the writes a node lacks are the newest ones, so scan
+        # back from the newest until one it has. A write it will never get is not lag.
+        oldest = None
+        for write in reversed(shard.recent):
+            visible = write.visible_at[node]
+            if visible <= now:
+                break
+            if visible < INF:
+                oldest = write
+        return now - oldest.acked_at if oldest is not None else 0.0
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -401,6 +417,8 @@ class DataTier:
                     if operation.node == index:
                         shard.unacked.pop(operation)
                         self._fail(operation, shard)
+        else:
+            self._resync(shard, index, now)
         generation = self._verdicts.get(node, 0) + 1
         self._verdicts[node] = generation
         detection = self.spec.detection
@@ -413,6 +431,24 @@ class DataTier:
             timer = self.env.timeout(delay)
             timer.callbacks.append(lambda _: self._verdict(shard, index, generation))
         self._account(shard)
+
+    def _resync(self, shard: _Shard, index: int, now: float) -> None:
+        """A node serves again: it copies what live nodes have that it lacks, and what it has
+        that live nodes lack is shipped to them anew (a master back from a short crash, before
+        anyone noticed, still has its unshipped writes)."""
+        nodes = shard.nodes
+        for write in [*shard.recent, *shard.last_write.values()]:
+            visible = write.visible_at
+            if visible[index] > now and any(
+                v <= now and nodes[i].serving for i, v in enumerate(visible) if i != index
+            ):
+                visible[index] = now
+            if visible[index] <= now:
+                for other, seen in enumerate(visible):
+                    if other != index and seen == INF and nodes[other].serving:
+                        visible[other] = max(now + next(self._lag), shard.last_visible[other])
+                        shard.last_visible[other] = visible[other]
+        shard.last_visible[index] = now
 
     def _truncate(self, shard: _Shard, index: int, now: float) -> None:
         """A node that stops serving applies nothing more: what it has not seen, it never will
@@ -431,16 +467,8 @@ class DataTier:
         shard.believed_up[index] = up
         self.monitor.rotation_changed(node, up, "detected up" if up else "detected down")
         if up:
-            # Back: it copies, from the live nodes, every write one of them has, and rejoins
-            # as a replica if another node became master meanwhile (fencing).
-            now = self.env.now
-            for write in [*shard.recent, *shard.last_write.values()]:
-                if any(
-                    visible <= now and shard.nodes[i].serving and i != index
-                    for i, visible in enumerate(write.visible_at)
-                ):
-                    write.visible_at[index] = min(write.visible_at[index], now)
-            shard.last_visible[index] = now
+            # Back in the pool (resynchronized when it came back), as a replica if another
+            # node became master meanwhile: fencing, never two masters.
             if not shard.multi_master and shard.master is None and not shard.promoting:
                 self._start_failover(shard)
         elif not shard.multi_master and index == shard.master:
