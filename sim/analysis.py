@@ -299,14 +299,31 @@ LOWER_IS_BETTER = (
     "queue",
     "time_to_",
     "failover",
+    "false_suspicions",
+    "replication_lag",
 )
-HIGHER_IS_BETTER = ("availability", "throughput", "nines", ".ok", ".good", "time_based")
+HIGHER_IS_BETTER = (
+    "availability",
+    "throughput",
+    "nines",
+    ".ok",
+    ".good",
+    "time_based",
+    "time_writable",
+    "time_readable",
+)
 
 
 def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when it is only a fact."""
-    if any(word in metric for word in HIGHER_IS_BETTER):
+    """+1 when higher is better, -1 when lower is better, 0 when it is only a fact.
+
+    Objectives met are good; then words of harm (downtime, latency, lost...) win over words of
+    service, so ``availability.downtime_s`` is lower-is-better.
+    """
+    if metric.endswith("_met"):
         return 1
     if any(word in metric for word in LOWER_IS_BETTER):
         return -1
+    if any(word in metric for word in HIGHER_IS_BETTER):
+        return 1
     return 0

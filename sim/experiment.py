@@ -25,7 +25,7 @@ from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
 from sim.overrides import set_path
 from sim.reliability import markov_availability
 from sim.results import atomic_write_text
-from sim.scenario import Scenario, ScenarioError, parse_scenario
+from sim.scenario import Problem, Scenario, ScenarioError, parse_scenario
 from sim.streams import Streams
 
 __all__ = [
@@ -150,9 +150,13 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def with_overrides(scenario: Scenario, values: dict[str, Any]) -> Scenario:
     """The scenario with ``key.path -> value`` set (Python values), validated again."""
     data = scenario.to_dict()
+    source = f"{scenario.name} with {values}"
     for path, value in values.items():
-        set_path(data, path, value)
-    return parse_scenario(data, f"{scenario.name} with {values}")
+        try:
+            set_path(data, path, value)
+        except ValueError as error:
+            raise ScenarioError(source, [Problem(path, str(error))]) from None
+    return parse_scenario(data, source)
 
 
 def _tasks(
@@ -344,9 +348,10 @@ def grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return points
 
 
-def point_key(point: dict[str, Any]) -> str:
-    """A stable name for a sweep point: the same parameters give the same key on every run."""
-    text = json.dumps(point, sort_keys=True, default=str)
+def point_key(point: dict[str, Any], scenario: dict[str, Any] | None = None) -> str:
+    """A stable name for a sweep point: the same parameters of the same scenario (seed
+    included) give the same key, and a changed scenario gives another."""
+    text = json.dumps([point, scenario], sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -368,66 +373,61 @@ def sweep(
     """
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
-    done: dict[tuple[str, int], dict[str, Any]] = {}
+    saved: dict[tuple[str, int], dict[str, Any]] = {}
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
-        for saved in sorted(store.glob("*.json")):
-            record = json.loads(saved.read_text(encoding="utf-8"))
-            done[(record["point_key"], record["replication"])] = record
+        for path in sorted(store.glob("*.json")):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            saved[(record["point_key"], record["replication"])] = record
+    base = {**scenario.to_dict(), "seed": seed}
+    keys = [point_key(point, base) for point in points]
+    results: dict[tuple[int, int], dict[str, Any]] = {}
     tasks = []
-    for index, point in enumerate(points):
-        key = point_key(point)
+    for index, (point, key) in enumerate(zip(points, keys, strict=True)):
         try:
             variant = with_overrides(scenario, point)
         except ScenarioError as error:
             for replication in range(replications):
-                done[(key, replication)] = _sweep_record(
-                    index, point, replication, error=str(error)
-                )
+                results[(index, replication)] = {"metrics": None, "error": str(error)}
             continue
         data = variant.to_dict()
         for replication in range(replications):
-            if (key, replication) not in done:
+            if (key, replication) in saved:
+                results[(index, replication)] = saved[(key, replication)]
+            else:
                 task = {"scenario": data, "seed": seed, "replication": replication}
                 tasks.append(((index, key, replication), task))
     for (index, key, replication), outcome in _collect(executor.map(run_task, tasks), progress):
-        record = _sweep_record(
-            index,
-            points[index],
-            replication,
-            metrics=outcome.get("value"),
-            error=outcome.get("error"),
-        )
-        done[(key, replication)] = record
-        if store is not None:
+        record = {
+            "point_key": key,
+            "params": {path: _plain(value) for path, value in points[index].items()},
+            "replication": replication,
+            "metrics": outcome.get("value"),
+            "error": outcome.get("error"),
+        }
+        results[(index, replication)] = record
+        # Only successes are kept: a failure (a lost worker, say) is tried again on resume.
+        if store is not None and record["error"] is None:
             atomic_write_text(
                 store / f"{key}-{replication}.json", json.dumps(record, default=_plain) + "\n"
             )
-    wanted = {(point_key(p), r) for p in points for r in range(replications)}
     rows = []
-    for (key, replication), record in done.items():
-        if (key, replication) in wanted:
-            rows.append(
-                {
-                    "point": record["point"],
-                    **record["params"],
-                    "replication": replication,
-                    "error": record["error"],
-                    **(record["metrics"] or {}),
-                }
-            )
-    return pd.DataFrame(rows).sort_values(["point", "replication"], ignore_index=True)
-
-
-def _sweep_record(index, point, replication, metrics=None, error=None) -> dict[str, Any]:
-    return {
-        "point": index,
-        "point_key": point_key(point),
-        "params": {path: _plain(value) for path, value in point.items()},
-        "replication": replication,
-        "metrics": metrics,
-        "error": error,
-    }
+    for (index, replication), record in sorted(results.items()):
+        rows.append(
+            {
+                "point": index,
+                **{path: _plain(value) for path, value in points[index].items()},
+                "replication": replication,
+                "error": record["error"],
+                **(record["metrics"] or {}),
+            }
+        )
+    table = pd.DataFrame(rows)
+    for path in dict.fromkeys(p for point in points for p in point):
+        kinds = {type(value) for value in table[path] if value is not None}
+        if len(kinds) > 1:  # mixed types (a typo among numbers, say): a column of text
+            table[path] = table[path].astype(str)
+    return table
 
 
 def _plain(value: Any) -> Any:

@@ -303,3 +303,43 @@ def test_the_sweep_command_takes_listed_points_instead_of_a_grid(tmp_path):
     table = pd.read_csv(tmp_path / "s" / "sweep.csv")
     assert list(table["servers[0].workers"]) == [1, 3]
     assert list(table["balancer.policy"]) == ["random", "round_robin"]
+
+
+def test_a_resumed_sweep_does_not_reuse_runs_of_another_seed_or_scenario(tmp_path):
+    store = tmp_path / "runs"
+    scenario = queue_scenario(**SWEEP_SCENARIO)
+    first = sweep(scenario, POINTS[:2], 1, store=store)
+    counting = CountingExecutor()
+    other_seed = sweep(scenario, POINTS[:2], 1, seed=999, store=store, executor=counting)
+    assert counting.tasks == 2
+    assert not other_seed["latency_s.mean"].equals(first["latency_s.mean"])
+    reordered = sweep(
+        scenario, list(reversed(POINTS[:2])), 1, store=store, executor=CountingExecutor()
+    )
+    assert list(reordered["servers[0].workers"]) == [
+        POINTS[1]["servers[0].workers"],
+        POINTS[0]["servers[0].workers"],
+    ]
+    assert list(reordered.point) == [0, 1]
+
+
+def test_verdicts_know_which_way_is_better():
+    from sim.analysis import direction
+
+    assert direction("latency_s.p99") == -1
+    assert direction("availability.request_based") == 1
+    assert direction("availability.downtime_s") == -1
+    assert direction("availability.downtime_per_year_s") == -1
+    assert direction("slo.latency_met") == 1
+    assert direction("data.shards.0.time_writable") == 1
+    assert direction("incidents.false_suspicions") == -1
+    assert direction("data.replication_lag_s.p99") == -1
+    assert direction("requests.ok") == 1
+
+
+def test_a_bad_key_path_in_an_alternative_is_a_scenario_error():
+    from sim.experiment import with_overrides
+    from sim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"servers\[5\]"):
+        with_overrides(queue_scenario(**SWEEP_SCENARIO), {"servers[5].count": 2})
