@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 a mistake in the input (scenario file, option), 1 an in
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sys
 import time
@@ -31,6 +32,7 @@ from sim.experiment import run as run_scenario
 from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
 from sim.overrides import parse_alternatives
+from sim.registry import did_you_mean
 from sim.reliability import estimate_availability
 from sim.report import (
     format_availability,
@@ -141,6 +143,8 @@ def _execute(folder: RunFolder, scenario, work):
         sys.exit(130)
     except OSError as error:
         _fail(f"cannot write the run folder {folder.path}: {error.strerror or error}")
+    except click.ClickException as error:  # a user mistake found on the way: exit 2
+        _fail(error.format_message())
     except Exception as error:  # an ecsim bug, not a user mistake: keep the details on disk
         click.echo(
             f"internal error: {type(error).__name__}: {error}\n"
@@ -164,6 +168,8 @@ def _draw(folder: Path, out: Path | None = None, fmt: str = "png") -> None:
             click.echo(f"figure: {path}")
     except NothingToDraw as error:
         click.echo(f"no figure: {error}", err=True)
+    except (KeyError, ValueError) as error:  # results with nothing drawable in them
+        click.echo(f"no figure: {type(error).__name__}: {error}", err=True)
 
 
 def _executor_options(function):
@@ -324,6 +330,7 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
             target = parse_fraction(precision)
         except ValueError as error:
             _fail(f"--precision: {error}")
+        _check_metric(scenario, metric, "--precision-metric")
     executor = _make_executor(workers, scheduler)
     count = scenario.replications if target is None else max(5, min(scenario.replications, cap))
 
@@ -434,6 +441,8 @@ def compare(
         _fail("compare needs at least two alternatives")
     scenario, folder = _prepare(scenario_file, seed, overrides, out)
     alternatives = {_label(value): {path: value} for value in values}
+    if len(alternatives) < len(values):
+        _fail("compare needs distinct alternatives; a value is given twice")
     for label, changes in alternatives.items():
         try:
             with_overrides(scenario, changes)
@@ -443,6 +452,7 @@ def compare(
                 click.echo(f"  {problem}", err=True)
             sys.exit(USER_ERROR)
     count = replications or max(5, scenario.replications)
+    _check_metric(scenario, metric, "--metric")
     executor = _make_executor(workers, scheduler)
 
     def work(metadata):
@@ -603,13 +613,33 @@ def _read_points(path: str) -> list[dict]:
         rows = list(csv.DictReader(stream))
     if not rows:
         _fail(f"--points: {path} has no rows")
-    return [{key: yaml.safe_load(value) for key, value in row.items()} for row in rows]
+    points = []
+    for number, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            _fail(f"--points: {path}, line {number}: expected one cell per column")
+        try:
+            points.append({key: yaml.safe_load(value) for key, value in row.items()})
+        except yaml.YAMLError:
+            _fail(f"--points: {path}, line {number}: a cell is not a readable value")
+    return points
+
+
+def _check_metric(scenario, metric: str, option: str) -> None:
+    """Fail at once, not after the whole batch, when ``metric`` is not a summary key: a run of
+    a fraction of a second has the same keys as a long one."""
+    from sim.experiment import flatten
+
+    probe = with_overrides(
+        scenario, {"duration": min(scenario.duration, 1.0), "warmup": 0.0, "metrics.step": 1.0}
+    )
+    known = flatten(run_scenario(probe).summary)
+    if metric not in known:
+        close = did_you_mean(metric, list(known))
+        _fail(f"{option}: no metric {metric!r} in the summary{close}")
 
 
 def _label(value) -> str:
-    return (
-        value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
-    )
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @main.command()

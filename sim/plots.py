@@ -40,8 +40,18 @@ def _style(index: int) -> dict[str, Any]:
         "linestyle": line,
         "marker": marker,
         "color": GREYS[index % len(GREYS)],
-        "markevery": 0.1,
     }
+
+
+def _line(axes, x: Any, y: Any, index: int, label: str, every: int | None = None) -> None:
+    """A series in the greyscale style of ``index``, with about ten markers along it."""
+    values = np.asarray(y, dtype=float)
+    style = _style(index)
+    if np.isfinite(values).any():
+        style["markevery"] = every or max(1, len(values) // 10)
+    else:
+        style["marker"] = None  # nothing to mark (matplotlib fails on markers of no point)
+    axes.plot(x, values, label=label, **style)
 
 
 def latency_cdf(
@@ -55,7 +65,7 @@ def latency_cdf(
     for index, (name, group) in enumerate(latency.groupby("class", sort=False)):
         group = group.sort_values("latency_s")
         fraction = group["count"].cumsum() / group["count"].sum()
-        axes.plot(group["latency_s"] * 1000, fraction, label=str(name), **_style(index))
+        _line(axes, group["latency_s"] * 1000, fraction, index, str(name))
         for q, mark in ((0.5, "o"), (0.99, "X")):
             at = group["latency_s"].iloc[int(np.searchsorted(fraction.to_numpy(), q))] * 1000
             axes.plot(
@@ -137,17 +147,13 @@ def time_series(
     failed = timeseries[["timeout", "rejected", "no_backend", "error"]].sum(axis=1)
     ended = failed + timeseries["ok"]
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
-    top.plot(minutes, timeseries["ok"] / step, label="ok answers", **_style(0))
+    _line(top, minutes, timeseries["ok"] / step, 0, "ok answers")
     if timeseries["offered_rate_per_s"].notna().any():
-        top.plot(
-            minutes, timeseries["offered_rate_per_s"], label="offered arrival rate", **_style(1)
-        )
+        _line(top, minutes, timeseries["offered_rate_per_s"], 1, "offered arrival rate")
     top.set_ylabel("requests per second")
-    middle.plot(
-        minutes, 100 * failed / ended.where(ended > 0), label="failed requests", **_style(2)
-    )
+    _line(middle, minutes, 100 * failed / ended.where(ended > 0), 2, "failed requests")
     middle.set_ylabel("error rate (%)")
-    bottom.plot(minutes, timeseries["p99_latency_s"] * 1000, label="p99 latency (ok)", **_style(3))
+    _line(bottom, minutes, timeseries["p99_latency_s"] * 1000, 3, "p99 latency (ok)")
     bottom.set_ylabel("p99 latency (ms)")
     bottom.set_xlabel("simulated time (minutes)")
     spans = _incident_spans(events) if events is not None and len(events) else []
@@ -314,12 +320,8 @@ def availability_curve(
                 mean, half = (values[0] if values else math.nan), 0.0
             rows.append((value, mean, max(mean - half, 0.0), min(mean + half, 1.0)))
         x = [r[0] for r in rows]
-        axes.plot(
-            x,
-            _n([r[1] for r in rows]),
-            label=f"simulated{'' if label is None else f' ({group_by}={label})'}",
-            **{**_style(index), "markevery": 1},
-        )
+        name = "simulated" if label is None else f"simulated ({group_by}={label})"
+        _line(axes, x, _n([r[1] for r in rows]), index, name, every=1)
         axes.fill_between(
             x,
             _n([r[2] for r in rows]),
@@ -367,6 +369,9 @@ def comparison_chart(
 ) -> Figure:
     """Each alternative's mean for each metric, with the 95% interval of its difference from
     the baseline as error bars; the best alternative of each metric is drawn solid black."""
+    metrics = [m for m in metrics if comparison[comparison.metric == m]["mean"].notna().any()]
+    if not metrics:
+        raise ValueError("none of the metrics has a value to compare")
     figure, axes_list = plt.subplots(
         1, len(metrics), figsize=(4.5 * len(metrics), 4.5), squeeze=False
     )

@@ -343,3 +343,32 @@ def test_a_bad_key_path_in_an_alternative_is_a_scenario_error():
 
     with pytest.raises(ScenarioError, match=r"servers\[5\]"):
         with_overrides(queue_scenario(**SWEEP_SCENARIO), {"servers[5].count": 2})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["compare", "--balancers", "random,round_robin", "--metric", "latency_s.p999"],
+            "did you mean 'latency_s.p99.9'",
+        ),
+        (["compare", "--vary", "servers[0].workers=2,2"], "distinct alternatives"),
+        (["compare", "--vary", "servers[5].workers=1,2"], "index out of range"),
+        (["run", "--precision", "5%", "--precision-metric", "nope"], "no metric 'nope'"),
+    ],
+)
+def test_batch_commands_refuse_mistakes_before_running(tmp_path, arguments, message):
+    path = _write(tmp_path, queue_scenario(**SWEEP_SCENARIO))
+    command, *rest = arguments
+    result = CliRunner().invoke(main, [command, path, *rest, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_ragged_points_file_is_refused_with_its_line(tmp_path):
+    path = _write(tmp_path, queue_scenario(**SWEEP_SCENARIO))
+    points = tmp_path / "points.csv"
+    points.write_text("servers[0].workers\n1\n2,3\n")
+    result = CliRunner().invoke(main, ["sweep", path, "--points", str(points)])
+    assert result.exit_code == 2
+    assert "line 3" in result.output

@@ -158,3 +158,33 @@ def test_the_plot_command_and_the_plot_flag_write_the_figures(tmp_path, crash_ru
     ]
     empty = CliRunner().invoke(main, ["plot", str(tmp_path / "svg")])
     assert empty.exit_code == 2 and "nothing to draw" in empty.output
+
+
+def test_a_run_where_nothing_succeeded_still_draws(tmp_path):
+    scenario = parse_scenario(
+        {
+            "duration": 60,
+            "workload": {
+                "arrivals": {"rate": 5},
+                "classes": [{"name": "r", "share": 1, "service_time": exponential(0.1)}],
+            },
+            "servers": [{"name": "web"}],
+            "failures": [{"kind": "crash", "target": {"server": "web-1"}, "at": 0}],
+        }
+    )
+    result = run(scenario)
+    assert result.summary["requests"]["ok"] == 0
+    figure = plots.time_series(result.timeseries, result.events)
+    figure.savefig(tmp_path / "dead.png")
+    with pytest.raises(ValueError, match="none of the metrics has a value"):
+        plots.comparison_chart(
+            pd.DataFrame(
+                {
+                    "alternative": ["a"],
+                    "metric": ["latency_s.p99"],
+                    "mean": [float("nan")],
+                    "half_width": [float("nan")],
+                }
+            ),
+            ["latency_s.p99"],
+        )
