@@ -57,6 +57,7 @@ class Server:
         """Servers that replace one another (a group, or a database shard)."""
         self.database = None
         self._database_plan: list[tuple[str, int, int] | None] | None = None
+        self._finish_service = self._finish
         self.respond: Callable[[Attempt, int], None] = _unwired
         self._limit = float("inf") if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
@@ -103,7 +104,7 @@ class Server:
             service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
             self.in_service[attempt] = self.env.now + service_s
-            Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
+            Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
         elif len(self.queue) < self._limit:
             self.accepted += 1
             self.queued += 1
@@ -117,23 +118,27 @@ class Server:
         """Requests of class i do ``plan[i] = (class name, reads, writes)`` after their own work."""
         self.database = database
         self._database_plan = plan
+        self._finish_service = self._finish_then_database
 
     def _finish(self, service: simpy.Event) -> None:
+        """A service ended: answer, and start the next queued attempt."""
         done = service.value
-        in_service = self.in_service
         try:
-            del in_service[done]
+            del self.in_service[done]
         except KeyError:
             return  # lost in a crash or a partition, and already answered then
-        plan = self._database_plan
-        if plan is not None:
-            use = plan[done.request.class_index]
-            if use is not None:
-                # The worker stays taken while the request waits on the database.
-                in_service[done] = self.env.now
-                self.database.run(done, use[0], use[1], use[2], self._database_done)
-                return
         self._release(done, OK)
+
+    def _finish_then_database(self, service: simpy.Event) -> None:
+        """A service ended on a server that calls the database: requests of a class that uses
+        data go on to their database operations, holding the worker meanwhile."""
+        done = service.value
+        use = self._database_plan[done.request.class_index]
+        if use is None or done not in self.in_service:
+            self._finish(service)
+            return
+        self.in_service[done] = self.env.now
+        self.database.run(done, use[0], use[1], use[2], self._database_done)
 
     def _database_done(self, attempt: Attempt, outcome: int) -> None:
         started = self.in_service.pop(attempt, None)
@@ -151,7 +156,7 @@ class Server:
             service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
             in_service[attempt] = now + service_s
-            Timeout(self.env, service_s, attempt).callbacks.append(self._finish)
+            Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
         else:
             self.busy -= 1
         self.respond(done, outcome)
