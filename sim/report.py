@@ -240,6 +240,15 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"scenario {estimate['scenario']}  seed {estimate['seed']}  "
         f"{estimate['years']:g} simulated years in {estimate['replications']} replications",
         "",
+    ]
+    if value["value"] is not None and value["value"] >= 1.0:
+        lines.append(
+            "availability   100%: the service was never down in any replication"
+            " (no failure it could not ride out)"
+        )
+        lines.append(f"markov chain   {_markov_line(markov)}")
+        return "\n".join(lines)
+    lines += [
         f"availability   {_percent(value['value'], 5)}  ({confidence} CI "
         f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)})",
         f"nines          {_fixed(value['nines'])}  ({confidence} CI "
@@ -249,7 +258,9 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"{_downtime(value['downtime_per_year_s_high'])})",
     ]
     if markov["value"] is not None:
-        inside = value["low"] <= markov["value"] <= value["high"]
+        inside = (
+            value["low"] <= markov["value"] <= (value["high"] if value["high"] is not None else 1)
+        )
         lines.append(
             f"markov chain   {_percent(markov['value'], 5)}  ({_fixed(markov['nines'])} nines, "
             f"{_downtime(markov['downtime_per_year_s'])}/year; "
@@ -375,3 +386,9 @@ def format_sweep(table: Any, parameters: list[str]) -> str:
             ]
         )
     return "\n".join(_table([*parameters, "runs", *(f"mean {m}" for m in shown)], rows))
+
+
+def _markov_line(markov: dict[str, Any]) -> str:
+    if markov["value"] is None:
+        return f"n/a: {markov['reason']}"
+    return f"{_percent(markov['value'], 5)} ({_fixed(markov['nines'])} nines)"
