@@ -83,9 +83,12 @@ class StandbyController:
             missing -= 1
         excess = self._healthy() + len(self._pending) - self.nominal
         while excess > 0 and self._pending:
-            _, timer = self._pending.popitem()
+            index, timer = self._pending.popitem()
             timer.callbacks.clear()
             self.monitor.promotion_ended(self.group)
+            if self.spec.mode == "cold":  # the boot is abandoned: the spare is off again
+                spare = next(b for b in self.spares if b.index == index)
+                spare.server.powered = False
             excess -= 1
         for spare in reversed(list(self._promoted)):
             if excess <= 0:
