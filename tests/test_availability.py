@@ -134,10 +134,13 @@ def test_the_four_nines_example_holds_its_target_and_agrees_with_its_markov_chai
     scenario = load_scenario(ROOT / "scenarios" / "four_nines.yaml")
     estimate = estimate_availability(scenario, years=1000, replications=10)
     assert estimate["availability"]["low"] >= 0.9999
-    # Its detection and promotion delays are not exponential: the chain is an approximation
-    # there, and agrees within the 95% interval it reports.
-    availability = estimate["availability"]
-    assert availability["low"] <= estimate["markov"]["value"] <= availability["high"]
+    # Its detection and promotion delays are fixed, not exponential: the chain is an
+    # approximation there (a fixed delay racing an exponential repair costs a little more
+    # downtime than an exponential one of the same mean), so only closeness is required:
+    # unavailabilities within 10% of each other.
+    simulated = 1 - estimate["availability"]["value"]
+    chain = 1 - estimate["markov"]["value"]
+    assert abs(simulated - chain) <= 0.1 * chain
 
 
 def test_the_markov_chain_reduces_to_textbook_closed_forms():

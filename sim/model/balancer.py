@@ -87,7 +87,13 @@ class Balancer:
                 backend.consecutive_errors += 1
                 if backend.consecutive_errors >= self.outlier_ejection.consecutive_errors:
                     self._eject(backend)
-        if outcome == ERROR and self.hot_migration and not attempt.migrated and self.working:
+        if (
+            outcome == ERROR
+            and self.hot_migration
+            and not attempt.migrated
+            and attempt.live  # a client that gave up gets no second try
+            and self.working
+        ):
             others = [b for b in self.up if b is not backend]
             if others:
                 attempt.migrated = True

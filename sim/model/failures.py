@@ -129,8 +129,9 @@ class FailureInjector:
         return [[server] for server in self.resolve(target)]
 
     def _can_fail(self, servers: list[Server]) -> bool:
-        # A cold spare is switched off: it cannot fail until it boots.
-        return all(server.powered for server in servers)
+        # A cold spare is switched off: it cannot fail until it boots (a zone still fails
+        # when it holds one).
+        return any(server.powered for server in servers)
 
 
 def component_name(target: TargetSpec, servers: list[Server]) -> str:

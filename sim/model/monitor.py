@@ -52,6 +52,9 @@ class Incident:
     restored_at: float | None = None
     failed_requests: int | None = None
     ended: bool = False
+    routed: bool = True
+    """Whether traffic went to an affected server when it failed: if not (an idle spare, a
+    server already out), there is no traffic to move and no failover time."""
     _fault_cleared: bool = field(default=False, repr=False)
 
     def record(self) -> dict[str, Any]:
@@ -125,6 +128,7 @@ class Monitor:
             self.env.now,
             self._failed_requests(),
         )
+        incident.routed = not servers or any(self._routes_to(server) for server in servers)
         self.incidents.append(incident)
         self._open.append(incident)
         self.log(component, kind)
@@ -165,6 +169,7 @@ class Monitor:
             if (
                 incident.traffic_moved_at is None
                 and incident.servers
+                and incident.routed
                 and not incident._fault_cleared
             ):
                 # A slow server still serves; its traffic has moved once it is out of rotation.

@@ -146,7 +146,7 @@ class PhiAccrualSpec(DetectorSpec):
     def silence_before_suspicion(self, mean: float, std: float) -> float:
         """Time after the last heartbeat at which phi reaches the threshold."""
         sigma = max(std, self.min_std)
-        z = NormalDist().inv_cdf(1.0 - 10.0 ** (-self.threshold))
+        z = -NormalDist().inv_cdf(10.0 ** (-self.threshold))  # precise for large thresholds
         return mean + sigma * z
 
     def _steady_silence(self) -> float:
@@ -155,10 +155,12 @@ class PhiAccrualSpec(DetectorSpec):
         return self.silence_before_suspicion(self.interval, self.jitter / math.sqrt(6))
 
     def detection_delay(self, rng: np.random.Generator) -> float:
-        return self._steady_silence() - rng.uniform(0, self.interval)
+        # Silence counts from the last heartbeat's arrival, itself up to `jitter` late.
+        late = rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
+        return self._steady_silence() - rng.uniform(0, self.interval) + late
 
     def mean_detection_delay(self) -> float:
-        return self._steady_silence() - self.interval / 2
+        return self._steady_silence() - self.interval / 2 + self.jitter / 2
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
         return rng.uniform(0, self.interval)
