@@ -77,19 +77,13 @@ class FailureInjector:
 
     def crash(self, kind: str, component: str, servers: list[Server]) -> Incident:
         incident = self.monitor.open_incident(kind, component, servers)
-        for server in servers:
-            self._crashes[server.name] += 1
-            if self._crashes[server.name] == 1:
-                server.crash()
+        _hold(self._crashes, servers, Server.crash)
         self.on_change(servers)
         self.monitor.refresh()
         return incident
 
     def repair(self, incident: Incident) -> None:
-        for server in incident.servers:
-            self._crashes[server.name] -= 1
-            if self._crashes[server.name] == 0:
-                server.repair()
+        _release(self._crashes, incident.servers, Server.repair)
         self.on_change(incident.servers)
         self.monitor.clear_fault(incident, "repaired")
 
@@ -132,6 +126,22 @@ class FailureInjector:
         # A cold spare is switched off: it cannot fail until it boots (a zone still fails
         # when it holds one).
         return any(server.powered for server in servers)
+
+
+def _hold(faults: Counter[str], servers: list[Server], apply: Callable) -> None:
+    """Count one more fault on each server; the first one applies."""
+    for server in servers:
+        faults[server.name] += 1
+        if faults[server.name] == 1:
+            apply(server)
+
+
+def _release(faults: Counter[str], servers: list[Server], undo: Callable) -> None:
+    """Count one fault less on each server; the last one to go undoes it."""
+    for server in servers:
+        faults[server.name] -= 1
+        if faults[server.name] == 0:
+            undo(server)
 
 
 def component_name(target: TargetSpec, servers: list[Server]) -> str:
@@ -211,17 +221,11 @@ def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> No
         incident = injector.monitor.open_incident(
             "partition", component_name(spec.target, servers), servers
         )
-        for server in servers:
-            injector._partitions[server.name] += 1
-            if injector._partitions[server.name] == 1:
-                server.disconnect()
+        _hold(injector._partitions, servers, Server.disconnect)
         injector.on_change(servers)
         injector.monitor.refresh()
         yield env.timeout(spec.duration)
-        for server in servers:
-            injector._partitions[server.name] -= 1
-            if injector._partitions[server.name] == 0:
-                server.reconnect()
+        _release(injector._partitions, servers, Server.reconnect)
         injector.on_change(servers)
         injector.monitor.clear_fault(incident, "reconnected")
 
