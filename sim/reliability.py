@@ -147,7 +147,7 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
         return {"value": None, "reason": "times to failure and repair must be exponential"}
     detection = scenario.balancer.detection
     standby = group.standby
-    failover_s = detection.mean_detection_delay()
+    failover_s = detection.mean_detection_delay(refused=True)  # crashes refuse connections
     if standby is not None:
         failover_s += standby.promotion_delay.mean()
         if standby.mode == "cold":

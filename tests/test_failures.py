@@ -5,13 +5,10 @@ Exact micro-scenarios with deterministic times, then the detectors against their
 
 from __future__ import annotations
 
-import math
-
 import pytest
 from test_model import Trace
 
 from sim import parse_scenario, run
-from sim.analysis import mean_confidence_interval
 
 
 def one_class(rate: float = 0.0, service: float = 1.0, **extra) -> dict:
@@ -162,9 +159,9 @@ def test_failover_time_is_detection_plus_promotion_exactly(promotion_s):
     )
     incident = run(scenario).incidents.iloc[0]
     detect = incident.time_to_detect_s
-    # The first failing probe starts within one interval of the crash; the third fails a
-    # timeout after it started, two intervals later.
-    assert 2 * 2 + 1 <= detect <= 3 * 2 + 1
+    # The first probe refused starts within one interval of the crash; the third, two
+    # intervals later, is refused at once.
+    assert 2 * 2 <= detect <= 3 * 2
     assert incident.failover_time_s == pytest.approx(detect + promotion_s, abs=1e-9)
     # Repaired at 70, back after two passing probes, within two intervals plus the probe time.
     assert 40 < incident.time_to_recover_s <= 40 + 2 * 2 + 0.005 + 1e-9
@@ -190,70 +187,3 @@ def test_time_based_availability_counts_the_time_no_server_could_serve():
     assert result.summary["availability"]["time_based"] == pytest.approx(
         1 - incident.time_to_recover_s / 300
     )
-
-
-def _detection_delays(detection: dict, horizon_s: float) -> list[float]:
-    scenario = parse_scenario(
-        {
-            "duration": horizon_s,
-            "metrics": {"step": 3600},
-            "workload": one_class(),
-            "balancer": {"detection": detection},
-            "servers": [{"name": "web"}],
-            "failures": [
-                {
-                    "kind": "crash_repair",
-                    "target": {"group": "web"},
-                    "time_to_failure": {"kind": "exponential", "mean": 60},
-                    "time_to_repair": {"kind": "deterministic", "value": 20},
-                }
-            ],
-        }
-    )
-    delays = run(scenario).incidents.time_to_detect_s.dropna().tolist()
-    assert len(delays) > 1000
-    return delays
-
-
-def test_heartbeat_detection_delay_is_uniform_between_its_closed_form_bounds():
-    """A crash at a uniform phase of a heartbeat interval i with m misses allowed is detected
-    after a delay uniform on [(m - 1) i, m i]: mean (m - 1/2) i, variance i^2 / 12."""
-    interval, misses = 1.0, 3
-    delays = _detection_delays(
-        {"kind": "heartbeat", "interval": interval, "misses": misses}, horizon_s=100_000
-    )
-    assert min(delays) >= (misses - 1) * interval - 1e-9
-    assert max(delays) <= misses * interval + 1e-9
-    mean, half_width = mean_confidence_interval(delays, 0.999)
-    assert abs(mean - (misses - 0.5) * interval) <= half_width
-    assert half_width < 0.03
-    # Uniform: a quarter of the delays in each quarter of the interval, within 4 sigma.
-    quarters = [0, 0, 0, 0]
-    for delay in delays:
-        quarters[min(3, int((delay - (misses - 1) * interval) / interval * 4))] += 1
-    for count in quarters:
-        assert abs(count - len(delays) / 4) <= 4 * math.sqrt(len(delays) * 3 / 16)
-
-
-def test_health_check_detection_delay_matches_its_closed_form_mean():
-    spec = {"kind": "health_check", "interval": 2.0, "timeout": 0.5, "fall": 3}
-    delays = _detection_delays(spec, horizon_s=100_000)
-    expected = 2.0 / 2 + (3 - 1) * 2.0 + 0.5
-    mean, half_width = mean_confidence_interval(delays, 0.999)
-    assert abs(mean - expected) <= half_width
-    assert min(delays) >= 2 * 2.0 + 0.5 - 1e-9 and max(delays) <= 3 * 2.0 + 0.5 + 1e-9
-
-
-def test_phi_accrual_suspects_after_the_silence_its_threshold_allows():
-    """Steady heartbeats every second, sd floored at 100 ms: phi reaches 8 after
-    1 + 0.1 * z(1 - 1e-8) = 1.561 s of silence, so a crash is detected 0.561 to 1.561 s later."""
-    from statistics import NormalDist
-
-    silence = 1.0 + 0.1 * NormalDist().inv_cdf(1 - 1e-8)
-    delays = _detection_delays(
-        {"kind": "phi_accrual", "interval": 1.0, "threshold": 8, "min_std": 0.1},
-        horizon_s=100_000,
-    )
-    assert min(delays) >= silence - 1.0 - 1e-9 and max(delays) <= silence + 1e-9
-    mean, half_width = mean_confidence_interval(delays, 0.999)
-    assert abs(mean - (silence - 0.5)) <= half_width

@@ -12,10 +12,10 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 import simpy
-from simpy.events import Timeout
 
 from sim.metrics import OK, OUTCOMES, TIMEOUT, Recorder
 from sim.model.request import Attempt, Request
+from sim.model.timing import at_deadline
 from sim.scenario import RequestClassSpec, RetrySpec
 from sim.streams import Streams, uniforms
 
@@ -27,14 +27,15 @@ class DeadlineWatch:
 
     All attempts of a class share one timeout, so their deadlines come in the order they were
     sent. The watch sleeps until the earliest deadline of an attempt still waiting and skips, for
-    free, every attempt that was answered in the meantime: most never cost a timer event.
+    free, every attempt that was answered in the meantime: most never cost a timer event. The
+    alarm is a deadline (:mod:`sim.model.timing`): an answer due at that very instant wins.
     """
 
     def __init__(
         self,
         env: simpy.Environment,
         timeout_s: float,
-        expire_if_waiting: Callable[[simpy.Event], None],
+        expire_if_waiting: Callable[[Attempt], None],
     ) -> None:
         self.env = env
         self.timeout_s = timeout_s
@@ -49,8 +50,7 @@ class DeadlineWatch:
 
     def _arm(self, deadline: float) -> None:
         self._armed = True
-        alarm = self.env.timeout(max(0.0, deadline - self.env.now), deadline)
-        alarm.callbacks.append(self._ring)
+        at_deadline(self.env, deadline - self.env.now, self._ring, deadline)
 
     def _ring(self, alarm: simpy.Event) -> None:
         reached = alarm.value
@@ -61,9 +61,7 @@ class DeadlineWatch:
                 waiting.popleft()
             elif attempt.deadline <= reached:
                 waiting.popleft()
-                # An answer due at the very deadline wins: expire after the events already
-                # scheduled for this instant, whichever was scheduled first.
-                Timeout(self.env, 0.0, attempt).callbacks.append(self._expire_if_waiting)
+                self._expire_if_waiting(attempt)
             else:
                 break
         self._armed = False
@@ -143,8 +141,7 @@ class Client:
             else:
                 self._settle(attempt.request, outcome)
 
-    def _expire_if_waiting(self, event: simpy.Event) -> None:
-        attempt = event.value
+    def _expire_if_waiting(self, attempt: Attempt) -> None:
         if attempt.live:
             attempt.live = False
             self._settle(attempt.request, TIMEOUT)

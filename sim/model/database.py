@@ -426,7 +426,9 @@ class DataTier:
             delay = (
                 detection.rejoin_delay(self._detection_rng)
                 if node.serving
-                else detection.detection_delay(self._detection_rng)
+                else detection.detection_delay(
+                    self._detection_rng, refused=node.refuses_connections
+                )
             )
             timer = self.env.timeout(delay)
             timer.callbacks.append(lambda _: self._verdict(shard, index, generation))

@@ -1,6 +1,6 @@
 """Failure detectors at work: the only way the balancer learns that a backend died or came back.
 
-Three detectors probe or listen the way real ones do, one SimPy process per backend: active
+Three detectors probe or listen the way real ones do, with SimPy callbacks per backend: active
 health checks, heartbeats with a timeout, and the phi-accrual detector. A fourth,
 :class:`SampledDetection`, is for the long-horizon availability mode, where simulating a probe
 every two seconds for a thousand years is out of the question: it reacts to each crash and
@@ -18,16 +18,18 @@ from statistics import fmean, pstdev
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
+from sim.model.timing import at_deadline
 from sim.registry import Registry
 from sim.scenario import DetectorSpec, HealthCheckSpec, HeartbeatSpec, PhiAccrualSpec
 
 __all__ = ["DETECTOR_PROCESSES", "SampledDetection", "start_detector"]
 
 DETECTOR_PROCESSES: Registry[Callable] = Registry("failure detector")
-"""Detector kind -> function(env, spec, backend, balancer, rng) that starts its process."""
+"""Detector kind -> callable(env, spec, backend, balancer, rng) that starts watching."""
 
 
 def start_detector(
@@ -41,32 +43,53 @@ def start_detector(
 
 
 @DETECTOR_PROCESSES.register("health_check")
-def _health_checks(env, spec: HealthCheckSpec, backend: Backend, balancer: Balancer, rng):
-    def probe():
-        yield env.timeout(rng.uniform(0, spec.interval))
-        failures = successes = 0
-        while True:
-            started = env.now
-            server = backend.server
-            answer_s = spec.probe_time * server.slowdown
-            passed = server.serving and answer_s <= spec.timeout
-            yield env.timeout(answer_s if passed else spec.timeout)
-            if passed:
-                successes, failures = successes + 1, 0
-                if not backend.detected_up and successes >= spec.rise:
-                    balancer.mark_up(backend)
-            else:
-                failures, successes = failures + 1, 0
-                if backend.detected_up and failures >= spec.fall:
-                    balancer.mark_down(backend)
-            yield env.timeout(spec.interval - (env.now - started))
+class HealthChecks:
+    """Probes one backend every ``interval`` and counts consecutive failures and successes.
 
-    env.process(probe())
+    A probe looks at its backend once everything else due at that instant has happened (see
+    :mod:`sim.model.timing`): refused at once by a crashed process, unanswered until the
+    timeout by an unreachable host, answered after ``probe_time`` (times the slowdown) by a
+    live one, which fails the probe when that is longer than the timeout.
+    """
+
+    def __init__(self, env, spec: HealthCheckSpec, backend: Backend, balancer: Balancer, rng):
+        self.env = env
+        self.spec = spec
+        self.backend = backend
+        self.balancer = balancer
+        self.failures = 0
+        self.successes = 0
+        at_deadline(env, rng.uniform(0, spec.interval), self._probe)
+
+    def _probe(self, _) -> None:
+        spec, server = self.spec, self.backend.server
+        if not server.reachable:
+            at_deadline(self.env, spec.timeout, self._failed)
+        elif not server.alive:
+            self._failed(None)
+        else:
+            answer_s = spec.probe_time * server.slowdown
+            if answer_s <= spec.timeout:
+                Timeout(self.env, answer_s).callbacks.append(self._passed)
+            else:
+                at_deadline(self.env, spec.timeout, self._failed)
+        at_deadline(self.env, spec.interval, self._probe)
+
+    def _passed(self, _) -> None:
+        self.successes, self.failures = self.successes + 1, 0
+        if not self.backend.detected_up and self.successes >= self.spec.rise:
+            self.balancer.mark_up(self.backend)
+
+    def _failed(self, _) -> None:
+        self.failures, self.successes = self.failures + 1, 0
+        if self.backend.detected_up and self.failures >= self.spec.fall:
+            self.balancer.mark_down(self.backend)
 
 
 class _HeartbeatListener:
     """Receives a backend's heartbeats and suspects it after a silence; shared by the two
-    heartbeat detectors, which differ only in how long a silence is too long."""
+    heartbeat detectors, which differ only in how long a silence is too long. The silence
+    alarm is a deadline: a heartbeat arriving at that very instant resets it."""
 
     def __init__(self, env, backend: Backend, balancer: Balancer, silence_limit) -> None:
         self.env = env
@@ -75,33 +98,39 @@ class _HeartbeatListener:
         self.silence_limit = silence_limit
         self.generation = 0
 
-    def heard(self) -> None:
+    def heard(self, _=None) -> None:
         self.generation += 1
         rejoined = not self.backend.detected_up
         if rejoined:
             self.balancer.mark_up(self.backend)
-        generation = self.generation
-        alarm = self.env.timeout(self.silence_limit(rejoined))
-        alarm.callbacks.append(lambda _: self._silence(generation))
+        at_deadline(self.env, self.silence_limit(rejoined), self._silence, self.generation)
 
-    def _silence(self, generation: int) -> None:
-        if generation == self.generation and self.backend.detected_up:
+    def _silence(self, alarm) -> None:
+        if alarm.value == self.generation and self.backend.detected_up:
             self.balancer.mark_down(self.backend)
 
 
-def _emit_heartbeats(env, interval: float, jitter: float, backend: Backend, rng, listener):
-    def beat():
-        yield env.timeout(rng.uniform(0, interval))
-        while True:
-            if backend.server.serving:
-                delay = rng.uniform(0, jitter) if jitter > 0 else 0.0
-                if delay:
-                    env.timeout(delay).callbacks.append(lambda _: listener.heard())
-                else:
-                    listener.heard()
-            yield env.timeout(interval)
+class _HeartbeatEmitter:
+    """A backend's heartbeats: every ``interval`` while it serves, each delayed on the network
+    by up to ``jitter``."""
 
-    env.process(beat())
+    def __init__(self, env, interval: float, jitter: float, backend: Backend, rng, listener):
+        self.env = env
+        self.interval = interval
+        self.jitter = jitter
+        self.backend = backend
+        self.rng = rng
+        self.listener = listener
+        Timeout(env, rng.uniform(0, interval)).callbacks.append(self._beat)
+
+    def _beat(self, _) -> None:
+        if self.backend.server.serving:
+            delay = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
+            if delay:
+                Timeout(self.env, delay).callbacks.append(self.listener.heard)
+            else:
+                self.listener.heard()
+        Timeout(self.env, self.interval).callbacks.append(self._beat)
 
 
 @DETECTOR_PROCESSES.register("heartbeat")
@@ -109,7 +138,7 @@ def _heartbeats(env, spec: HeartbeatSpec, backend: Backend, balancer: Balancer, 
     listener = _HeartbeatListener(
         env, backend, balancer, lambda rejoined: spec.misses * spec.interval
     )
-    _emit_heartbeats(env, spec.interval, 0.0, backend, rng, listener)
+    _HeartbeatEmitter(env, spec.interval, 0.0, backend, rng, listener)
 
 
 @DETECTOR_PROCESSES.register("phi_accrual")
@@ -130,7 +159,7 @@ def _phi_accrual(env, spec: PhiAccrualSpec, backend: Backend, balancer: Balancer
         return spec.silence_before_suspicion(fmean(gaps), pstdev(gaps))
 
     listener = _HeartbeatListener(env, backend, balancer, silence_limit)
-    _emit_heartbeats(env, spec.interval, spec.jitter, backend, rng, listener)
+    _HeartbeatEmitter(env, spec.interval, spec.jitter, backend, rng, listener)
 
 
 class SampledDetection:
@@ -152,10 +181,14 @@ class SampledDetection:
         """The truth about ``backend`` changed: schedule the verdict it will lead to."""
         generation = self._generation.get(backend.index, 0) + 1
         self._generation[backend.index] = generation
-        serving = backend.server.serving
-        if serving == backend.detected_up:
+        server = backend.server
+        if server.serving == backend.detected_up:
             return
-        delay = self.spec.rejoin_delay(self.rng) if serving else self.spec.detection_delay(self.rng)
+        delay = (
+            self.spec.rejoin_delay(self.rng)
+            if server.serving
+            else self.spec.detection_delay(self.rng, refused=server.refuses_connections)
+        )
         timer = self.env.timeout(delay)
         timer.callbacks.append(lambda _: self._verdict(backend, generation))
 

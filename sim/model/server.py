@@ -94,6 +94,12 @@ class Server:
         """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
         return self.alive and self.reachable
 
+    @property
+    def refuses_connections(self) -> bool:
+        """Reachable but crashed: a connection is refused at once (an unreachable host is
+        silent instead, and a caller waits for its timeout)."""
+        return self.reachable and not self.alive
+
     def submit(self, attempt: Attempt) -> None:
         """An attempt arrives: start it, queue it, or reject it when the queue is full."""
         if self._refusing:
@@ -162,8 +168,8 @@ class Server:
         self.respond(done, outcome)
 
     def _refuse(self, attempt: Attempt) -> None:
-        if not self.alive:
-            self.respond(attempt, ERROR)  # connection refused, at once
+        if self.reachable:
+            self.respond(attempt, ERROR)  # crashed: connection refused, at once
         else:
             timer = Timeout(self.env, self.connect_timeout_s, attempt)
             timer.callbacks.append(lambda event: self.respond(event.value, ERROR))

@@ -44,11 +44,16 @@ class DetectorSpec(Spec, ABC):
     kind: str
 
     @abstractmethod
-    def detection_delay(self, rng: np.random.Generator) -> float:
-        """Time from a crash, at a uniformly random phase of the cycle, to its detection."""
+    def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
+        """Time from a failure, at a uniformly random phase of the cycle, to its detection.
+
+        ``refused``: the backend's host is up and refuses connections at once (a crashed
+        process); otherwise it is silent (a dead or unreachable host) and a probe waits for
+        its timeout.
+        """
 
     @abstractmethod
-    def mean_detection_delay(self) -> float:
+    def mean_detection_delay(self, refused: bool) -> float:
         """Expected value of :meth:`detection_delay`."""
 
     @abstractmethod
@@ -64,10 +69,14 @@ class DetectorSpec(Spec, ABC):
 class HealthCheckSpec(DetectorSpec):
     """Active health checks, as HAProxy does them.
 
-    Every ``interval`` the balancer probes each backend; a probe fails when no answer comes
-    within ``timeout`` (a crashed or unreachable backend, or one so slow that ``probe_time``
-    stretched by its slowdown exceeds the timeout). ``fall`` consecutive failures mark a backend
-    down, ``rise`` consecutive successes mark it up again.
+    Every ``interval`` the balancer probes each backend. A healthy backend answers after
+    ``probe_time`` (stretched by a slowdown). A probe fails at once when the connection is
+    refused (a crashed process: HAProxy's L4CON), and after ``timeout`` when nothing answers
+    (an unreachable host, L4TOUT, or an answer slower than the timeout). ``fall`` consecutive
+    failures mark a backend down, ``rise`` consecutive successes mark it up again.
+
+    A crash at a uniformly random moment is detected after U + (fall - 1) interval, U uniform on
+    [0, interval); a silent failure after that plus the timeout.
     """
 
     kind: Literal["health_check"] = "health_check"
@@ -85,13 +94,16 @@ class HealthCheckSpec(DetectorSpec):
             )
         return self
 
-    def detection_delay(self, rng: np.random.Generator) -> float:
-        # The first failing probe starts U ~ Uniform(0, interval) after the crash; the fall-th
-        # consecutive failure is known a timeout after it started, fall - 1 intervals later.
-        return rng.uniform(0, self.interval) + (self.fall - 1) * self.interval + self.timeout
+    def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
+        # The first failing probe starts U ~ Uniform(0, interval) after the failure; the fall-th
+        # consecutive failure starts fall - 1 intervals later and fails at once when refused,
+        # a timeout later when silent.
+        wait = 0.0 if refused else self.timeout
+        return rng.uniform(0, self.interval) + (self.fall - 1) * self.interval + wait
 
-    def mean_detection_delay(self) -> float:
-        return self.interval / 2 + (self.fall - 1) * self.interval + self.timeout
+    def mean_detection_delay(self, refused: bool) -> float:
+        wait = 0.0 if refused else self.timeout
+        return self.interval / 2 + (self.fall - 1) * self.interval + wait
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
         return rng.uniform(0, self.interval) + (self.rise - 1) * self.interval + self.probe_time
@@ -103,7 +115,8 @@ class HealthCheckSpec(DetectorSpec):
 @DETECTORS.register("heartbeat")
 class HeartbeatSpec(DetectorSpec):
     """Heartbeats: each backend reports every ``interval``; ``misses`` silent intervals in a row
-    make the detector declare it dead, and the next heartbeat brings it back.
+    make the detector declare it dead, and the next heartbeat brings it back. A heartbeat that
+    arrives exactly at the deadline is in time.
 
     A crash at a uniform phase is detected after a delay uniform on
     [(misses - 1) interval, misses interval], of mean (misses - 1/2) interval.
@@ -113,10 +126,11 @@ class HeartbeatSpec(DetectorSpec):
     interval: PositiveDuration = 1.0
     misses: int = Field(3, ge=1)
 
-    def detection_delay(self, rng: np.random.Generator) -> float:
+    def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
+        # A crashed process and an unreachable host are equally silent.
         return self.misses * self.interval - rng.uniform(0, self.interval)
 
-    def mean_detection_delay(self) -> float:
+    def mean_detection_delay(self, refused: bool) -> float:
         return (self.misses - 0.5) * self.interval
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
@@ -154,12 +168,12 @@ class PhiAccrualSpec(DetectorSpec):
         # jitter / sqrt(6) (the difference of two independent uniforms).
         return self.silence_before_suspicion(self.interval, self.jitter / math.sqrt(6))
 
-    def detection_delay(self, rng: np.random.Generator) -> float:
+    def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
         # Silence counts from the last heartbeat's arrival, itself up to `jitter` late.
         late = rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
         return self._steady_silence() - rng.uniform(0, self.interval) + late
 
-    def mean_detection_delay(self) -> float:
+    def mean_detection_delay(self, refused: bool) -> float:
         return self._steady_silence() - self.interval / 2 + self.jitter / 2
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
