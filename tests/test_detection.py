@@ -123,8 +123,8 @@ def test_every_detector_detects_as_its_declared_law_says(kind, failure):
     """The contract of a detector: its simulated delays follow the law its spec declares (and
     the long-horizon mode samples). Two-sample Kolmogorov-Smirnov at the 0.1% level."""
     spec = DETECTORS.get(kind)()
-    simulated = crash_delays({"kind": kind}) if failure == "crash" else partition_delays(
-        {"kind": kind}
+    simulated = (
+        crash_delays({"kind": kind}) if failure == "crash" else partition_delays({"kind": kind})
     )
     rng = np.random.default_rng(11)
     declared = [spec.detection_delay(rng, refused=failure == "crash") for _ in range(20_000)]
@@ -145,8 +145,14 @@ def test_a_probe_at_the_instant_of_a_repair_sees_the_repaired_server():
     repair is scheduled for d + 2, another probe instant, *after* that probe was scheduled, so
     plain first-come order would have the probe fail. Truth comes first: that probe passes
     and the next one (rise 2) brings the server back at d + 3, not d + 4."""
-    detection = {"kind": "health_check", "interval": 1.0, "timeout": 0.5, "fall": 1,
-                 "rise": 2, "probe_time": 0.0}
+    detection = {
+        "kind": "health_check",
+        "interval": 1.0,
+        "timeout": 0.5,
+        "fall": 1,
+        "rise": 2,
+        "probe_time": 0.0,
+    }
     trace = Trace([{"name": "web"}], balancer={"detection": detection})
     env, server = trace.env, trace.cluster.servers[0]
     changes = []

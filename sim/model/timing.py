@@ -82,9 +82,7 @@ def _pending_sources(env: simpy.Environment, limit: int = 5) -> list[tuple[str, 
     return names.most_common(limit)
 
 
-def advance(
-    env: simpy.Environment, until: float, stall_events: int = STALL_EVENTS
-) -> None:
+def advance(env: simpy.Environment, until: float, stall_events: int = STALL_EVENTS) -> None:
     """Run ``env`` up to time ``until`` (as ``env.run(until=until)``), guarding against a
     stopped clock: raises :class:`StalledClockError` after ``stall_events`` events at one
     instant."""
