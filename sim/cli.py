@@ -31,6 +31,7 @@ from sim.experiment import (
 from sim.experiment import run as run_scenario
 from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
+from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
 from sim.registry import did_you_mean
 from sim.reliability import estimate_availability
@@ -145,6 +146,8 @@ def _execute(folder: RunFolder, scenario, work):
         _fail(f"cannot write the run folder {folder.path}: {error.strerror or error}")
     except click.ClickException as error:  # a user mistake found on the way: exit 2
         _fail(error.format_message())
+    except StalledClockError as error:  # the scenario describes a loop without time
+        _fail(str(error))
     except Exception as error:  # an ecsim bug, not a user mistake: keep the details on disk
         click.echo(
             f"internal error: {type(error).__name__}: {error}\n"

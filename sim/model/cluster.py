@@ -23,6 +23,7 @@ from sim.model.failover import StandbyController
 from sim.model.failures import FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.server import Server
+from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
 from sim.scenario import DatabaseSpec, Scenario
 from sim.streams import Streams
@@ -300,16 +301,15 @@ class Cluster:
     def run(self, until: float, progress: Callable[[float], None] | None = None) -> None:
         """Advance simulated time to ``until`` and close the last time-series row.
 
-        ``progress`` is told the fraction done a hundred times along the way.
+        ``progress`` is told the fraction done a hundred times along the way. Raises
+        :class:`sim.model.timing.StalledClockError` if simulated time stops moving.
         """
         if progress is None:
-            self.env.run(until=until)
+            advance(self.env, until)
         else:
             chunks = 100
             for index in range(1, chunks + 1):
-                stop = until if index == chunks else until * index / chunks
-                if stop > self.env.now:
-                    self.env.run(until=stop)
+                advance(self.env, until if index == chunks else until * index / chunks)
                 progress(index / chunks)
         self._close_last_row()
         self.monitor.close_open_incidents()

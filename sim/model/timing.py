@@ -82,12 +82,13 @@ def _pending_sources(env: simpy.Environment, limit: int = 5) -> list[tuple[str, 
     return names.most_common(limit)
 
 
-def advance(env: simpy.Environment, until: float, stall_events: int = STALL_EVENTS) -> None:
+def advance(env: simpy.Environment, until: float, stall_events: int | None = None) -> None:
     """Run ``env`` up to time ``until`` (as ``env.run(until=until)``), guarding against a
-    stopped clock: raises :class:`StalledClockError` after ``stall_events`` events at one
-    instant."""
+    stopped clock: raises :class:`StalledClockError` after ``stall_events`` (default
+    :data:`STALL_EVENTS`) events at one instant."""
     if until <= env.now:
         return
+    stall_events = STALL_EVENTS if stall_events is None else stall_events
     stop = Event(env)
     stop._ok = True
     stop._value = None

@@ -99,6 +99,16 @@ class CrashRepairSpec(FailureSpec):
     """How many components of this entry can be under repair at once (unlimited when omitted);
     the others wait their turn, first failed first repaired."""
 
+    @model_validator(mode="after")
+    def _time_passes(self) -> CrashRepairSpec:
+        if self.time_to_failure.mean() == 0:
+            raise located_error(
+                ".time_to_failure",
+                "a time to failure that is always zero fails a component again the instant it"
+                " is repaired; give it a positive mean",
+            )
+        return self
+
 
 @FAILURE_MODELS.register("crash")
 class CrashSpec(FailureSpec):

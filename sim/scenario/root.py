@@ -107,6 +107,36 @@ class Scenario(Spec):
                 _check_name(f".failures[{index}].target.zone", "zone", target.zone, zones)
         return self
 
+    @model_validator(mode="after")
+    def _time_can_pass(self) -> Scenario:
+        """A closed-loop user with no think time whose request can fail at once (a refused
+        connection, no backend, a full queue) asks again at the same instant forever."""
+        sessions = self.workload.sessions
+        if sessions is None or sessions.think_time.mean() > 0:
+            return self
+        causes = [
+            f"server group {group.name!r} has a bounded queue"
+            for group in self.servers
+            if group.queue_capacity is not None
+        ]
+        if self.database is not None and self.database.queue_capacity is not None:
+            causes.append("the database has a bounded queue")
+        if self.failures:
+            causes.append("failures are injected")
+        if self.balancer.outlier_ejection is not None:
+            causes.append("outlier ejection can empty the pool")
+        if getattr(self.balancer.detection, "jitter", 0) > 0:
+            causes.append("a detector with jitter can suspect every backend at once")
+        if causes:
+            raise located_error(
+                ".workload.sessions.think_time",
+                "a think time that is always zero lets a user whose request fails at once ask"
+                " again at the same instant forever, and simulated time would stop; requests"
+                f" can fail at once here ({'; '.join(causes)}): give users a think time, even"
+                " a small one such as {kind: exponential, mean: 1ms}",
+            )
+        return self
+
     def server_count(self) -> int:
         """Servers behind the balancer, spares included."""
         return sum(len(group.server_names()) for group in self.backend_groups())
