@@ -56,6 +56,10 @@ class DetectorSpec(Spec, ABC):
     def mean_detection_delay(self, refused: bool) -> float:
         """Expected value of :meth:`detection_delay`."""
 
+    def suspects_healthy_backends(self) -> bool:
+        """Whether it can take a healthy, full-speed backend out (a false suspicion)."""
+        return False
+
     @abstractmethod
     def rejoin_delay(self, rng: np.random.Generator) -> float:
         """Time from a repair to the backend being judged healthy again."""
@@ -162,6 +166,9 @@ class PhiAccrualSpec(DetectorSpec):
         sigma = max(std, self.min_std)
         z = -NormalDist().inv_cdf(10.0 ** (-self.threshold))  # precise for large thresholds
         return mean + sigma * z
+
+    def suspects_healthy_backends(self) -> bool:
+        return self.jitter > 0  # late heartbeats look like silence
 
     def _steady_silence(self) -> float:
         # Uniform jitter on [0, jitter] gives inter-arrival times of standard deviation

@@ -125,8 +125,8 @@ class Scenario(Spec):
             causes.append("failures are injected")
         if self.balancer.outlier_ejection is not None:
             causes.append("outlier ejection can empty the pool")
-        if getattr(self.balancer.detection, "jitter", 0) > 0:
-            causes.append("a detector with jitter can suspect every backend at once")
+        if self.balancer.detection.suspects_healthy_backends():
+            causes.append("the detector can suspect every healthy backend at once")
         if causes:
             raise located_error(
                 ".workload.sessions.think_time",
