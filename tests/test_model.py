@@ -244,8 +244,8 @@ def test_least_response_time_learns_only_from_answers_not_from_refusals():
     for index in range(8):
         trace.send(f"r{index}", at=0.01 * index, work=1.0)
     trace.run()
-    # Each backend's EWMA holds only real answers of about 1 s, never a 0 s refusal.
-    assert all(value is None or value >= 0.99 for value in policy._ewma_s)
+    # Each backend's estimate holds only real answers of about 1 s, never a 0 s refusal.
+    assert all(value is None or value >= 0.99 for value in policy._estimate_s)
 
 
 @pytest.mark.parametrize(("duration", "step"), [(10, 0.1), (60, 0.3), (3600, 0.2), (0.7, 0.1)])

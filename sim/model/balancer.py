@@ -160,15 +160,20 @@ class Balancer:
         members = sum(1 for b in self.backends if b.member)
         if backend.ejected or (ejected + 1) > spec.max_ejected * members:
             return
+        # The multiplier lost one for each whole interval spent in the pool since the last
+        # ejection ended (Envoy decrements it at each healthy interval).
+        forgiven = int((self.env.now - backend.readmitted_at) / spec.interval)
+        backend.ejections = max(0, backend.ejections - forgiven) + 1
         backend.ejected = True
-        backend.ejections += 1
         backend.consecutive_errors = 0
         self._refresh(backend, "ejected")
-        timer = self.env.timeout(spec.ejection_time * backend.ejections)
+        duration = min(spec.ejection_time * backend.ejections, spec.max_ejection_time)
+        timer = self.env.timeout(duration)
         timer.callbacks.append(lambda _: self._readmit(backend))
 
     def _readmit(self, backend: Backend) -> None:
         backend.ejected = False
+        backend.readmitted_at = self.env.now
         self._refresh(backend, "ejection ended")
 
     # -- its own failures ---------------------------------------------------------------------

@@ -112,7 +112,7 @@ class Cluster:
         if scenario.database is not None:
             self._wire_database(scenario.database)
         policy = balancer_spec.policy.build(
-            streams.generator("balancer/policy"), len(self.backends)
+            streams.generator("balancer/policy"), len(self.backends), lambda: env.now
         )
         self.balancer = Balancer(
             env,

@@ -23,7 +23,14 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from sim.registry import Registry
-from sim.spec import Fraction, NonNegativeDuration, PositiveDuration, Spec, registered
+from sim.spec import (
+    Fraction,
+    NonNegativeDuration,
+    PositiveDuration,
+    Spec,
+    located_error,
+    registered,
+)
 
 __all__ = [
     "DETECTORS",
@@ -197,8 +204,26 @@ DetectorSpecField = registered(DETECTORS, DetectorSpec)
 class OutlierEjectionSpec(Spec):
     """Passive detection, as Envoy does it: after ``consecutive_errors`` failed answers in a row
     (errors, or rejections by a full queue), a backend is ejected for ``ejection_time`` times
-    the number of times it has been ejected; at most ``max_ejected`` of the backends at once."""
+    its ejection multiplier, at most ``max_ejection_time``; at most ``max_ejected`` of the
+    backends are out at once.
+
+    The multiplier counts ejections in a row: it grows by one at each ejection and, like
+    Envoy's, shrinks by one for every ``interval`` the backend then stays in the pool, so a
+    backend that failed once long ago is not punished as a repeat offender forever.
+    """
 
     consecutive_errors: int = Field(5, ge=1)
     ejection_time: PositiveDuration = 30.0
+    max_ejection_time: PositiveDuration = 300.0
+    interval: PositiveDuration = 10.0
     max_ejected: Fraction = 0.5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OutlierEjectionSpec:
+        if self.max_ejection_time < self.ejection_time:
+            raise located_error(
+                ".max_ejection_time",
+                f"max_ejection_time ({self.max_ejection_time:g}s) must be at least the"
+                f" ejection_time ({self.ejection_time:g}s)",
+            )
+        return self

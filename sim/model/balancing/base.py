@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ class Backend:
         "index",
         "member",
         "name",
+        "readmitted_at",
         "server",
         "weight",
     )
@@ -50,6 +51,8 @@ class Backend:
         """Set by outlier ejection, for a while."""
         self.consecutive_errors = 0
         self.ejections = 0
+        """Outlier ejection's multiplier: ejections in a row, forgiven with time."""
+        self.readmitted_at = 0.0
 
     @property
     def routable(self) -> bool:
@@ -84,8 +87,11 @@ class PolicySpec(Spec, ABC):
     kind: str
 
     @abstractmethod
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
-        """A live policy for ``backend_count`` backends, drawing randomness from ``rng``."""
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
+        """A live policy for ``backend_count`` backends, drawing randomness from ``rng``;
+        ``clock()`` is the simulated time in seconds, for policies whose knowledge ages."""
 
 
 BALANCING_POLICIES: Registry[type[PolicySpec]] = Registry("balancing policy")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -34,5 +34,7 @@ class LeastConnections(Policy):
 class LeastConnectionsSpec(PolicySpec):
     kind: Literal["least_connections"] = "least_connections"
 
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
         return LeastConnections()

@@ -7,7 +7,7 @@ while asking only two backends for their load.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -52,5 +52,7 @@ class PowerOfTwoChoicesSpec(PolicySpec):
     kind: Literal["power_of_two_choices"] = "power_of_two_choices"
     choices: int = Field(2, ge=2)
 
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
         return PowerOfChoices(rng, self.choices)

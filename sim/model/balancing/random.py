@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -23,5 +23,7 @@ class RandomChoice(Policy):
 class RandomSpec(PolicySpec):
     kind: Literal["random"] = "random"
 
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
         return RandomChoice(rng)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -26,5 +26,7 @@ class RoundRobin(Policy):
 class RoundRobinSpec(PolicySpec):
     kind: Literal["round_robin"] = "round_robin"
 
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
         return RoundRobin()

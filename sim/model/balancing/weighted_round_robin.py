@@ -7,7 +7,7 @@ than a, a, a, a, a, b, c: the heavy server never receives a burst.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -39,5 +39,7 @@ class WeightedRoundRobin(Policy):
 class WeightedRoundRobinSpec(PolicySpec):
     kind: Literal["weighted_round_robin"] = "weighted_round_robin"
 
-    def build(self, rng: np.random.Generator, backend_count: int) -> Policy:
+    def build(
+        self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
+    ) -> Policy:
         return WeightedRoundRobin(backend_count)
