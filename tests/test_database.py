@@ -250,3 +250,40 @@ def test_zipf_popularity_makes_the_hot_key_hot():
     ]
     share = draws.count((0, int(space.shard_of_key[0]))) / len(draws)
     assert share == pytest.approx(1 / harmonic, abs=4 * math.sqrt(0.13 * 0.87 / 100_000))
+
+
+def test_an_outage_ends_when_the_shard_takes_writes_again_not_when_its_master_is_repaired():
+    """The master dies at 100 s and is repaired 5 s later, long before the 60 s promotion
+    ends: the shard has no master until that promotion, so the incident ends with it, and
+    the shard's writable time loses exactly that span."""
+    scenario = data_scenario(
+        {"mode": "async", "replicas": 1, "lag": 0.01, "promotion_delay": 60.0},
+        [{"kind": "crash", "target": {"server": "db-0-1"}, "at": 100, "duration": 5}],
+        duration=600,
+    )
+    result = run(scenario)
+    events = result.events
+    promoted = events[events.event == "promoted to master"].time_s.tolist()
+    assert len(promoted) == 1 and promoted[0] > 160
+    incident = result.incidents.iloc[0]
+    assert incident.restored_at_s == promoted[0]
+    unwritable = 1 - result.summary["data"]["shards"]["0"]["time_writable"]
+    assert unwritable * (600 - 10) == pytest.approx(promoted[0] - 100)
+
+
+def test_a_node_back_in_a_shard_with_no_master_is_promoted_after_a_full_promotion_delay():
+    """A single-node shard: nobody to promote while its master is down. When the node is
+    detected back, the failover tool promotes it, which takes the promotion delay again; the
+    outage ends then."""
+    scenario = data_scenario(
+        {"mode": "async", "replicas": 0, "promotion_delay": 20.0},
+        [{"kind": "crash", "target": {"server": "db-0-1"}, "at": 100, "duration": 60}],
+        duration=600,
+    )
+    result = run(scenario)
+    events = result.events
+    back = events[(events.component == "db-0-1") & (events.event == "in rotation")].time_s
+    promoted = events[events.event == "promoted to master"].time_s.tolist()
+    assert len(back) == 1 and 160 < back.iloc[0] <= 160.5  # heartbeat every 0.5 s
+    assert promoted == [pytest.approx(back.iloc[0] + 20.0)]
+    assert result.incidents.iloc[0].restored_at_s == promoted[0]

@@ -116,6 +116,10 @@ class Balancer:
         """A spare waiting outside the pool: healthy spares are not expected in rotation."""
         return any(backend.server is server and not backend.member for backend in self.backends)
 
+    def back_in_service(self, server) -> bool:
+        """In rotation again (or, for a spare, idle again), with the balancer working."""
+        return self.working and (self.routes_to(server) or self.is_idle_spare(server))
+
     def serving_count(self) -> int:
         """Backends in rotation whose server can really serve."""
         return sum(1 for backend in self.up if backend.server.serving)

@@ -552,12 +552,19 @@ class DataTier:
     def knows(self, server: Server) -> bool:
         return server in self._shard_of_node
 
-    def is_idle_spare(self, server: Server) -> bool:
-        return False
-
     def routes_to(self, server: Server) -> bool:
         shard = self._shard_of_node[server]
         return shard.believed_up[shard.nodes.index(server)]
+
+    def back_in_service(self, server: Server) -> bool:
+        """Believed up in its shard, and the shard takes writes again (a master is promoted
+        and serving): a master repaired before its failover ends is not yet a restored shard."""
+        shard = self._shard_of_node[server]
+        master = shard.master
+        writable = shard.multi_master or (
+            master is not None and shard.believed_up[master] and shard.nodes[master].serving
+        )
+        return self.routes_to(server) and writable
 
     def _account(self, shard: _Shard) -> None:
         now = self.env.now

@@ -186,7 +186,7 @@ class Monitor:
             if incident._fault_cleared:
                 if incident.servers:
                     restored = all(
-                        server.serving and (self._routes_to(server) or self._idle_spare(server))
+                        server.serving and self._back_in_service(server)
                         for server in incident.servers
                     )
                 else:
@@ -209,9 +209,11 @@ class Monitor:
         view = self._view(server)
         return view is not None and view.routes_to(server)
 
-    def _idle_spare(self, server: Server) -> bool:
+    def _back_in_service(self, server: Server) -> bool:
+        """Whether the service ``server`` belongs to is whole again with it: an incident ends
+        when the service is back, never merely when a component is."""
         view = self._view(server)
-        return view is not None and view.is_idle_spare(server)
+        return view is not None and view.back_in_service(server)
 
     # -- service state ------------------------------------------------------------------------
 
