@@ -14,11 +14,13 @@ import numpy as np
 __all__ = [
     "ctmc_steady_state",
     "erlang_c",
+    "expected_lost_writes",
     "mg1_mean_wait",
     "mm1_mean_response",
     "mm1_response_quantile",
     "mmc_mean_wait",
     "mmck_blocking",
+    "observed_replication_lag_cdf",
     "parallel_availability",
     "single_component_availability",
     "standby_group_availability",
@@ -200,3 +202,53 @@ def standby_group_availability(
     return float(
         sum(stationary[i] for state, i in index.items() if state[0] + state[2] >= required)
     )
+
+
+def _survival_integral(survival, points: int = 200_001):
+    """H(x) = integral of ``survival(a)`` da from x to infinity, on a grid of x >= 0.
+
+    The grid is uniform in u, where x = s u / (1 - u) maps [0, 1) onto [0, inf) with s the
+    median of the delay: fine near zero and reaching far into the tail. Returns x, dx/du, the
+    step du and H on the grid (trapezoid rule).
+    """
+    probe = np.logspace(-12, 12, 2401)
+    tail = np.asarray(survival(probe), dtype=float)
+    scale = probe[np.argmax(tail <= 0.5)] if np.any(tail <= 0.5) else probe[-1]
+    u = np.linspace(0.0, 1.0, points)[:-1]
+    du = u[1]
+    x = scale * u / (1 - u)
+    jacobian = scale / (1 - u) ** 2
+    density = np.clip(np.asarray(survival(x), dtype=float), 0.0, 1.0) * jacobian
+    pieces = 0.5 * (density[1:] + density[:-1]) * du
+    h = np.append(np.cumsum(pieces[::-1])[::-1], 0.0) + 0.5 * density[-1] * du
+    return x, jacobian, du, h
+
+
+def observed_replication_lag_cdf(write_rate: float, survival, lag_s: np.ndarray) -> np.ndarray:
+    """P(observed lag <= x) of a replica that applies writes in commit order.
+
+    Writes commit as a Poisson process of ``write_rate`` (per second); each needs an
+    independent delay D (``survival(x)`` = P(D > x), vectorized over seconds) to reach the
+    replica, and waits for every write before it. A write's observed lag is at most x when its
+    own delay is and no earlier write is still in flight past it (Palm calculus on the
+    thinned Poisson process of late writes): P = F(x) exp(-w H(x)), with H(x) the integral of
+    P(D > a) from x to infinity. Shape: as ``lag_s``.
+    """
+    x, _, _, h = _survival_integral(survival)
+    lag_s = np.asarray(lag_s, dtype=float)
+    own = 1.0 - np.clip(np.asarray(survival(lag_s), dtype=float), 0.0, 1.0)
+    return own * np.exp(-write_rate * np.interp(lag_s, x, h, right=0.0))
+
+
+def expected_lost_writes(write_rate: float, survival) -> float:
+    """Writes acknowledged by an async master but on no replica yet when the master dies.
+
+    With in-order application, the lost writes are every write since the oldest one still in
+    flight; that one's age M has P(M > m) = 1 - exp(-w H(m)), and E[lost | M = m] = 1 + w m,
+    so E = 1 - exp(-w E[D]) + w * integral of (1 - exp(-w H(m))) dm over m >= 0. By Little's
+    law this is w times the mean observed lag. A fixed delay L gives exactly w L; exponential
+    delays of mean d give 1 - e^(-wd) + wd (gamma + ln wd + E1(wd)).
+    """
+    _, jacobian, du, h = _survival_integral(survival)
+    integral = np.trapezoid(-np.expm1(-write_rate * h) * jacobian, dx=du)
+    return float(-np.expm1(-write_rate * h[0]) + write_rate * integral)

@@ -154,7 +154,9 @@ class DataTier:
         self._streams = streams
         self._read_time = spec.read_time.sampler(streams.generator("database/read_time"))
         self._write_time = spec.write_time.sampler(streams.generator("database/write_time"))
-        self._lag = replication.lag.sampler(streams.generator("database/lag"))
+        self._apply_delay = replication.apply_delay.sampler(
+            streams.generator("database/apply_delay")
+        )
         self._promotion = replication.promotion_delay.sampler(
             streams.generator("database/promotion"), block=64
         )
@@ -292,7 +294,7 @@ class DataTier:
         arrivals[origin] = now
         for index in range(size):
             if index != origin and shard.nodes[index].serving:
-                arrival = max(now + next(self._lag), shard.last_visible[index])
+                arrival = max(now + next(self._apply_delay), shard.last_visible[index])
                 shard.last_visible[index] = arrival
                 arrivals[index] = arrival
         live = [arrivals[i] for i in range(size) if i != origin and arrivals[i] < INF]
@@ -448,8 +450,8 @@ class DataTier:
             if visible[index] <= now:
                 for other, seen in enumerate(visible):
                     if other != index and seen == INF and nodes[other].serving:
-                        visible[other] = max(now + next(self._lag), shard.last_visible[other])
-                        shard.last_visible[other] = visible[other]
+                        arrival = max(now + next(self._apply_delay), shard.last_visible[other])
+                        visible[other] = shard.last_visible[other] = arrival
         shard.last_visible[index] = now
 
     def _truncate(self, shard: _Shard, index: int, now: float) -> None:

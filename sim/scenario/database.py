@@ -3,7 +3,7 @@
     database:
       keys: {count: 100000, popularity: zipf, zipf_exponent: 1.1}
       shards: 4
-      replication: {kind: master_slave, mode: semi_sync, replicas: 2, lag: 20ms,
+      replication: {kind: master_slave, mode: semi_sync, replicas: 2, apply_delay: 20ms,
                     read_from: replicas_within_lag, max_lag: 500ms, promotion_delay: 10s}
       workers: 16
       read_time: {kind: exponential, mean: 2ms}
@@ -15,9 +15,10 @@ and, per request class, how it uses the data: ``database: {reads: 2, writes: 1}`
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
@@ -37,27 +38,43 @@ class KeySpaceSpec(Spec):
 class ReplicationSpec(Spec):
     """How the copies of each shard are kept, and what happens when the master dies.
 
-    ``master_slave``: one master takes the writes and ships them to ``replicas`` copies, each
-    applied after a ``lag``. ``async`` acknowledges a write at once; ``semi_sync`` once one
-    replica has it; ``sync`` once all live replicas have it (both fall back to async while no
-    replica is up). Reads go to the ``master``, to the ``replicas``, or to replicas at most
-    ``max_lag`` behind (else the master). When detection declares the master dead, the most
-    up-to-date live replica is promoted after ``promotion_delay``; the old master is fenced and
-    rejoins as a replica. Writes in the gap ``fail`` or ``wait`` for the new master.
+    ``master_slave``: one master takes the writes and ships them to ``replicas`` copies. Each
+    write needs its own ``apply_delay`` (network and apply time) to reach a replica, and
+    replicas apply writes in commit order, so a write also waits for those before it: the lag
+    a replica shows (``data.replication_lag_s``) is the delay of the slowest write ahead of it,
+    longer than ``apply_delay`` when delays vary. ``async`` acknowledges a write at once;
+    ``semi_sync`` once one replica has it; ``sync`` once all live replicas have it (both fall
+    back to async while no replica is up). Reads go to the ``master``, to the ``replicas``, or
+    to replicas at most ``max_lag`` behind (else the master). When detection declares the
+    master dead, the most up-to-date live replica is promoted after ``promotion_delay``; the
+    old master is fenced and rejoins as a replica. Writes in the gap ``fail`` or ``wait`` for
+    the new master.
 
     ``multi_master``: ``replicas + 1`` masters per shard all take writes, acknowledged at once
-    and shipped to the others after a ``lag``; two writes to one key within the lag window are
-    a conflict, resolved by last-writer-wins.
+    and shipped to the others as above; two writes to one key within the lag window are a
+    conflict, resolved by last-writer-wins.
     """
 
     kind: Literal["master_slave", "multi_master"] = "master_slave"
     mode: Literal["async", "semi_sync", "sync"] = "async"
     replicas: int = Field(1, ge=0, le=16)
-    lag: DelaySpec = Deterministic(value=0.01)
+    apply_delay: DelaySpec = Deterministic(value=0.01)
     read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
     max_lag: NonNegativeDuration = 1.0
     promotion_delay: DelaySpec = Deterministic(value=5.0)
     writes_during_failover: Literal["fail", "wait"] = "fail"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lag" in data:
+            raise PydanticCustomError(
+                "renamed",
+                "'lag' is now 'apply_delay': the delay of each write on its own. Replicas apply"
+                " writes in order, so the lag they show is longer when delays vary; it is"
+                " reported as data.replication_lag_s",
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ReplicationSpec:
