@@ -65,9 +65,10 @@ def data_scenario(
 
 def test_async_replication_loses_about_w_times_l_writes_at_each_master_crash():
     """Poisson writes at rate w, a fixed apply delay L (so every write lags exactly L): at a
-    master crash the writes of the last L seconds are on the master only, a Poisson(w L) count. The two nodes of the shard crash
-    in turn, each time the current master, so that the surviving replica has been up all
-    along. Averaged over F failovers, the mean is within 4 standard errors sqrt(w L / F)."""
+    master crash the writes of the last L seconds are on the master only, a Poisson(w L)
+    count. The two nodes of the shard crash in turn, each time the current master, so that the
+    surviving replica has been up all along. Averaged over F failovers, the mean is within 4
+    standard errors sqrt(w L / F)."""
     lag = 0.2
     crashes = [
         {
@@ -180,7 +181,8 @@ def test_synchronous_modes_lose_no_write_while_a_replica_survives(mode):
 
 def test_sync_writes_pay_the_slowest_replica_and_semi_sync_the_fastest():
     def write_latency(mode: str) -> float:
-        scenario = data_scenario({"mode": mode, "replicas": 2, "apply_delay": 0.05}, [], duration=120)
+        replication = {"mode": mode, "replicas": 2, "apply_delay": 0.05}
+        scenario = data_scenario(replication, [], duration=120)
         return run(scenario).summary["data"]["write_latency_s"]["mean"]
 
     async_, semi, sync = write_latency("async"), write_latency("semi_sync"), write_latency("sync")
