@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sim.metrics import OK, OUTCOMES, LatencyHistogram, Measurement
+from sim.metrics import ERROR_CAUSES, OUTCOMES, LatencyHistogram, Measurement, outcome_counts
+from sim.request import Outcome
 
 __all__ = [
     "LATENCY_QUANTILES",
@@ -72,11 +73,17 @@ def availability_figures(availability: float) -> dict[str, float]:
     }
 
 
-def _outcome_summary(counts: Sequence[int], good: int) -> dict[str, Any]:
+def _outcome_summary(causes: Sequence[int], good: int) -> dict[str, Any]:
+    counts = outcome_counts(causes)
     ended = sum(counts)
-    availability = counts[OK] / ended if ended else math.nan
+    availability = counts[Outcome.OK] / ended if ended else math.nan
     return {
-        "requests": {"ended": ended, **dict(zip(OUTCOMES, counts, strict=True)), "good": good},
+        "requests": {
+            "ended": ended,
+            **dict(zip(OUTCOMES, counts, strict=True)),
+            "error_by_cause": {cause.label: causes[cause] for cause in ERROR_CAUSES},
+            "good": good,
+        },
         "availability": {
             "request_based": availability,
             "nines": nines(availability),
@@ -151,7 +158,7 @@ def summarize(
     ``false_suspicions``; ``slo`` the ``availability`` target, ``latency`` and
     ``latency_percentile``.
     """
-    totals = [sum(column) for column in zip(*measurement.outcomes, strict=True)]
+    totals = [sum(column) for column in zip(*measurement.causes, strict=True)]
     overall = _outcome_summary(totals, sum(measurement.good))
     latency = LatencyHistogram()
     for histogram in measurement.latency:
@@ -159,7 +166,7 @@ def summarize(
     classes = {}
     for name, counts, histogram, good in zip(
         measurement.class_names,
-        measurement.outcomes,
+        measurement.causes,
         measurement.latency,
         measurement.good,
         strict=True,
@@ -188,7 +195,7 @@ def summarize(
         "attempts_per_request": measurement.attempts / arrived if arrived else math.nan,
         "availability": availability,
         "arrival_rate_per_s": arrived / measured_s,
-        "throughput_per_s": totals[OK] / measured_s,
+        "throughput_per_s": overall["requests"]["ok"] / measured_s,
         "latency_s": latency_summary(latency),
         "classes": classes,
         "groups": group_summaries,

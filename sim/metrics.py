@@ -15,22 +15,31 @@ from typing import Any
 
 import numpy as np
 
+from sim.request import Cause, Outcome
+
 __all__ = [
-    "ERROR",
-    "NO_BACKEND",
-    "OK",
+    "ERROR_CAUSES",
     "OUTCOMES",
-    "REJECTED",
-    "TIMEOUT",
     "LatencyHistogram",
     "Measurement",
     "Recorder",
     "Tally",
+    "outcome_counts",
 ]
 
-OUTCOMES = ("ok", "timeout", "rejected", "no_backend", "error")
+OUTCOMES = tuple(outcome.label for outcome in Outcome)
 """Every way a request's life can end; each request ends exactly once, with one of these."""
-OK, TIMEOUT, REJECTED, NO_BACKEND, ERROR = range(len(OUTCOMES))
+ERROR_CAUSES = tuple(cause for cause in Cause if cause.outcome is Outcome.ERROR)
+"""The causes of the ``error`` outcome, which the summary and time series split it into."""
+_OK = Cause.OK
+
+
+def outcome_counts(cause_counts: Sequence[int]) -> list[int]:
+    """Counts per outcome (in :data:`OUTCOMES` order) from counts per cause."""
+    counts = [0] * len(Outcome)
+    for cause, count in zip(Cause, cause_counts, strict=True):
+        counts[cause.outcome] += count
+    return counts
 
 
 class LatencyHistogram:
@@ -138,7 +147,8 @@ class Tally:
     arrivals: int
     attempts: int
     retries: int
-    outcomes: tuple[tuple[int, ...], ...]
+    causes: tuple[tuple[int, ...], ...]
+    """Requests ended, per class and per :class:`Cause`."""
     latency_counts: np.ndarray
     """Latency bucket counts, one row per request class."""
     latency_total_s: tuple[float, ...]
@@ -152,7 +162,7 @@ class Tally:
             self.retries - earlier.retries,
             tuple(
                 tuple(x - y for x, y in zip(a, b, strict=True))
-                for a, b in zip(self.outcomes, earlier.outcomes, strict=True)
+                for a, b in zip(self.causes, earlier.causes, strict=True)
             ),
             self.latency_counts - earlier.latency_counts,
             tuple(
@@ -170,7 +180,8 @@ class Measurement:
     arrivals: int
     attempts: int
     retries: int
-    outcomes: list[list[int]]
+    causes: list[list[int]]
+    """Requests ended, per class and per :class:`Cause`."""
     latency: list[LatencyHistogram]
     good: list[int]
 
@@ -197,7 +208,7 @@ class Recorder:
         self.arrivals = 0
         self.attempts = 0
         self.retries = 0
-        self.outcomes = [[0] * len(OUTCOMES) for _ in range(classes)]
+        self.causes = [[0] * len(Cause) for _ in range(classes)]
         self.latency_counts = [[0] * _SIZE for _ in range(classes)]
         self.latency_total_s = [0.0] * classes
         self.window_maximum_s = [-math.inf] * classes
@@ -213,7 +224,7 @@ class Recorder:
             self.arrivals,
             self.attempts,
             self.retries,
-            tuple(tuple(counts) for counts in self.outcomes),
+            tuple(tuple(counts) for counts in self.causes),
             np.array(self.latency_counts, dtype=np.int64),
             tuple(self.latency_total_s),
             tuple(self.good),
@@ -221,7 +232,7 @@ class Recorder:
 
     def failed_total(self) -> int:
         """Requests that ended in anything but ``ok`` since the start of the run."""
-        return sum(sum(counts) - counts[OK] for counts in self.outcomes)
+        return sum(sum(counts) - counts[_OK] for counts in self.causes)
 
     def start_window(self) -> None:
         """The warm-up is over: the summary counts from now."""
@@ -238,10 +249,10 @@ class Recorder:
         self.attempts += 1
         self.retries += 1
 
-    def end(self, class_index: int, outcome: int, latency_s: float) -> None:
-        """A request ended with ``outcome`` (an index into OUTCOMES) after ``latency_s``."""
-        self.outcomes[class_index][outcome] += 1
-        if outcome == OK:
+    def end(self, class_index: int, cause: Cause, latency_s: float) -> None:
+        """A request ended, for ``cause``, after ``latency_s``."""
+        self.causes[class_index][cause] += 1
+        if cause == _OK:
             # The bucket computation of LatencyHistogram.bucket, inlined: the hottest line.
             if latency_s > _SMALLEST_S:
                 index = _ceil(_log(latency_s) * _INVERSE_LOG_GAMMA) + _OFFSET
@@ -264,7 +275,7 @@ class Recorder:
             window.arrivals,
             window.attempts,
             window.retries,
-            [list(counts) for counts in window.outcomes],
+            [list(counts) for counts in window.causes],
             [
                 LatencyHistogram(counts.tolist(), total, maximum)
                 for counts, total, maximum in zip(
@@ -299,8 +310,10 @@ class Recorder:
             "arrivals": step.arrivals,
             "attempts": step.attempts,
         }
-        for index, name in enumerate(OUTCOMES):
-            row[name] = sum(counts[index] for counts in step.outcomes)
+        totals = [sum(column) for column in zip(*step.causes, strict=True)]
+        row.update(zip(OUTCOMES, outcome_counts(totals), strict=True))
+        for cause in ERROR_CAUSES:
+            row[f"error.{cause.label}"] = totals[cause]
         latency = LatencyHistogram(
             step.latency_counts.sum(axis=0).tolist(), math.fsum(step.latency_total_s)
         )

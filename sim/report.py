@@ -59,7 +59,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{requests['in_flight_at_end']} in flight at the end",
         f"outcomes      ok {requests['ok']}  timeout {requests['timeout']}  "
         f"rejected {requests['rejected']}  no_backend {requests['no_backend']}  "
-        f"error {requests['error']}",
+        f"error {requests['error']}{_causes(requests['error_by_cause'])}",
         f"attempts      {summary['attempts']} ({summary['retries']} retries, "
         f"{_fixed(summary['attempts_per_request'])} per request)",
         f"availability  {_percent(availability['request_based'])} of requests ok "
@@ -105,6 +105,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines += _data(summary.get("data"))
     lines += _incidents(summary.get("incidents"))
     return "\n".join(lines)
+
+
+def _causes(causes: dict[str, int]) -> str:
+    """`` (server_crash 12, unreachable 3)``: the causes of errors that happened."""
+    named = [f"{cause} {count}" for cause, count in causes.items() if count]
+    return f" ({', '.join(named)})" if named else ""
 
 
 def _data(data: dict[str, Any] | None) -> list[str]:

@@ -9,12 +9,11 @@ from builders import exponential, queue_scenario, replicate
 
 from sim import parse_scenario
 from sim.analysis import mean_confidence_interval
-from sim.metrics import ERROR, NO_BACKEND
 from sim.model.balancer import Balancer
 from sim.model.balancing import BALANCING_POLICIES, Backend
 from sim.model.cluster import Cluster
-from sim.model.request import Attempt, Request
 from sim.model.timing import advance
+from sim.request import Attempt, Cause, Request
 from sim.scenario import OutlierEjectionSpec
 from sim.streams import Streams
 
@@ -71,7 +70,7 @@ def test_with_no_healthy_backend_a_request_fails_at_once_as_no_backend(kind):
     for backend in pool:
         balancer.mark_down(backend)
     balancer.dispatch(Attempt(Request(0, 0.0, 1.0), 0.0, float("inf")))
-    assert answers == [NO_BACKEND]
+    assert answers == [Cause.NO_BACKEND]
 
 
 def test_round_robin_cycles_in_declared_order_and_skips_a_backend_marked_down():
@@ -241,7 +240,7 @@ def test_outlier_ejection_grows_for_repeat_offenders_and_forgives_with_time():
             attempt = Attempt(Request(0, env.now, 1.0), env.now, float("inf"))
             attempt.backend = pool[0]
             pool[0].active += 1
-            balancer.on_response(attempt, ERROR)
+            balancer.on_response(attempt, Cause.SERVER_CRASH)
 
         env.timeout(moment - env.now).callbacks.append(fail)
 

@@ -38,6 +38,31 @@ def test_a_crash_fails_work_in_flight_at_once_and_refuses_new_work_until_detecte
     assert ends["elsewhere"] == ("ok", 1.1)
 
 
+def test_every_failure_carries_the_cause_that_made_it():
+    """Refused by a crashed server and lost in its crash: server_crash; cut off or never
+    connected through a partition: unreachable; the balancer down: balancer_down."""
+    trace = Trace([{"name": "web", "count": 2, "workers": 1}])
+    web1, web2 = trace.cluster.servers
+    balancer = trace.cluster.balancer
+    trace.send("lost in the crash", at=0.0, work=5.0)  # web-1
+    trace.send("cut off", at=0.1, work=5.0)  # web-2
+    trace.env.timeout(1.0).callbacks.append(lambda _: web1.crash())
+    trace.env.timeout(1.0).callbacks.append(lambda _: web2.disconnect())
+    trace.send("refused", at=1.5, work=1.0)  # web-1: crashed, not yet detected
+    trace.send("unanswered", at=1.6, work=1.0)  # web-2: unreachable, connect timeout 1 s
+    trace.env.timeout(2.0).callbacks.append(lambda _: balancer.crash())
+    trace.send("no balancer", at=2.5, work=1.0)
+    trace.run(until=5.0)
+    assert {name: cause.label for name, cause in trace.causes.items()} == {
+        "lost in the crash": "server_crash",
+        "cut off": "unreachable",
+        "refused": "server_crash",
+        "unanswered": "balancer_down",  # the balancer died at 2.0, before the timeout at 2.6
+        "no balancer": "balancer_down",
+    }
+    assert all(cause.outcome.label == "error" for cause in trace.causes.values())
+
+
 def test_a_partitioned_server_fails_attempts_after_the_connect_timeout():
     trace = Trace([{"name": "web", "workers": 1}])
     server = trace.cluster.servers[0]

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from sim import parse_scenario, run
-from sim.metrics import OUTCOMES
 from sim.model.cluster import Cluster
-from sim.model.request import Request
+from sim.request import Cause, Request
 from sim.streams import Streams
 
 
@@ -42,12 +41,14 @@ class Trace:
         self.cluster.start()
         self.env = self.cluster.env
         self.ends: dict[str, tuple[str, float]] = {}
+        self.causes: dict[str, Cause] = {}
 
     def send(self, name: str, at: float, work: float) -> None:
         def arrive(_):
-            def ended(outcome: int) -> None:
+            def ended(cause: Cause) -> None:
                 assert name not in self.ends, f"{name} ended twice"
-                self.ends[name] = (OUTCOMES[outcome], self.env.now)
+                self.ends[name] = (cause.outcome.label, self.env.now)
+                self.causes[name] = cause
 
             self.cluster.client.send(Request(0, self.env.now, work, ended))
 
@@ -177,7 +178,7 @@ def test_closed_loop_users_wait_for_an_answer_and_think_before_the_next_request(
     cluster.start()
     cluster.run(scenario.duration)
     # One cycle: think 1, browse 0.5, think 1, checkout 1 = 3.5 s; three cycles end by 10.5 s.
-    assert [sum(c) for c in cluster.recorder.outcomes] == [3, 3]
+    assert [sum(c) for c in cluster.recorder.causes] == [3, 3]
     assert cluster.recorder.measurement().latency[0].mean() == pytest.approx(0.5)
 
 

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import parse_scenario
+from sim.metrics import ERROR_CAUSES
 from sim.model.balancing import BALANCING_POLICIES
 from sim.model.cluster import Cluster
 from sim.streams import Streams
@@ -118,9 +119,9 @@ def test_every_request_ends_exactly_once_and_nothing_is_left_behind(scenario):
     recorder = cluster.recorder
     # A request ending twice raises inside the model; here: none lost, none invented.
     assert cluster.client.in_flight == 0
-    assert sum(sum(counts) for counts in recorder.outcomes) == recorder.arrivals
+    assert sum(sum(counts) for counts in recorder.causes) == recorder.arrivals
     window = recorder.measurement()
-    assert sum(sum(counts) for counts in window.outcomes) <= recorder.arrivals
+    assert sum(sum(counts) for counts in window.causes) <= recorder.arrivals
     assert recorder.attempts == recorder.arrivals + recorder.retries
     # The time series accounts for the same requests as the summary.
     rows = recorder.rows
@@ -132,6 +133,9 @@ def test_every_request_ends_exactly_once_and_nothing_is_left_behind(scenario):
         )
         == recorder.arrivals
     )
+    # Errors split into their causes, row by row.
+    causes = [f"error.{cause.label}" for cause in ERROR_CAUSES]
+    assert all(sum(row[c] for c in causes) == row["error"] for row in rows)
     # Every server drained, and the balancer's connection counts came back to zero.
     for server in cluster.servers:
         assert server.busy == 0 and not server.queue
@@ -147,7 +151,7 @@ def test_every_request_ends_exactly_once_and_nothing_is_left_behind(scenario):
 @given(scenarios())
 def test_the_same_scenario_and_seed_give_identical_results(scenario):
     first, second = run_to_the_end(scenario), run_to_the_end(scenario)
-    assert first.recorder.outcomes == second.recorder.outcomes
+    assert first.recorder.causes == second.recorder.causes
     assert first.recorder.rows == second.recorder.rows or _same_with_nan(
         first.recorder.rows, second.recorder.rows
     )

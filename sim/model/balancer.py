@@ -4,7 +4,7 @@ The balancer's list of healthy backends is its belief, not the truth: it changes
 detection (health checks, heartbeats, outlier ejection) tells it so, never because a server
 died. An attempt that finds no backend it believes healthy fails at once as ``no_backend``,
 like a 503 from a proxy whose upstream pool is empty. The balancer itself can crash: while it
-is down every attempt fails with ``error``.
+is down every attempt fails with ``error`` (cause ``balancer_down``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING
 
 import simpy
 
-from sim.metrics import ERROR, NO_BACKEND, OK
 from sim.model.balancing import Backend, Policy
-from sim.model.request import Attempt
+from sim.request import Attempt, Cause
 
 if TYPE_CHECKING:
     from sim.model.monitor import Monitor
     from sim.scenario import OutlierEjectionSpec
 
 __all__ = ["Balancer"]
+
+_OK = Cause.OK
+_MIGRATE_ON = frozenset({Cause.SERVER_CRASH, Cause.UNREACHABLE})
+"""Failures of the backend itself (refused, reset, cut off): hot migration retries those."""
 
 
 class Balancer:
@@ -31,7 +34,7 @@ class Balancer:
         env: simpy.Environment,
         policy: Policy,
         backends: Sequence[Backend],
-        respond: Callable[[Attempt, int], None],
+        respond: Callable[[Attempt, Cause], None],
         monitor: Monitor | None = None,
         outlier_ejection: OutlierEjectionSpec | None = None,
         hot_migration: bool = False,
@@ -58,37 +61,37 @@ class Balancer:
         """Send an attempt to the backend the policy picks among those believed up."""
         up = self.up
         if not up or not self.working:
-            self._respond(attempt, NO_BACKEND if self.working else ERROR)
+            self._respond(attempt, Cause.NO_BACKEND if self.working else Cause.BALANCER_DOWN)
             return
         backend = self._choose(up)
         attempt.backend = backend
         backend.active += 1
         backend.server.submit(attempt)
 
-    def on_response(self, attempt: Attempt, outcome: int) -> None:
+    def on_response(self, attempt: Attempt, cause: Cause) -> None:
         """A backend answered (or refused) an attempt; pass it on to the client."""
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
-            if self._observe is not None and outcome == OK:
+            if self._observe is not None and cause == _OK:
                 # Only answers teach latency: an instant refusal would make a full or dead
                 # backend look like the fastest one.
                 self._observe(backend, self.env.now - attempt.sent_at)
-            if self._watch_errors and self._errors_handled(attempt, backend, outcome):
+            if self._watch_errors and self._errors_handled(attempt, backend, cause):
                 return
-        self._respond(attempt, outcome)
+        self._respond(attempt, cause)
 
-    def _errors_handled(self, attempt: Attempt, backend: Backend, outcome: int) -> bool:
+    def _errors_handled(self, attempt: Attempt, backend: Backend, cause: Cause) -> bool:
         """Passive detection and hot migration; True when the attempt was sent elsewhere."""
         if self.outlier_ejection is not None:
-            if outcome == OK:
+            if cause == _OK:
                 backend.consecutive_errors = 0
             else:
                 backend.consecutive_errors += 1
                 if backend.consecutive_errors >= self.outlier_ejection.consecutive_errors:
                     self._eject(backend)
         if (
-            outcome == ERROR
+            cause in _MIGRATE_ON
             and self.hot_migration
             and not attempt.migrated
             and attempt.live  # a client that gave up gets no second try
@@ -187,9 +190,9 @@ class Balancer:
         self.working = False
         for backend in self.backends:
             server = backend.server
-            for attempt in [*server.in_service, *server.queue]:
+            for attempt in [*server.in_service, *server.queue, *server.connecting]:
                 if attempt.live:
-                    self._respond(attempt, ERROR)
+                    self._respond(attempt, Cause.BALANCER_DOWN)
         if self.monitor is not None:
             self.monitor.refresh()
 

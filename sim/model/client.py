@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 
 import simpy
 
-from sim.metrics import OK, OUTCOMES, TIMEOUT, Recorder
-from sim.model.request import Attempt, Request
+from sim.metrics import Recorder
 from sim.model.timing import at_deadline
+from sim.request import CAUSE_OUTCOME, Attempt, Cause, Request
 from sim.scenario import RequestClassSpec, RetrySpec
 from sim.streams import Streams, uniforms
 
 __all__ = ["Client"]
+
+_OK = Cause.OK
 
 
 class DeadlineWatch:
@@ -96,7 +98,10 @@ class Client:
         self._timeout_s = [spec.timeout for spec in classes]
         self._retries = [spec.retries for spec in classes]
         self._retry_on = [
-            frozenset(OUTCOMES.index(name) for name in spec.retries.retry_on) for spec in classes
+            frozenset(
+                cause for cause in Cause if CAUSE_OUTCOME[cause].label in spec.retries.retry_on
+            )
+            for spec in classes
         ]
         self._jitter = [
             uniforms(streams.generator(f"retry/{spec.name}"), block=256)
@@ -132,33 +137,29 @@ class Client:
             self._watches[class_index].watch(attempt)
         self.dispatch(attempt)
 
-    def on_response(self, attempt: Attempt, outcome: int) -> None:
+    def on_response(self, attempt: Attempt, cause: Cause) -> None:
         """The balancer's answer to an attempt; ignored when the client has already given up."""
         if attempt.live:
             attempt.live = False
-            if outcome == OK:
-                self._end(attempt.request, OK)
+            if cause == _OK:
+                self._end(attempt.request, _OK)
             else:
-                self._settle(attempt.request, outcome)
+                self._settle(attempt.request, cause)
 
     def _expire_if_waiting(self, attempt: Attempt) -> None:
         if attempt.live:
             attempt.live = False
-            self._settle(attempt.request, TIMEOUT)
+            self._settle(attempt.request, Cause.TIMEOUT)
 
-    def _settle(self, request: Request, outcome: int) -> None:
+    def _settle(self, request: Request, cause: Cause) -> None:
         class_index = request.class_index
         retries = self._retries[class_index]
-        if (
-            outcome != OK
-            and request.attempts <= retries.max_retries
-            and outcome in self._retry_on[class_index]
-        ):
+        if request.attempts <= retries.max_retries and cause in self._retry_on[class_index]:
             delay = self._backoff_s(retries, request.attempts, self._jitter[class_index])
             timer = self.env.timeout(delay)
             timer.callbacks.append(lambda _: self._retry(request))
         else:
-            self._end(request, outcome)
+            self._end(request, cause)
 
     @staticmethod
     def _backoff_s(retries: RetrySpec, failed_attempts: int, jitter: Iterator[float]) -> float:
@@ -174,12 +175,12 @@ class Client:
             return ceiling * (0.5 + 0.5 * next(jitter))
         return ceiling
 
-    def _end(self, request: Request, outcome: int) -> None:
+    def _end(self, request: Request, cause: Cause) -> None:
         if request.ended:
             raise RuntimeError("a request ended twice: the model broke its own invariant")
         request.ended = True
         self.ended += 1
         now = self.env.now
-        self._record_end(request.class_index, outcome, now - request.created_at)
+        self._record_end(request.class_index, cause, now - request.created_at)
         if request.on_end is not None:
-            request.on_end(outcome)
+            request.on_end(cause)

@@ -22,15 +22,16 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
-from sim.metrics import ERROR, OK, LatencyHistogram
+from sim.metrics import LatencyHistogram
 from sim.model.server import Server
 from sim.model.sharding import HashRing, KeySpace
+from sim.request import Cause
 from sim.scenario import DatabaseSpec
 from sim.streams import Streams
 
 if TYPE_CHECKING:
     from sim.model.monitor import Monitor
-    from sim.model.request import Attempt
+    from sim.request import Attempt
 
 __all__ = ["DataTier", "DatabaseOperation", "Write"]
 
@@ -185,9 +186,9 @@ class DataTier:
         class_name: str,
         reads: int,
         writes: int,
-        on_done: Callable[[Attempt, int], None],
+        on_done: Callable[[Attempt, Cause], None],
     ) -> None:
-        """Run ``reads`` then ``writes`` operations for ``attempt``; then ``on_done(outcome)``."""
+        """Run ``reads`` then ``writes`` operations for ``attempt``; then ``on_done(cause)``."""
         if class_name not in self._keys:
             rng = self._streams.generator(f"database/keys/{class_name}")
             self._keys[class_name] = self.keys.sampler(rng)
@@ -197,7 +198,7 @@ class DataTier:
 
     def _step(self, job: _Job) -> None:
         if job.next == len(job.kinds):
-            job.on_done(job.attempt, OK)
+            job.on_done(job.attempt, Cause.OK)
             return
         kind = job.kinds[job.next]
         key, shard_index = next(job.shards)
@@ -214,7 +215,7 @@ class DataTier:
             if operation.kind == "write" and self.replication.writes_during_failover == "wait":
                 shard.waiting.append(operation)  # until a master is promoted
                 return
-            self._fail(operation, shard)
+            self._fail(operation, shard, Cause.DATABASE_FAILOVER)
             return
         operation.node = node
         shard.nodes[node].submit(operation)
@@ -239,19 +240,19 @@ class DataTier:
         shard.turn += 1
         return candidates[shard.turn % len(candidates)]
 
-    def _fail(self, operation: DatabaseOperation, shard: _Shard) -> None:
+    def _fail(self, operation: DatabaseOperation, shard: _Shard, cause: Cause) -> None:
         if self.measuring:
             shard.failed_operations += 1
         operation.live = False
-        operation.job.on_done(operation.job.attempt, ERROR)
+        operation.job.on_done(operation.job.attempt, cause)
 
-    def _answered(self, operation: DatabaseOperation, outcome: int) -> None:
+    def _answered(self, operation: DatabaseOperation, cause: Cause) -> None:
         """A node finished (or refused, or lost) an operation."""
         if not operation.live:
             return
         shard = self.shards[self._shard_index(operation)]
-        if outcome != OK:
-            self._fail(operation, shard)
+        if cause != Cause.OK:
+            self._fail(operation, shard, Cause.DATABASE_ERROR)
             return
         if operation.kind == "read":
             self._read(operation, shard)
@@ -418,7 +419,7 @@ class DataTier:
                 for operation in list(shard.unacked):
                     if operation.node == index:
                         shard.unacked.pop(operation)
-                        self._fail(operation, shard)
+                        self._fail(operation, shard, Cause.DATABASE_ERROR)
         else:
             self._resync(shard, index, now)
         generation = self._verdicts.get(node, 0) + 1

@@ -14,18 +14,19 @@ from collections.abc import Callable
 import simpy
 from simpy.events import Timeout
 
-from sim.metrics import ERROR, OK, REJECTED
-from sim.model.request import Attempt
+from sim.request import Attempt, Cause
 
 __all__ = ["Server"]
 
+_OK = Cause.OK
 
-def _unwired(attempt: Attempt, outcome: int) -> None:
+
+def _unwired(attempt: Attempt, cause: Cause) -> None:
     raise RuntimeError("server used before the cluster wired its responses")
 
 
 class Server:
-    """Serves attempts; answers each one exactly once through ``respond(attempt, outcome)``.
+    """Serves attempts; answers each one exactly once through ``respond(attempt, cause)``.
 
     ``respond`` is wired by the cluster to the balancer that sends this server its work. A
     server can crash (it refuses connections and loses what it was doing), be cut off by a
@@ -58,9 +59,11 @@ class Server:
         self.database = None
         self._database_plan: list[tuple[str, int, int] | None] | None = None
         self._finish_service = self._finish
-        self.respond: Callable[[Attempt, int], None] = _unwired
+        self.respond: Callable[[Attempt, Cause], None] = _unwired
         self._limit = float("inf") if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
+        self.connecting: dict[Attempt, None] = {}
+        """Attempts sent while it was unreachable, waiting for their connect timeout."""
         self.in_service: dict[Attempt, float] = {}
         """Attempts being served, with the time their service ends (insertion-ordered)."""
         self.busy = 0
@@ -118,7 +121,7 @@ class Server:
             self.queue.append(attempt)
         else:
             self.rejected += 1
-            self.respond(attempt, REJECTED)
+            self.respond(attempt, Cause.QUEUE_FULL)
 
     def use_database(self, database, plan: list[tuple[str, int, int] | None]) -> None:
         """Requests of class i do ``plan[i] = (class name, reads, writes)`` after their own work."""
@@ -133,7 +136,7 @@ class Server:
             del self.in_service[done]
         except KeyError:
             return  # lost in a crash or a partition, and already answered then
-        self._release(done, OK)
+        self._release(done, _OK)
 
     def _finish_then_database(self, service: simpy.Event) -> None:
         """A service ended on a server that calls the database: requests of a class that uses
@@ -146,14 +149,14 @@ class Server:
         self.in_service[done] = self.env.now
         self.database.run(done, use[0], use[1], use[2], self._database_done)
 
-    def _database_done(self, attempt: Attempt, outcome: int) -> None:
+    def _database_done(self, attempt: Attempt, cause: Cause) -> None:
         started = self.in_service.pop(attempt, None)
         if started is None:
             return  # this server crashed meanwhile, and answered then
         self.busy_time_s += self.env.now - started
-        self._release(attempt, outcome)
+        self._release(attempt, cause)
 
-    def _release(self, done: Attempt, outcome: int) -> None:
+    def _release(self, done: Attempt, cause: Cause) -> None:
         in_service = self.in_service
         if self.queue:
             attempt = self.queue.popleft()
@@ -165,16 +168,22 @@ class Server:
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
         else:
             self.busy -= 1
-        self.respond(done, outcome)
+        self.respond(done, cause)
 
     def _refuse(self, attempt: Attempt) -> None:
         if self.reachable:
-            self.respond(attempt, ERROR)  # crashed: connection refused, at once
+            self.respond(attempt, Cause.SERVER_CRASH)  # connection refused, at once
         else:
+            self.connecting[attempt] = None
             timer = Timeout(self.env, self.connect_timeout_s, attempt)
-            timer.callbacks.append(lambda event: self.respond(event.value, ERROR))
+            timer.callbacks.append(self._connect_timed_out)
 
-    def _drop_everything(self) -> None:
+    def _connect_timed_out(self, timer: simpy.Event) -> None:
+        attempt = timer.value
+        del self.connecting[attempt]
+        self.respond(attempt, Cause.UNREACHABLE)
+
+    def _drop_everything(self, cause: Cause) -> None:
         """Every attempt here fails: a crash loses them, a partition cuts their connections."""
         now = self.env.now
         lost = list(self.in_service) + list(self.queue)
@@ -184,7 +193,7 @@ class Server:
         self.queue.clear()
         self.busy = 0
         for attempt in lost:
-            self.respond(attempt, ERROR)
+            self.respond(attempt, cause)
 
     def _update(self) -> None:
         self._refusing = not (self.alive and self.reachable)
@@ -193,7 +202,7 @@ class Server:
     def crash(self) -> None:
         self.alive = False
         self._update()
-        self._drop_everything()
+        self._drop_everything(Cause.SERVER_CRASH)
 
     def repair(self) -> None:
         """Back up, empty: a restarted process has no memory of its old connections."""
@@ -203,7 +212,7 @@ class Server:
     def disconnect(self) -> None:
         self.reachable = False
         self._update()
-        self._drop_everything()
+        self._drop_everything(Cause.UNREACHABLE)
 
     def reconnect(self) -> None:
         self.reachable = True

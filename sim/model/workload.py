@@ -17,7 +17,7 @@ from simpy.events import Timeout
 
 from sim.distributions import Exponential
 from sim.model.client import Client
-from sim.model.request import Request
+from sim.request import Request
 from sim.scenario import ArrivalsSpec, RequestClassSpec, SessionsSpec
 from sim.streams import Streams, uniforms
 
