@@ -24,6 +24,7 @@ __all__ = [
     "nines",
     "slo_summary",
     "summarize",
+    "wait_summary",
 ]
 
 LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
@@ -61,6 +62,17 @@ def latency_summary(histogram: LatencyHistogram) -> dict[str, float]:
     for label, q in LATENCY_QUANTILES.items():
         summary[label] = histogram.quantile(q)
     summary["max"] = histogram.maximum if histogram.count else math.nan
+    return summary
+
+
+def wait_summary(histograms: Sequence[LatencyHistogram]) -> dict[str, float]:
+    """Mean and percentiles of the queueing delay in ``histograms`` (merged), zeros included."""
+    merged = LatencyHistogram()
+    for histogram in histograms:
+        merged.merge(histogram)
+    summary = {"mean": merged.mean()}
+    for label, q in LATENCY_QUANTILES.items():
+        summary[label] = merged.quantile(q)
     return summary
 
 
@@ -149,11 +161,13 @@ def summarize(
     in_flight: int,
     service: dict[str, Any] | None = None,
     slo: dict[str, Any] | None = None,
+    waits: dict[str, list[LatencyHistogram]] | None = None,
 ) -> dict[str, Any]:
     """The metrics of one run over its measurement window (after warm-up).
 
     ``groups`` holds, per server group, its ``name``, ``servers``, ``workers`` and the totals of
     the window: ``busy_time_s``, ``wait_time_s``, ``accepted``, ``queued``, ``rejected``.
+    ``waits`` holds per group, per class, the histogram of queueing delays in the window.
     ``service`` holds the service's ``up_s`` in the window, the ``incidents`` (records) and the
     ``false_suspicions``; ``slo`` the ``availability`` target, ``latency`` and
     ``latency_percentile``.
@@ -164,14 +178,21 @@ def summarize(
     for histogram in measurement.latency:
         latency.merge(histogram)
     classes = {}
-    for name, counts, histogram, good in zip(
-        measurement.class_names,
-        measurement.causes,
-        measurement.latency,
-        measurement.good,
-        strict=True,
+    waits = waits or {}
+    for index, (name, counts, histogram, good) in enumerate(
+        zip(
+            measurement.class_names,
+            measurement.causes,
+            measurement.latency,
+            measurement.good,
+            strict=True,
+        )
     ):
         classes[name] = {**_outcome_summary(counts, good), "latency_s": latency_summary(histogram)}
+        if waits:
+            classes[name]["wait_s"] = wait_summary(
+                [rows[index] for group, rows in waits.items() if group != "db"]
+            )
     group_summaries = {}
     for group in groups:
         accepted = group["accepted"]
@@ -185,6 +206,8 @@ def summarize(
             "waited_fraction": group["queued"] / accepted if accepted else math.nan,
             "rejected_fraction": group["rejected"] / offered if offered else math.nan,
         }
+        if waits:
+            group_summaries[group["name"]]["wait_s"] = wait_summary(waits[group["name"]])
     arrived = measurement.arrivals
     availability = overall["availability"]
     summary = {

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.analysis import direction, mean_confidence_interval, summarize
+from sim.analysis import direction, mean_confidence_interval, summarize, wait_summary
 from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
@@ -76,6 +76,7 @@ def run(
     measured_s = scenario.duration - scenario.warmup
     incidents = [incident.record() for incident in cluster.monitor.incidents]
     measurement = cluster.recorder.measurement()
+    waits = cluster.measured_waits()
     summary = {
         "scenario": scenario.name,
         "seed": seed,
@@ -97,6 +98,7 @@ def run(
                 "latency": scenario.slo.latency,
                 "latency_percentile": scenario.slo.latency_percentile,
             },
+            waits=waits,
         ),
     }
     summary["availability"]["markov"] = markov_availability(scenario)
@@ -106,6 +108,7 @@ def run(
             latency_rows.append({"class": name, "latency_s": value, "count": count})
     if cluster.data_tier is not None:
         summary["data"] = cluster.data_tier.summary(measured_s)
+        summary["data"]["wait_s"] = wait_summary(waits["db"])
     return RunResult(
         scenario,
         seed,

@@ -43,35 +43,47 @@ def outcome_counts(cause_counts: Sequence[int]) -> list[int]:
 
 
 class LatencyHistogram:
-    """Counts of values in logarithmic buckets: every quantile within 1% of the exact one.
+    """Counts of values in logarithmic buckets, and quantiles interpolated within a bucket.
 
-    Bucket ``i`` holds values in (gamma**(i-1), gamma**i] with gamma = (1 + a) / (1 - a) for a
-    relative accuracy a; reporting 2 gamma**i / (gamma + 1) for a bucket is then within a of any
-    value in it (the DDSketch construction). Values from 1 microsecond to about 11 days fit in
-    under 1,400 buckets; smaller ones are counted as 1 microsecond, larger ones in the last bucket.
-    The exact total (hence the mean) and maximum are kept beside the buckets.
+    Bucket ``i`` holds values in (gamma**(i-1), gamma**i] with gamma = (1 + a) / (1 - a) for
+    a = 0.5% (the DDSketch construction): a bucket is 1% wide, so a quantile read anywhere in
+    its bucket is within :data:`WORST_RELATIVE_ERROR` (1.005%) of the exact sample quantile,
+    whatever the data. Within the bucket the value is interpolated log-linearly by its rank
+    there, which for the smooth distributions of many requests brings the error far below the
+    quantile's own sampling error (under a fifth of it at 10^6 values, from p1 to p99.9, for
+    exponential, lognormal and Pareto data: ``tests/test_metrics.py``). Values from 1
+    microsecond to about 11 days fit in 2,764 buckets; smaller positive ones count as 1
+    microsecond, larger ones in the last bucket; zero and below are counted apart, as exact
+    zeros (an attempt that did not wait). The exact total (hence the mean) and maximum are kept
+    beside the buckets.
     """
 
-    RELATIVE_ACCURACY = 0.01
+    RELATIVE_ACCURACY = 0.005
     SMALLEST_S = 1e-6
     LARGEST_S = 1e6
 
     _gamma = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
-    _inverse_log_gamma = 1.0 / math.log(_gamma)
+    WORST_RELATIVE_ERROR = _gamma - 1.0
+    """The most a quantile can be off, relative to the exact sample quantile: a bucket's width."""
+    _log_gamma = math.log(_gamma)
+    _inverse_log_gamma = 1.0 / _log_gamma
     _offset = -math.ceil(math.log(SMALLEST_S) * _inverse_log_gamma)
     _size = math.ceil(math.log(LARGEST_S) * _inverse_log_gamma) + _offset + 1
 
-    __slots__ = ("count", "counts", "maximum", "total")
+    __slots__ = ("count", "counts", "maximum", "total", "zeros")
 
     def __init__(
-        self, counts: list[int] | None = None, total: float = 0.0, maximum: float | None = None
+        self,
+        counts: list[int] | None = None,
+        total: float = 0.0,
+        maximum: float | None = None,
+        zeros: int = 0,
     ) -> None:
-        """An empty histogram, or one made of known bucket ``counts`` and their ``total``.
-
-        The ``maximum`` of given counts is infinite (unknown) unless it is given.
-        """
+        """An empty histogram, or one made of known bucket ``counts`` (and ``zeros``) and their
+        ``total``. The ``maximum`` of given counts is infinite (unknown) unless it is given."""
         self.counts = list(counts) if counts is not None else [0] * self._size
-        self.count = sum(self.counts)
+        self.zeros = zeros
+        self.count = sum(self.counts) + zeros
         self.total = total
         if maximum is None:
             maximum = -math.inf if counts is None else math.inf
@@ -79,14 +91,17 @@ class LatencyHistogram:
 
     @classmethod
     def bucket(cls, value: float) -> int:
-        """The index of the bucket that holds ``value``."""
+        """The index of the bucket that holds a positive ``value``."""
         if value > cls.SMALLEST_S:
             index = math.ceil(math.log(value) * cls._inverse_log_gamma) + cls._offset
             return index if index < cls._size else cls._size - 1
         return 0
 
     def add(self, value: float) -> None:
-        self.counts[self.bucket(value)] += 1
+        if value <= 0.0:
+            self.zeros += 1
+        else:
+            self.counts[self.bucket(value)] += 1
         self.count += 1
         self.total += value
         if value > self.maximum:
@@ -94,6 +109,7 @@ class LatencyHistogram:
 
     def merge(self, other: LatencyHistogram) -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.zeros += other.zeros
         self.count += other.count
         self.total += other.total
         self.maximum = max(self.maximum, other.maximum)
@@ -101,34 +117,39 @@ class LatencyHistogram:
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
 
+    @classmethod
+    def _bucket_value(cls, index: int, fraction: float) -> float:
+        """The value a ``fraction`` of the way (in log scale) across bucket ``index``."""
+        if index == 0:
+            return cls.SMALLEST_S
+        return math.exp((index - cls._offset - 1 + fraction) * cls._log_gamma)
+
     def distribution(self) -> tuple[list[float], list[int]]:
-        """The non-empty buckets: each one's value (within 1% of its members) and count."""
-        values, counts = [], []
+        """The non-empty buckets: each one's middle (within 1% of its members) and count;
+        exact zeros first, as 0."""
+        values, counts = ([0.0], [self.zeros]) if self.zeros else ([], [])
         for index, count in enumerate(self.counts):
             if count:
-                values.append(
-                    self.SMALLEST_S
-                    if index == 0
-                    else 2 * self._gamma ** (index - self._offset) / (self._gamma + 1)
-                )
+                values.append(self._bucket_value(index, 0.5))
                 counts.append(count)
         return values, counts
 
     def quantile(self, q: float) -> float:
-        """The value at rank ceil(q * count) (the 'inverted CDF' sample quantile), within 1%."""
+        """The value at rank ceil(q * count) (the 'inverted CDF' sample quantile): within 1%,
+        interpolated within its bucket by its rank there."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"quantile must be in [0, 1], got {q}")
         if self.count == 0:
             return math.nan
         rank = max(1, math.ceil(q * self.count))
-        seen = 0
+        if rank <= self.zeros:
+            return 0.0
+        seen = self.zeros
         for index, bucket_count in enumerate(self.counts):
+            if seen + bucket_count >= rank:
+                fraction = (rank - seen - 0.5) / bucket_count
+                return min(self._bucket_value(index, fraction), self.maximum)
             seen += bucket_count
-            if seen >= rank:
-                if index == 0:
-                    return min(self.SMALLEST_S, self.maximum)
-                estimate = 2 * self._gamma ** (index - self._offset) / (self._gamma + 1)
-                return min(estimate, self.maximum)
         return self.maximum
 
 

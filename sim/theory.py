@@ -19,6 +19,8 @@ __all__ = [
     "mm1_mean_response",
     "mm1_response_quantile",
     "mmc_mean_wait",
+    "mmc_response_quantile",
+    "mmc_wait_quantile",
     "mmck_blocking",
     "observed_replication_lag_cdf",
     "parallel_availability",
@@ -63,6 +65,45 @@ def erlang_c(c: int, lam: float, mu: float) -> float:
 def mmc_mean_wait(c: int, lam: float, mu: float) -> float:
     """Mean time in queue (before service) of an M/M/c system: C(c, a) / (c mu - lam)."""
     return erlang_c(c, lam, mu) / (c * mu - lam)
+
+
+def mmc_wait_quantile(c: int, lam: float, mu: float, q: float) -> float:
+    """The q-quantile of the time in queue of an M/M/c FIFO system.
+
+    An arrival waits with probability C (Erlang C), and then for an exponential time of rate
+    c mu - lam: P(W > t) = C exp(-(c mu - lam) t). Zero when q <= 1 - C.
+    """
+    waiting = erlang_c(c, lam, mu)
+    if q <= 1 - waiting:
+        return 0.0
+    return math.log(waiting / (1 - q)) / (c * mu - lam)
+
+
+def mmc_response_quantile(c: int, lam: float, mu: float, q: float) -> float:
+    """The q-quantile of the time in an M/M/c FIFO system (wait plus service), by bisection on
+    P(T > t) = (1 - C) e^(-mu t) + C P(W' + S > t), with W' ~ Exp(theta = c mu - lam) and
+    S ~ Exp(mu) independent: P(W' + S > t) = (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu),
+    or (1 + mu t) e^(-mu t) when theta = mu."""
+    waiting = erlang_c(c, lam, mu)
+    theta = c * mu - lam
+
+    def survival(t: float) -> float:
+        if math.isclose(theta, mu):
+            after_wait = (1 + mu * t) * math.exp(-mu * t)
+        else:
+            after_wait = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+        return (1 - waiting) * math.exp(-mu * t) + waiting * after_wait
+
+    low, high = 0.0, 1.0 / mu
+    while survival(high) > 1 - q:
+        high *= 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if survival(middle) > 1 - q:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def mmck_blocking(c: int, capacity: int, lam: float, mu: float) -> float:

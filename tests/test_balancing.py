@@ -206,9 +206,11 @@ def recovered_share(rate: float, policy: str, start: float, end: float) -> float
     cluster = Cluster.build(scenario, Streams(1))
     cluster.start()
     advance(cluster.env, start)
-    before = [server.accepted for server in cluster.servers]
+    before = [sum(server.accepted) for server in cluster.servers]
     advance(cluster.env, end)
-    work = [server.accepted - then for server, then in zip(cluster.servers, before, strict=True)]
+    work = [
+        sum(server.accepted) - then for server, then in zip(cluster.servers, before, strict=True)
+    ]
     return work[0] / sum(work)
 
 

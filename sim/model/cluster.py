@@ -11,9 +11,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import simpy
 
-from sim.metrics import Recorder
+from sim.metrics import LatencyHistogram, Recorder
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
@@ -68,7 +69,10 @@ class Cluster:
         self.sampled_detection: SampledDetection | None = None
         self.database_nodes: list[Server] = []
         self.data_tier: DataTier | None = None
+        self.queue_waits: dict[str, list[LatencyHistogram]] = {}
+        """Per server group (and ``db``), per request class: the waits of attempts that queued."""
         self._group_totals_at_warmup: list[dict[str, float]] | None = None
+        self._waits_at_warmup: dict[str, list[tuple[Any, ...]]] | None = None
         self._row_start = 0.0
         self._row_totals: list[dict[str, float]] = []
 
@@ -86,9 +90,11 @@ class Cluster:
         self.client = Client(env, workload.classes, streams, self.recorder)
         behind_balancer = {group.name for group in scenario.backend_groups()}
         group_backends: dict[str, tuple[list[Backend], list[Backend]]] = {}
+        classes = len(workload.classes)
         for group in scenario.servers:
             members: list[Backend] = []
             spares: list[Backend] = []
+            waits = self.queue_waits[group.name] = [LatencyHistogram() for _ in range(classes)]
             for number, name in enumerate(group.server_names()):
                 server = Server(
                     env,
@@ -99,6 +105,7 @@ class Cluster:
                     queue_capacity=group.queue_capacity,
                     speed=group.speed,
                     connect_timeout_s=balancer_spec.connect_timeout,
+                    waits=waits,
                 )
                 self.servers.append(server)
                 if group.name in behind_balancer:
@@ -169,6 +176,8 @@ class Cluster:
         )
 
     def _wire_database(self, spec: DatabaseSpec) -> None:
+        classes = len(self.scenario.workload.classes)
+        waits = self.queue_waits["db"] = [LatencyHistogram() for _ in range(classes)]
         for name in spec.node_names():
             shard, number = (int(part) for part in name.split("-")[1:])
             self.database_nodes.append(
@@ -182,6 +191,7 @@ class Cluster:
                     speed=1.0,
                     connect_timeout_s=self.scenario.balancer.connect_timeout,
                     pool=f"db-{shard}",
+                    waits=waits,
                 )
             )
         self.data_tier = DataTier(self.env, spec, self.database_nodes, self.streams, self.monitor)
@@ -240,6 +250,7 @@ class Cluster:
 
     def _snapshot_warmup(self) -> None:
         self._group_totals_at_warmup = self.group_totals()
+        self._waits_at_warmup = self._wait_tallies()
         self.recorder.start_window()
         self.monitor.start_window()
         if self.data_tier is not None:
@@ -252,10 +263,53 @@ class Cluster:
             group = totals[server.group]
             group["busy_time_s"] += server.busy_time_so_far()
             group["wait_time_s"] += server.wait_time_so_far()
-            group["accepted"] += server.accepted
-            group["queued"] += server.queued
+            group["accepted"] += sum(server.accepted)
+            group["queued"] += sum(server.queued)
             group["rejected"] += server.rejected
         return [totals[name] for name in self.groups]
+
+    def _wait_tallies(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Per group (and ``db``), per class: bucket counts and total of the queueing waits so
+        far, and the attempts taken and queued (the difference did not wait)."""
+        servers = [*self.servers, *self.database_nodes]
+        tallies = {}
+        for group, histograms in self.queue_waits.items():
+            members = [server for server in servers if server.group == group]
+            tallies[group] = [
+                (
+                    np.array(histogram.counts),
+                    histogram.total,
+                    sum(server.accepted[index] for server in members),
+                    sum(server.queued[index] for server in members),
+                )
+                for index, histogram in enumerate(histograms)
+            ]
+        return tallies
+
+    def measured_waits(self) -> dict[str, list[LatencyHistogram]]:
+        """Per group (and ``db``), per class: the time attempts that started service in the
+        measurement window spent in queue, zero for those that started at once."""
+        now = self._wait_tallies()
+        then = self._waits_at_warmup or {
+            group: [(0, 0.0, 0, 0)] * len(rows) for group, rows in now.items()
+        }
+        return {
+            group: [
+                LatencyHistogram(
+                    (counts - counts_then).tolist(),
+                    total - total_then,
+                    math.inf,
+                    zeros=(accepted - accepted_then) - (queued - queued_then),
+                )
+                for (counts, total, accepted, queued), (
+                    counts_then,
+                    total_then,
+                    accepted_then,
+                    queued_then,
+                ) in zip(rows, then[group], strict=True)
+            ]
+            for group, rows in now.items()
+        }
 
     def group_queue_lengths(self) -> list[int]:
         """Attempts waiting in the queues of each group right now."""

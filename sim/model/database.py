@@ -60,6 +60,7 @@ class DatabaseOperation:
     """One read or write of one key, served by a database node like an attempt by a server."""
 
     __slots__ = (
+        "class_index",
         "demand_s",
         "job",
         "key",
@@ -72,7 +73,8 @@ class DatabaseOperation:
     )
 
     def __init__(self, job: _Job, kind: str, key: int, demand_s: float, now: float) -> None:
-        self.request = self  # a Server reads the demand through .request, as for an attempt
+        self.request = self  # a Server reads the demand and class through .request
+        self.class_index = job.attempt.request.class_index
         self.job = job
         self.kind = kind
         self.key = key

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import simpy
 from simpy.events import Timeout
 
+from sim.metrics import LatencyHistogram
 from sim.request import Attempt, Cause
 
 __all__ = ["Server"]
@@ -45,7 +46,10 @@ class Server:
         speed: float,
         connect_timeout_s: float = 0.0,
         pool: str | None = None,
+        waits: list[LatencyHistogram] | None = None,
     ) -> None:
+        """``waits`` holds, per request class, the queueing delays of attempts that had to
+        wait (shared by the servers of a group); its length is the number of classes."""
         self.env = env
         self.name = name
         self.group = group
@@ -78,8 +82,12 @@ class Server:
         # integrating queue lengths at every change.
         self.busy_time_s = 0.0
         self.wait_time_s = 0.0
-        self.accepted = 0
-        self.queued = 0
+        self.waits = waits if waits is not None else [LatencyHistogram()]
+        classes = len(self.waits)
+        self.accepted = [0] * classes
+        """Attempts taken, per request class (started at once, or queued)."""
+        self.queued = [0] * classes
+        """Attempts that had to queue, per request class: the others did not wait at all."""
         self.rejected = 0
 
     def busy_time_so_far(self) -> float:
@@ -108,15 +116,16 @@ class Server:
         if self._refusing:
             self._refuse(attempt)
         elif self.busy < self.workers:
-            self.accepted += 1
+            self.accepted[attempt.request.class_index] += 1
             self.busy += 1
             service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
             self.in_service[attempt] = self.env.now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
         elif len(self.queue) < self._limit:
-            self.accepted += 1
-            self.queued += 1
+            class_index = attempt.request.class_index
+            self.accepted[class_index] += 1
+            self.queued[class_index] += 1
             attempt.queued_at = self.env.now
             self.queue.append(attempt)
         else:
@@ -161,7 +170,9 @@ class Server:
         if self.queue:
             attempt = self.queue.popleft()
             now = self.env.now
-            self.wait_time_s += now - attempt.queued_at
+            wait_s = now - attempt.queued_at
+            self.wait_time_s += wait_s
+            self.waits[attempt.request.class_index].add(wait_s)
             service_s = attempt.request.demand_s / self._effective_speed
             self.busy_time_s += service_s
             in_service[attempt] = now + service_s
