@@ -22,6 +22,7 @@ from sim.analysis import direction, mean_confidence_interval, summarize, wait_su
 from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
+from sim.model.tallies import SERVER_COLUMNS
 from sim.overrides import set_path
 from sim.reliability import markov_availability
 from sim.results import atomic_write_text
@@ -58,6 +59,8 @@ class RunResult:
     latency: pd.DataFrame
     """Latency distribution of ok requests in the window: class, latency_s (a histogram
     bucket, within 1%), count."""
+    servers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per server and time step (``metrics.per_server``), else empty."""
     wall_time_s: float = field(default=0.0, compare=False)
 
 
@@ -76,7 +79,7 @@ def run(
     measured_s = scenario.duration - scenario.warmup
     incidents = [incident.record() for incident in cluster.monitor.incidents]
     measurement = cluster.recorder.measurement()
-    waits = cluster.measured_waits()
+    waits = cluster.tallies.measured_waits()
     summary = {
         "scenario": scenario.name,
         "seed": seed,
@@ -86,7 +89,7 @@ def run(
         **summarize(
             measurement,
             measured_s,
-            cluster.measured_groups(),
+            cluster.tallies.measured_groups(),
             cluster.client.in_flight,
             service={
                 "up_s": cluster.monitor.window_up_time()[0],
@@ -106,6 +109,7 @@ def run(
     for name, histogram in zip(measurement.class_names, measurement.latency, strict=True):
         for value, count in zip(*histogram.distribution(), strict=True):
             latency_rows.append({"class": name, "latency_s": value, "count": count})
+    summary["servers"] = cluster.tallies.measured_servers(measured_s)
     if cluster.data_tier is not None:
         summary["data"] = cluster.data_tier.summary(measured_s)
         summary["data"]["wait_s"] = wait_summary(waits["db"])
@@ -118,6 +122,7 @@ def run(
         pd.DataFrame(incidents, columns=INCIDENT_COLUMNS),
         pd.DataFrame(cluster.monitor.events, columns=EVENT_COLUMNS),
         pd.DataFrame(latency_rows, columns=["class", "latency_s", "count"]),
+        pd.DataFrame(cluster.tallies.per_server_rows, columns=SERVER_COLUMNS),
         time.perf_counter() - started,
     )
 

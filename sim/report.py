@@ -102,9 +102,36 @@ def format_summary(summary: dict[str, Any]) -> str:
         for name, group in summary["groups"].items()
     ]
     lines += _table(["server group", "servers", "workers", "utilization", "mean queue"], rows)
+    lines += _servers(summary.get("servers") or {})
     lines += _data(summary.get("data"))
     lines += _incidents(summary.get("incidents"))
     return "\n".join(lines)
+
+
+def _servers(servers: dict[str, Any], limit: int = 10) -> list[str]:
+    """The servers that had trouble (errors, time out of rotation), or all of a small cluster."""
+    troubled = {
+        name: server
+        for name, server in servers.items()
+        if server["errors"] or (server["time_in_rotation"] or 0) < 1
+    }
+    shown = servers if len(servers) <= limit else troubled
+    if not shown or not troubled:
+        return []
+    rows = [
+        [
+            name,
+            _percent(server["utilization"], 1),
+            str(server["attempts"]),
+            str(server["errors"]),
+            _percent(server["time_in_rotation"], 2),
+        ]
+        for name, server in list(shown.items())[:limit]
+    ]
+    lines = ["", *_table(["server", "utilization", "attempts", "errors", "in rotation"], rows)]
+    if len(shown) > limit:
+        lines.append(f"... {len(shown) - limit} more in summary.json (servers)")
+    return lines
 
 
 def _causes(causes: dict[str, int]) -> str:

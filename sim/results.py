@@ -9,6 +9,7 @@ A run folder holds::
     incidents.csv     one row per failure: detection, failover and recovery times
     latency.csv       the latency distribution of ok requests per class (histogram buckets)
     events.csv        the timeline of component events (crashes, detections, promotions...)
+    servers.csv       per server and time step, when the scenario asks (metrics.per_server)
 
 Every file is written to a temporary name in the same folder and renamed into place, so an
 interrupted run leaves whole files or none. ``metadata.json`` is written when the run starts and
@@ -49,6 +50,7 @@ TIMESERIES = "timeseries.csv"
 INCIDENTS = "incidents.csv"
 EVENTS = "events.csv"
 LATENCY = "latency.csv"
+SERVERS = "servers.csv"
 SCENARIO = "scenario.yaml"
 METADATA = "metadata.json"
 
@@ -134,6 +136,8 @@ class RunFolder:
         self.write_table(INCIDENTS, result.incidents)
         self.write_table(EVENTS, result.events)
         self.write_table(LATENCY, result.latency)
+        if result.scenario.metrics.per_server:
+            self.write_table(SERVERS, result.servers)
 
     @contextmanager
     def recording(
@@ -172,7 +176,9 @@ class RunFolder:
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    """A completed run folder: ``summary`` (dict), ``timeseries``, ``incidents``, ``events``."""
+    """A completed run folder: ``summary`` (dict), ``timeseries``, ``incidents``, ``events``,
+    ``latency``, ``servers`` (empty unless the run kept a per-server time series) and the
+    resolved ``scenario``."""
     path = Path(path)
     return {
         "summary": json.loads((path / SUMMARY).read_text(encoding="utf-8")),
@@ -180,5 +186,6 @@ def read_run(path: Path) -> dict[str, Any]:
         "incidents": pd.read_csv(path / INCIDENTS),
         "events": pd.read_csv(path / EVENTS),
         "latency": pd.read_csv(path / LATENCY),
+        "servers": pd.read_csv(path / SERVERS) if (path / SERVERS).exists() else pd.DataFrame(),
         "scenario": yaml.safe_load((path / SCENARIO).read_text(encoding="utf-8")),
     }

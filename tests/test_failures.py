@@ -212,3 +212,33 @@ def test_time_based_availability_counts_the_time_no_server_could_serve():
     assert result.summary["availability"]["time_based"] == pytest.approx(
         1 - incident.time_to_recover_s / 300
     )
+
+
+def test_the_per_server_view_says_which_server_was_the_problem():
+    """web-1 crashes from 30 s to 60 s: it alone has errors, its time in rotation is the window
+    less the span from its detection to its return, and every attempt reached one server."""
+    scenario = parse_scenario(
+        {
+            "duration": 120,
+            "metrics": {"step": 10, "per_server": True},
+            "workload": one_class(rate=50, service=0.01),
+            "servers": [{"name": "web", "count": 3, "workers": 4}],
+            "failures": [{"kind": "crash", "target": {"server": "web-1"}, "at": 30, "duration": 30}],
+        }
+    )
+    result = run(scenario)
+    servers = result.summary["servers"]
+    events = result.events[result.events.component == "web-1"]
+    out = events[events.event == "out of rotation"].time_s.iloc[0]
+    back = events[events.event == "in rotation"].time_s.iloc[0]
+    assert servers["web-1"]["time_in_rotation"] == pytest.approx(1 - (back - out) / 120)
+    assert servers["web-2"]["time_in_rotation"] == servers["web-3"]["time_in_rotation"] == 1.0
+    assert servers["web-1"]["errors"] == result.summary["requests"]["error"] > 0
+    assert servers["web-2"]["errors"] == servers["web-3"]["errors"] == 0
+    assert sum(s["attempts"] for s in servers.values()) == result.summary["attempts"]
+    # The per-server time series adds up to the same, step by step.
+    rows = result.servers
+    assert len(rows) == 3 * 12
+    by_step = rows.groupby("time_s").attempts.sum().tolist()
+    assert by_step == result.timeseries.attempts.tolist()
+    assert rows[rows.server == "web-1"].in_rotation_s.sum() == pytest.approx(120 - (back - out))

@@ -51,6 +51,7 @@ class Balancer:
         self._observe = policy.observe if policy.observes_latency else None
         self._respond = respond
         self._watch_errors = outlier_ejection is not None or hot_migration
+        self._reset_errors = outlier_ejection is not None
         self.listeners: list[Callable[[Backend], None]] = []
         """Told of every backend that enters or leaves the rotation; the monitor then takes
         stock of the whole change (a spare promotion a listener started included)."""
@@ -73,23 +74,25 @@ class Balancer:
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
-            if self._observe is not None and cause == _OK:
+            if cause == _OK:
+                if self._reset_errors:
+                    backend.consecutive_errors = 0
                 # Only answers teach latency: an instant refusal would make a full or dead
                 # backend look like the fastest one.
-                self._observe(backend, self.env.now - attempt.sent_at)
-            if self._watch_errors and self._errors_handled(attempt, backend, cause):
-                return
+                if self._observe is not None:
+                    self._observe(backend, self.env.now - attempt.sent_at)
+            else:
+                backend.errors += 1
+                if self._watch_errors and self._errors_handled(attempt, backend, cause):
+                    return
         self._respond(attempt, cause)
 
     def _errors_handled(self, attempt: Attempt, backend: Backend, cause: Cause) -> bool:
         """Passive detection and hot migration; True when the attempt was sent elsewhere."""
         if self.outlier_ejection is not None:
-            if cause == _OK:
-                backend.consecutive_errors = 0
-            else:
-                backend.consecutive_errors += 1
-                if backend.consecutive_errors >= self.outlier_ejection.consecutive_errors:
-                    self._eject(backend)
+            backend.consecutive_errors += 1
+            if backend.consecutive_errors >= self.outlier_ejection.consecutive_errors:
+                self._eject(backend)
         if (
             cause in _MIGRATE_ON
             and self.hot_migration
@@ -132,6 +135,11 @@ class Balancer:
         now = backend.routable
         if was == now:
             return
+        if now:
+            backend.in_rotation_since = self.env.now
+        else:
+            backend.rotation_s = backend.rotation_time(self.env.now)
+            backend.in_rotation_since = None
         # Keep the declared order, so choices stay deterministic for a seed.
         self.up = [b for b in self.backends if b.routable]
         if self.monitor is not None:

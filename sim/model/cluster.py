@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
-import numpy as np
 import simpy
 
 from sim.metrics import LatencyHistogram, Recorder
@@ -24,16 +22,13 @@ from sim.model.failover import StandbyController
 from sim.model.failures import FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.server import Server
+from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
 from sim.scenario import DatabaseSpec, Scenario
 from sim.streams import Streams
 
-__all__ = ["SERVER_TOTALS", "Cluster"]
-
-SERVER_TOTALS = ("busy_time_s", "wait_time_s", "accepted", "queued", "rejected")
-"""Running totals per server group: worker-seconds of service done, attempt-seconds waited in
-queue, attempts accepted, attempts that had to queue, attempts rejected by a full queue."""
+__all__ = ["Cluster"]
 
 
 class Cluster:
@@ -71,10 +66,10 @@ class Cluster:
         self.data_tier: DataTier | None = None
         self.queue_waits: dict[str, list[LatencyHistogram]] = {}
         """Per server group (and ``db``), per request class: the waits of attempts that queued."""
-        self._group_totals_at_warmup: list[dict[str, float]] | None = None
-        self._waits_at_warmup: dict[str, list[tuple[Any, ...]]] | None = None
+        self.tallies: ServerTallies
         self._row_start = 0.0
         self._row_totals: list[dict[str, float]] = []
+        self._server_row_totals: dict[str, dict[str, float]] = {}
 
     @classmethod
     def build(cls, scenario: Scenario, streams: Streams, requests: bool = True) -> Cluster:
@@ -166,6 +161,13 @@ class Cluster:
             self.sampled_detection = SampledDetection(
                 env, balancer_spec.detection, self.balancer, streams.generator("detection")
             )
+        self.tallies = ServerTallies(
+            env,
+            scenario.servers,
+            [*self.servers, *self.database_nodes],
+            self.backends,
+            self.queue_waits,
+        )
         self.injector = FailureInjector(
             env,
             [*self.servers, *self.database_nodes],
@@ -239,7 +241,9 @@ class Cluster:
                     self.balancer,
                     self.streams.generator(f"detection/{backend.name}"),
                 )
-            self._row_totals = self.group_totals()
+            self._row_totals = self.tallies.group_totals()
+            if self.scenario.metrics.per_server:
+                self._server_row_totals = self.tallies.server_totals()
             self.env.process(self._sample_time_series())
         self.injector.start(self.scenario.failures)
         if self.scenario.warmup > 0:
@@ -249,74 +253,11 @@ class Cluster:
             self._snapshot_warmup()
 
     def _snapshot_warmup(self) -> None:
-        self._group_totals_at_warmup = self.group_totals()
-        self._waits_at_warmup = self._wait_tallies()
+        self.tallies.start_window()
         self.recorder.start_window()
         self.monitor.start_window()
         if self.data_tier is not None:
             self.data_tier.start_window()
-
-    def group_totals(self) -> list[dict[str, float]]:
-        """Running totals per server group since the start (see ``SERVER_TOTALS``)."""
-        totals = {name: dict.fromkeys(SERVER_TOTALS, 0.0) for name in self.groups}
-        for server in self.servers:
-            group = totals[server.group]
-            group["busy_time_s"] += server.busy_time_so_far()
-            group["wait_time_s"] += server.wait_time_so_far()
-            group["accepted"] += sum(server.accepted)
-            group["queued"] += sum(server.queued)
-            group["rejected"] += server.rejected
-        return [totals[name] for name in self.groups]
-
-    def _wait_tallies(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Per group (and ``db``), per class: bucket counts and total of the queueing waits so
-        far, and the attempts taken and queued (the difference did not wait)."""
-        servers = [*self.servers, *self.database_nodes]
-        tallies = {}
-        for group, histograms in self.queue_waits.items():
-            members = [server for server in servers if server.group == group]
-            tallies[group] = [
-                (
-                    np.array(histogram.counts),
-                    histogram.total,
-                    sum(server.accepted[index] for server in members),
-                    sum(server.queued[index] for server in members),
-                )
-                for index, histogram in enumerate(histograms)
-            ]
-        return tallies
-
-    def measured_waits(self) -> dict[str, list[LatencyHistogram]]:
-        """Per group (and ``db``), per class: the time attempts that started service in the
-        measurement window spent in queue, zero for those that started at once."""
-        now = self._wait_tallies()
-        then = self._waits_at_warmup or {
-            group: [(0, 0.0, 0, 0)] * len(rows) for group, rows in now.items()
-        }
-        return {
-            group: [
-                LatencyHistogram(
-                    (counts - counts_then).tolist(),
-                    total - total_then,
-                    math.inf,
-                    zeros=(accepted - accepted_then) - (queued - queued_then),
-                )
-                for (counts, total, accepted, queued), (
-                    counts_then,
-                    total_then,
-                    accepted_then,
-                    queued_then,
-                ) in zip(rows, then[group], strict=True)
-            ]
-            for group, rows in now.items()
-        }
-
-    def group_queue_lengths(self) -> list[int]:
-        """Attempts waiting in the queues of each group right now."""
-        lengths = dict.fromkeys(self.groups, 0)
-        for server in self.servers:
-            lengths[server.group] += len(server.queue)
-        return [lengths[name] for name in self.groups]
 
     def _sample_time_series(self):
         step = self.scenario.metrics.step
@@ -329,7 +270,8 @@ class Cluster:
 
     def _close_row(self) -> None:
         now = self.env.now
-        current = self.group_totals()
+        tallies = self.tallies
+        current = tallies.group_totals()
         work_started = [
             c["busy_time_s"] - p["busy_time_s"]
             for c, p in zip(current, self._row_totals, strict=True)
@@ -337,16 +279,16 @@ class Cluster:
         self.recorder.close_row(
             now,
             work_started,
-            self.group_queue_lengths(),
-            self.group_workers(),
+            tallies.group_queue_lengths(),
+            tallies.group_workers(),
             self.offered_rate(self._row_start, now),
         )
+        if self.scenario.metrics.per_server:
+            self._server_row_totals = tallies.close_server_rows(
+                self._row_start, self._server_row_totals
+            )
         self._row_totals = current
         self._row_start = now
-
-    def group_workers(self) -> list[int]:
-        """Total workers per group, the denominator of utilization."""
-        return [group.count * group.workers for group in self.scenario.servers]
 
     def offered_rate(self, start: float, end: float) -> float:
         """Mean open-loop arrival rate over [start, end], NaN for a closed-loop workload."""
@@ -374,19 +316,3 @@ class Cluster:
         # A row narrower than a millionth of a step is rounding, not time.
         if self.requests and self.env.now - self._row_start > 1e-6 * self.scenario.metrics.step:
             self._close_row()
-
-    def measured_groups(self) -> list[dict[str, Any]]:
-        """Per server group: name, servers, workers and its totals over the measurement window."""
-        current = self.group_totals()
-        start = self._group_totals_at_warmup or [dict.fromkeys(SERVER_TOTALS, 0.0)] * len(current)
-        return [
-            {
-                "name": spec.name,
-                "servers": spec.count,
-                "workers": workers,
-                **{key: now[key] - then[key] for key in SERVER_TOTALS},
-            }
-            for spec, workers, now, then in zip(
-                self.scenario.servers, self.group_workers(), current, start, strict=True
-            )
-        ]

@@ -89,6 +89,8 @@ class Server:
         self.queued = [0] * classes
         """Attempts that had to queue, per request class: the others did not wait at all."""
         self.rejected = 0
+        self.refused = 0
+        """Attempts turned away because it was down or unreachable."""
 
     def busy_time_so_far(self) -> float:
         """Worker-seconds of service done up to now (work started, less what is still to come)."""
@@ -181,7 +183,13 @@ class Server:
             self.busy -= 1
         self.respond(done, cause)
 
+    @property
+    def attempts(self) -> int:
+        """Attempts sent to it so far: taken, rejected by a full queue, or refused."""
+        return sum(self.accepted) + self.rejected + self.refused
+
     def _refuse(self, attempt: Attempt) -> None:
+        self.refused += 1
         if self.reachable:
             self.respond(attempt, Cause.SERVER_CRASH)  # connection refused, at once
         else:

@@ -20,9 +20,12 @@ MAX_ROWS = 1_000_000
 
 
 class MetricsSpec(Spec):
-    """``step`` is the width of one row of the time series."""
+    """``step`` is the width of one row of the time series; ``per_server`` adds a time series
+    with one row per server and step (``servers.csv``), which grows with the number of servers
+    times steps."""
 
     step: PositiveDuration = 10.0
+    per_server: bool = False
 
 
 class SloSpec(Spec):

@@ -27,10 +27,13 @@ class Backend:
         "detected_up",
         "ejected",
         "ejections",
+        "errors",
+        "in_rotation_since",
         "index",
         "member",
         "name",
         "readmitted_at",
+        "rotation_s",
         "server",
         "weight",
     )
@@ -53,6 +56,16 @@ class Backend:
         self.ejections = 0
         """Outlier ejection's multiplier: ejections in a row, forgiven with time."""
         self.readmitted_at = 0.0
+        self.errors = 0
+        """Answers from it that were not ok (refused, lost, rejected, failed)."""
+        self.rotation_s = 0.0
+        """Seconds spent in rotation before the current spell (see ``in_rotation_since``)."""
+        self.in_rotation_since: float | None = 0.0 if self.routable else None
+
+    def rotation_time(self, now: float) -> float:
+        """Seconds in rotation from the start of the run to ``now``."""
+        since = self.in_rotation_since
+        return self.rotation_s + (now - since if since is not None else 0.0)
 
     @property
     def routable(self) -> bool:
