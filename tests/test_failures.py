@@ -223,7 +223,9 @@ def test_the_per_server_view_says_which_server_was_the_problem():
             "metrics": {"step": 10, "per_server": True},
             "workload": one_class(rate=50, service=0.01),
             "servers": [{"name": "web", "count": 3, "workers": 4}],
-            "failures": [{"kind": "crash", "target": {"server": "web-1"}, "at": 30, "duration": 30}],
+            "failures": [
+                {"kind": "crash", "target": {"server": "web-1"}, "at": 30, "duration": 30}
+            ],
         }
     )
     result = run(scenario)

@@ -220,7 +220,6 @@ class ServerTallies:
                 "attempts": int(mine["attempts"] - before["attempts"]),
                 "errors": int(mine["errors"] - before["errors"]),
                 "rejected": int(mine["rejected"] - before["rejected"]),
-                "time_in_rotation": (mine["in_rotation_s"] - before["in_rotation_s"])
-                / measured_s,
+                "time_in_rotation": (mine["in_rotation_s"] - before["in_rotation_s"]) / measured_s,
             }
         return measured
