@@ -16,7 +16,6 @@ from sim.request import Outcome
 __all__ = [
     "LATENCY_QUANTILES",
     "availability_figures",
-    "direction",
     "downtime_per_year_s",
     "finite_or_none",
     "incident_summary",
@@ -310,50 +309,3 @@ def mean_confidence_interval(
     variance = math.fsum((value - mean) ** 2 for value in values) / (count - 1)
     quantile = student_t_quantile(0.5 + confidence / 2, count - 1)
     return mean, quantile * math.sqrt(variance / count)
-
-
-LOWER_IS_BETTER = (
-    "latency",
-    "timeout",
-    "rejected",
-    "no_backend",
-    "error",
-    "failed",
-    "lost",
-    "stale",
-    "conflicts",
-    "downtime",
-    "attempts_per_request",
-    "rpo",
-    "retries",
-    "queue",
-    "time_to_",
-    "failover",
-    "false_suspicions",
-    "replication_lag",
-)
-HIGHER_IS_BETTER = (
-    "availability",
-    "throughput",
-    "nines",
-    ".ok",
-    ".good",
-    "time_based",
-    "time_writable",
-    "time_readable",
-)
-
-
-def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when it is only a fact.
-
-    Objectives met are good; then words of harm (downtime, latency, lost...) win over words of
-    service, so ``availability.downtime_s`` is lower-is-better.
-    """
-    if metric.endswith("_met"):
-        return 1
-    if any(word in metric for word in LOWER_IS_BETTER):
-        return -1
-    if any(word in metric for word in HIGHER_IS_BETTER):
-        return 1
-    return 0

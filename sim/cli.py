@@ -18,6 +18,7 @@ import yaml
 
 from sim import __version__
 from sim.analysis import finite_or_none
+from sim.catalogue import keys_for
 from sim.distributions import DISTRIBUTIONS
 from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
 from sim.experiment import compare as run_comparison
@@ -628,17 +629,12 @@ def _read_points(path: str) -> list[dict]:
 
 
 def _check_metric(scenario, metric: str, option: str) -> None:
-    """Fail at once, not after the whole batch, when ``metric`` is not a summary key: a run of
-    a fraction of a second has the same keys as a long one."""
-    from sim.experiment import flatten
-
-    probe = with_overrides(
-        scenario, {"duration": min(scenario.duration, 1.0), "warmup": 0.0, "metrics.step": 1.0}
-    )
-    known = flatten(run_scenario(probe).summary)
+    """Fail at once, not after the whole batch, when ``metric`` is not a summary key of this
+    scenario (the metric catalogue knows them all without running anything)."""
+    known = keys_for(scenario)
     if metric not in known:
-        close = did_you_mean(metric, list(known))
-        _fail(f"{option}: no metric {metric!r} in the summary{close}")
+        close = did_you_mean(metric, known)
+        _fail(f"{option}: no metric {metric!r} in the summary of this scenario{close}")
 
 
 def _label(value) -> str:

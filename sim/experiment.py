@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.analysis import direction, mean_confidence_interval, summarize, wait_summary
+from sim.analysis import mean_confidence_interval, summarize, wait_summary
+from sim.catalogue import check_summary, direction, flatten
 from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
@@ -33,7 +34,6 @@ __all__ = [
     "RunResult",
     "compare",
     "confidence_intervals",
-    "flatten",
     "grid",
     "paired_differences",
     "replicate",
@@ -113,6 +113,7 @@ def run(
     if cluster.data_tier is not None:
         summary["data"] = cluster.data_tier.summary(measured_s)
         summary["data"]["wait_s"] = wait_summary(waits["db"])
+    check_summary(summary, scenario)
     return RunResult(
         scenario,
         seed,
@@ -128,23 +129,6 @@ def run(
 
 
 # -- batches of runs ------------------------------------------------------------------------
-
-
-def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested summary as one flat row: ``{"latency_s": {"p99": x}}`` -> ``{"latency_s.p99": x}``.
-
-    Numbers and booleans are kept (None as NaN); texts and lists are left out.
-    """
-    row: dict[str, Any] = {}
-    for key, value in summary.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            row.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool | int | float):
-            row[name] = value
-        elif value is None:
-            row[name] = math.nan
-    return row
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from sim.analysis import direction
+from sim.catalogue import direction
 
 __all__ = [
     "availability_curve",

@@ -112,6 +112,10 @@ def _weighted(runs: list[dict[str, Any]], key: str, weight: str) -> float:
     return sum(value * count for value, count in pairs) / total if total else math.nan
 
 
+def _no_chain(reason: str) -> dict[str, Any]:
+    return {"value": None, "nines": None, "downtime_per_year_s": None, "reason": reason}
+
+
 def markov_availability(scenario: Scenario) -> dict[str, Any]:
     """The CTMC steady-state availability of the design, or why there is none.
 
@@ -124,7 +128,7 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     """
     groups = scenario.backend_groups()
     if len(groups) != 1:
-        return {"value": None, "reason": "the chain covers a single server group"}
+        return _no_chain("the chain covers a single server group")
     group = groups[0]
     group_failures, balancer_failures = [], []
     for failure in scenario.failures:
@@ -133,18 +137,15 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
         elif isinstance(failure, CrashRepairSpec) and failure.target.balancer:
             balancer_failures.append(failure)
         else:
-            return {
-                "value": None,
-                "reason": f"{failure.kind} on {failure.target.describe()} is outside the chain",
-            }
+            return _no_chain(f"{failure.kind} on {failure.target.describe()} is outside the chain")
     if len(group_failures) != 1 or len(balancer_failures) > 1:
-        return {"value": None, "reason": "the chain needs one crash_repair entry on the group"}
+        return _no_chain("the chain needs one crash_repair entry on the group")
     failure = group_failures[0]
     if not (
         isinstance(failure.time_to_failure, Exponential)
         and isinstance(failure.time_to_repair, Exponential)
     ):
-        return {"value": None, "reason": "times to failure and repair must be exponential"}
+        return _no_chain("times to failure and repair must be exponential")
     detection = scenario.balancer.detection
     standby = group.standby
     failover_s = detection.mean_detection_delay(refused=True)  # crashes refuse connections
@@ -169,4 +170,4 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
         value *= single_component_availability(
             spec.time_to_failure.mean(), spec.time_to_repair.mean()
         )
-    return {**availability_figures(value), "reason": None}
+    return {**availability_figures(value), "reason": ""}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sim.analysis import direction
+from sim.catalogue import direction
 
 __all__ = ["format_availability", "format_incidents", "format_summary"]
 

@@ -323,20 +323,6 @@ def test_a_resumed_sweep_does_not_reuse_runs_of_another_seed_or_scenario(tmp_pat
     assert list(reordered.point) == [0, 1]
 
 
-def test_verdicts_know_which_way_is_better():
-    from sim.analysis import direction
-
-    assert direction("latency_s.p99") == -1
-    assert direction("availability.request_based") == 1
-    assert direction("availability.downtime_s") == -1
-    assert direction("availability.downtime_per_year_s") == -1
-    assert direction("slo.latency_met") == 1
-    assert direction("data.shards.0.time_writable") == 1
-    assert direction("incidents.false_suspicions") == -1
-    assert direction("data.replication_lag_s.p99") == -1
-    assert direction("requests.ok") == 1
-
-
 def test_a_bad_key_path_in_an_alternative_is_a_scenario_error():
     from sim.experiment import with_overrides
     from sim.scenario import ScenarioError

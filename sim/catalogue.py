@@ -1,0 +1,486 @@
+"""Every metric of a run's summary, declared once: its key, unit, direction and meaning.
+
+The summary (``summary.json``, the flat columns of replications, comparisons and sweeps) is a
+public API. Nothing guesses what a key means from the words in it: the report, ``--metric``
+checks, comparison verdicts, sweep columns, plots and the README's metric table all read this
+catalogue, and a test holds the summary of a run with every feature on to it, key for key.
+
+Keys are dotted paths into the summary. Parts in angle brackets stand for names from the
+scenario: ``<class>`` a request class, ``<group>`` a server group, ``<server>`` a server behind
+the balancer, ``<shard>`` a database shard number, ``<cause>`` a cause of error.
+
+    from sim.catalogue import metric, keys_for
+    metric("availability.request_based_within_latency").direction   # +1: higher is better
+    keys_for(scenario)          # the flat keys a run of this scenario reports, in order
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sim.registry import did_you_mean
+from sim.request import Cause, Outcome
+
+__all__ = [
+    "HIGHER",
+    "LOWER",
+    "METRICS",
+    "NEUTRAL",
+    "Metric",
+    "UnknownMetricError",
+    "check_summary",
+    "direction",
+    "flatten",
+    "keys_for",
+    "metric",
+]
+
+HIGHER, LOWER, NEUTRAL = 1, -1, 0
+"""Directions: higher is better, lower is better, or a fact with no better side."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One summary metric. ``ok_only``: computed over requests that ended ok, so an alternative
+    that fails more requests can look better on it."""
+
+    key: str
+    unit: str
+    direction: int
+    definition: str
+    ok_only: bool = False
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _pattern(self.key)
+
+
+LATENCY_QUANTILES = ("p50", "p90", "p95", "p99", "p99.9")
+
+
+def _latency(prefix: str, what: str, ok_only: bool = True, maximum: bool = True) -> list[Metric]:
+    scope = " of requests that ended ok, from arrival to answer, retries included"
+    scope = scope if ok_only else ""
+    metrics = [Metric(f"{prefix}.mean", "s", LOWER, f"mean {what}{scope}", ok_only)]
+    metrics += [
+        Metric(f"{prefix}.{q}", "s", LOWER, f"{q[1:]}th percentile of {what}{scope}", ok_only)
+        for q in LATENCY_QUANTILES
+    ]
+    if maximum:
+        metrics.append(Metric(f"{prefix}.max", "s", LOWER, f"largest {what}{scope}", ok_only))
+    return metrics
+
+
+def _requests(prefix: str, who: str) -> list[Metric]:
+    outcome_words = {
+        Outcome.OK: "ended ok",
+        Outcome.TIMEOUT: "timed out at the client (after any retries)",
+        Outcome.REJECTED: "were rejected by a full queue",
+        Outcome.NO_BACKEND: "found no backend the balancer believed up",
+        Outcome.ERROR: "failed with an error (see error_by_cause)",
+    }
+    cause_words = {
+        Cause.SERVER_CRASH: "refused by a crashed server or lost in its crash",
+        Cause.UNREACHABLE: "cut off by a partition, or timed out connecting",
+        Cause.BALANCER_DOWN: "failed because the balancer itself was down",
+        Cause.DATABASE_FAILOVER: "found no database node to take an operation (failover)",
+        Cause.DATABASE_ERROR: "had a database operation refused, lost or rejected by a node",
+    }
+    metrics = [Metric(f"{prefix}.ended", "requests", NEUTRAL, f"{who} that ended in the window")]
+    for outcome in Outcome:
+        better = HIGHER if outcome is Outcome.OK else LOWER
+        metrics.append(
+            Metric(
+                f"{prefix}.{outcome.label}",
+                "requests",
+                better,
+                f"{who} that {outcome_words[outcome]}",
+            )
+        )
+    metrics += [
+        Metric(
+            f"{prefix}.error_by_cause.{cause.label}",
+            "requests",
+            LOWER,
+            f"{who} whose error was: {cause_words[cause]}",
+        )
+        for cause in Cause
+        if cause.outcome is Outcome.ERROR
+    ]
+    metrics.append(
+        Metric(
+            f"{prefix}.good",
+            "requests",
+            HIGHER,
+            f"{who} ok within slo.latency (every ok one when no latency is set)",
+        )
+    )
+    return metrics
+
+
+def _availability(prefix: str) -> list[Metric]:
+    return [
+        Metric(f"{prefix}.request_based", "fraction", HIGHER, "ok / ended"),
+        Metric(
+            f"{prefix}.nines",
+            "nines",
+            HIGHER,
+            "-log10(1 - request_based): 99.9% is 3; null when no request failed",
+        ),
+        Metric(
+            f"{prefix}.request_based_within_latency",
+            "fraction",
+            HIGHER,
+            "good / ended: ok and within slo.latency; counts failures and slowness alike",
+        ),
+    ]
+
+
+def _wait(prefix: str, who: str) -> list[Metric]:
+    return _latency(
+        prefix,
+        f"time in queue before service of the attempts {who} that started service in the"
+        " window (zero for those that did not wait)",
+        ok_only=False,
+        maximum=False,
+    )
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("seed", "", NEUTRAL, "the root random seed of the run"),
+    Metric("replication", "", NEUTRAL, "the replication index (independent streams per index)"),
+    Metric("duration_s", "s", NEUTRAL, "simulated time of the run"),
+    Metric("warmup_s", "s", NEUTRAL, "start of the run left out of the summary"),
+    Metric("measured_s", "s", NEUTRAL, "the measurement window: duration_s - warmup_s"),
+    Metric("requests.arrived", "requests", NEUTRAL, "requests that arrived in the window"),
+    *_requests("requests", "requests"),
+    Metric("requests.in_flight_at_end", "requests", NEUTRAL, "requests not yet ended at the end"),
+    Metric("attempts", "attempts", NEUTRAL, "attempts sent in the window (first tries, retries)"),
+    Metric("retries", "attempts", LOWER, "attempts that were retries"),
+    Metric(
+        "attempts_per_request",
+        "attempts",
+        LOWER,
+        "attempts / requests.arrived: the load amplification of retries",
+    ),
+    *_availability("availability"),
+    Metric(
+        "availability.time_based",
+        "fraction",
+        HIGHER,
+        "fraction of the window the service was up: the balancer up and at least"
+        " slo.min_servers servers it routes to alive and reachable",
+    ),
+    Metric("availability.time_based_nines", "nines", HIGHER, "-log10(1 - time_based)"),
+    Metric("availability.downtime_s", "s", LOWER, "seconds the service was down in the window"),
+    Metric(
+        "availability.downtime_per_year_s",
+        "s",
+        LOWER,
+        "(1 - time_based) x one year (365.25 days)",
+    ),
+    Metric(
+        "availability.markov.value",
+        "fraction",
+        HIGHER,
+        "steady-state availability of the design's Markov chain (null where none applies;"
+        " availability.markov.reason says why)",
+    ),
+    Metric("availability.markov.nines", "nines", HIGHER, "-log10(1 - markov.value)"),
+    Metric("availability.markov.downtime_per_year_s", "s", LOWER, "(1 - markov.value) x one year"),
+    Metric("arrival_rate_per_s", "1/s", NEUTRAL, "requests.arrived / measured_s"),
+    Metric("throughput_per_s", "1/s", HIGHER, "requests.ok / measured_s"),
+    *_latency("latency_s", "latency"),
+    *_requests("classes.<class>.requests", "requests of the class"),
+    *_availability("classes.<class>.availability"),
+    *_latency("classes.<class>.latency_s", "latency of the class"),
+    *_wait("classes.<class>.wait_s", "of the class"),
+    Metric("groups.<group>.servers", "servers", NEUTRAL, "servers of the group (spares aside)"),
+    Metric("groups.<group>.workers", "workers", NEUTRAL, "workers of the group in all"),
+    Metric(
+        "groups.<group>.utilization",
+        "fraction",
+        NEUTRAL,
+        "worker-seconds of service done in the window / (workers x window); promoted spares"
+        " add workers, so a group with spares can pass 1",
+    ),
+    Metric(
+        "groups.<group>.mean_queue_length",
+        "attempts",
+        LOWER,
+        "attempt-seconds spent in queue in the window / window: the time-average queue",
+    ),
+    Metric("groups.<group>.attempts", "attempts", NEUTRAL, "attempts that reached the group"),
+    Metric(
+        "groups.<group>.waited_fraction",
+        "fraction",
+        LOWER,
+        "of the attempts taken, the fraction that had to queue (Erlang C's P(wait) for M/M/c)",
+    ),
+    Metric(
+        "groups.<group>.rejected_fraction",
+        "fraction",
+        LOWER,
+        "attempts rejected by a full queue / attempts that reached the group (M/M/c/K blocking)",
+    ),
+    *_wait("groups.<group>.wait_s", "of the group"),
+    Metric(
+        "servers.<server>.utilization",
+        "fraction",
+        NEUTRAL,
+        "worker-seconds of service the server did in the window / (its workers x window)",
+    ),
+    Metric(
+        "servers.<server>.attempts",
+        "attempts",
+        NEUTRAL,
+        "attempts sent to the server: taken, rejected or refused",
+    ),
+    Metric(
+        "servers.<server>.errors",
+        "attempts",
+        LOWER,
+        "answers from the server that were not ok (refused, lost, rejected, failed)",
+    ),
+    Metric("servers.<server>.rejected", "attempts", LOWER, "attempts its full queue rejected"),
+    Metric(
+        "servers.<server>.time_in_rotation",
+        "fraction",
+        HIGHER,
+        "fraction of the window the balancer routed to it (a spare: from its promotion)",
+    ),
+    Metric("incidents.count", "incidents", NEUTRAL, "failures injected in the run"),
+    Metric("incidents.detected", "incidents", NEUTRAL, "incidents detection noticed"),
+    Metric("incidents.recovered", "incidents", NEUTRAL, "incidents over before the end"),
+    Metric(
+        "incidents.mean_time_to_detect_s",
+        "s",
+        LOWER,
+        "from the failure to the first affected server taken out, over detected incidents",
+    ),
+    Metric(
+        "incidents.mean_failover_time_s",
+        "s",
+        LOWER,
+        "from the failure to no broken server left in rotation and no promotion pending",
+    ),
+    Metric("incidents.max_failover_time_s", "s", LOWER, "the longest failover time"),
+    Metric(
+        "incidents.mean_time_to_recover_s",
+        "s",
+        LOWER,
+        "from the failure to the service being whole again, over recovered incidents",
+    ),
+    Metric(
+        "incidents.failed_requests",
+        "requests",
+        LOWER,
+        "requests that failed while an incident was open (overlapping incidents count them each)",
+    ),
+    Metric(
+        "incidents.false_suspicions",
+        "events",
+        LOWER,
+        "backends taken out of rotation while alive (slow, or partitioned)",
+    ),
+    Metric("slo.availability_target", "fraction", NEUTRAL, "slo.availability"),
+    Metric("slo.availability_met", "bool", HIGHER, "availability.request_based >= the target"),
+    Metric(
+        "slo.error_budget_consumed",
+        "fraction",
+        LOWER,
+        "(1 - request_based) / (1 - target): 1 is the whole error budget",
+    ),
+    Metric("slo.latency_s", "s", NEUTRAL, "slo.latency (null when none is set)"),
+    Metric("slo.latency_percentile", "fraction", NEUTRAL, "slo.latency_percentile"),
+    Metric(
+        "slo.latency_observed_s",
+        "s",
+        LOWER,
+        "that percentile of the latency of ok requests",
+        ok_only=True,
+    ),
+    Metric("slo.latency_met", "bool", HIGHER, "latency_observed_s <= slo.latency"),
+    Metric("data.operations", "operations", NEUTRAL, "database operations sent in the window"),
+    Metric("data.failed_operations", "operations", LOWER, "database operations that failed"),
+    Metric("data.availability", "fraction", HIGHER, "database operations ok / sent"),
+    Metric("data.reads", "operations", NEUTRAL, "reads done"),
+    Metric(
+        "data.stale_reads",
+        "operations",
+        LOWER,
+        "reads that returned an older version of the key than the latest acknowledged write",
+    ),
+    Metric("data.stale_read_fraction", "fraction", LOWER, "stale_reads / reads"),
+    Metric("data.writes", "operations", NEUTRAL, "writes acknowledged"),
+    Metric(
+        "data.lost_writes",
+        "operations",
+        LOWER,
+        "acknowledged writes lost at a failover (the promoted replica never had them)",
+    ),
+    Metric(
+        "data.rpo_s",
+        "s",
+        LOWER,
+        "the longest span of data lost at one failover: from its oldest lost write to the"
+        " master's death",
+    ),
+    Metric(
+        "data.conflicts",
+        "operations",
+        LOWER,
+        "multi-master: writes to a key another master had written within the lag",
+    ),
+    Metric(
+        "data.lost_updates",
+        "operations",
+        LOWER,
+        "multi-master: earlier writes last-writer-wins silently dropped",
+    ),
+    Metric("data.failovers", "failovers", NEUTRAL, "master promotions"),
+    Metric(
+        "data.mean_failover_s",
+        "s",
+        LOWER,
+        "mean time from a master's death to its replacement's promotion",
+    ),
+    Metric(
+        "data.write_latency_s.mean",
+        "s",
+        LOWER,
+        "mean time from sending a write to its acknowledgement",
+    ),
+    Metric("data.write_latency_s.p50", "s", LOWER, "median write latency"),
+    Metric("data.write_latency_s.p99", "s", LOWER, "99th percentile of write latency"),
+    Metric(
+        "data.replication_lag_s.p50",
+        "s",
+        LOWER,
+        "median lag replicas show: from a write on its master to its application on a replica,"
+        " waiting for the writes before it",
+    ),
+    Metric("data.replication_lag_s.p99", "s", LOWER, "99th percentile of that lag"),
+    *_wait("data.wait_s", "of database operations"),
+    Metric("data.shards.<shard>.share", "fraction", NEUTRAL, "the shard's share of key accesses"),
+    Metric("data.shards.<shard>.operations", "operations", NEUTRAL, "operations on the shard"),
+    Metric("data.shards.<shard>.availability", "fraction", HIGHER, "its operations ok / sent"),
+    Metric(
+        "data.shards.<shard>.time_writable",
+        "fraction",
+        HIGHER,
+        "fraction of the window the shard had a master it could write to",
+    ),
+    Metric(
+        "data.shards.<shard>.time_readable",
+        "fraction",
+        HIGHER,
+        "fraction of the window the shard could serve reads",
+    ),
+)
+
+_PLACEHOLDER = re.compile(r"<(class|group|server|shard)>")
+
+
+@cache
+def _pattern(key: str) -> re.Pattern[str]:
+    parts = _PLACEHOLDER.split(key)
+    text = ""
+    for index, part in enumerate(parts):
+        text += re.escape(part) if index % 2 == 0 else r"[^.]+(?:\.[^.]+)*?"
+    return re.compile(f"^{text}$")
+
+
+class UnknownMetricError(KeyError):
+    """A key that is no summary metric; the message has a did-you-mean."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@cache
+def metric(key: str) -> Metric:
+    """The catalogue entry of a flat summary key (``classes.checkout.latency_s.p99``).
+
+    Raises :class:`UnknownMetricError` for a key that is no metric.
+    """
+    for entry in METRICS:
+        if "<" not in entry.key and entry.key == key:
+            return entry
+    for entry in METRICS:
+        if "<" in entry.key and entry.pattern.match(key):
+            return entry
+    raise UnknownMetricError(
+        f"no metric {key!r} in the summary{did_you_mean(key, [m.key for m in METRICS])}"
+    )
+
+
+def direction(key: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 for a fact (see :class:`Metric`)."""
+    return metric(key).direction
+
+
+def _names(scenario: Any) -> dict[str, list[str]]:
+    database = scenario.database
+    return {
+        "class": [request_class.name for request_class in scenario.workload.classes],
+        "group": [group.name for group in scenario.servers],
+        "server": [name for group in scenario.backend_groups() for name in group.server_names()],
+        "shard": [str(shard) for shard in range(database.shards)] if database else [],
+    }
+
+
+def _expand(key: str, names: dict[str, list[str]]) -> Iterator[str]:
+    found = _PLACEHOLDER.search(key)
+    if found is None:
+        yield key
+        return
+    for name in names[found.group(1)]:
+        yield from _expand(key[: found.start()] + name + key[found.end() :], names)
+
+
+def keys_for(scenario: Any) -> list[str]:
+    """The flat summary keys a run of ``scenario`` (a :class:`sim.scenario.Scenario`) reports,
+    in catalogue order: every class, group, server and shard filled in."""
+    names = _names(scenario)
+    keys = []
+    for entry in METRICS:
+        if entry.key.startswith("data.") and scenario.database is None:
+            continue
+        keys.extend(_expand(entry.key, names))
+    return keys
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested summary as one flat row: ``{"latency_s": {"p99": x}}`` -> ``{"latency_s.p99": x}``.
+
+    Numbers and booleans are kept (None as NaN); texts and lists are left out.
+    """
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            row.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float):
+            row[name] = value
+        elif value is None:
+            row[name] = math.nan
+    return row
+
+
+def check_summary(summary: dict[str, Any], scenario: Any) -> None:
+    """Raise ``RuntimeError`` unless the summary's flat keys are exactly the catalogue's for
+    ``scenario``: a metric reported but not declared, or declared but missing, is a bug."""
+    reported, declared = set(flatten(summary)), set(keys_for(scenario))
+    if reported != declared:
+        extra = sorted(reported - declared)[:5]
+        missing = sorted(declared - reported)[:5]
+        raise RuntimeError(
+            f"the summary does not match the metric catalogue: undeclared {extra},"
+            f" missing {missing}"
+        )
