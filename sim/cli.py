@@ -401,9 +401,10 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
 )
 @click.option(
     "--metric",
-    default="latency_s.p99",
+    default="availability.request_based_within_latency",
     show_default=True,
-    help="The metric the table is ranked by.",
+    help="The metric the table is ranked by (any summary key; the default counts failed and"
+    " slow requests alike: requests ok within slo.latency).",
 )
 @_executor_options
 @_plot_option

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from sim.catalogue import direction
+from sim.catalogue import metric as metric_of
 
 __all__ = ["format_availability", "format_incidents", "format_summary"]
 
@@ -312,6 +313,7 @@ def format_availability(estimate: dict[str, Any]) -> str:
 
 
 KEY_METRICS = (
+    "availability.request_based_within_latency",
     "latency_s.mean",
     "latency_s.p50",
     "latency_s.p99",
@@ -351,11 +353,28 @@ def format_intervals(name: str, replications: int, intervals: Any) -> str:
     return "\n".join(lines + _table(["metric", "mean", "half-width", "interval"], rows))
 
 
+FAILURES = "availability.request_based"
+"""The comparison's measure of failures: the fraction of requests ok."""
+TIE_BREAKER = "latency_s.p99"
+
+
 def format_comparison(comparison: Any, metric: str, parameter: str, replications: int) -> str:
-    """The alternatives ranked by ``metric``, with paired differences from the baseline."""
+    """The alternatives ranked by ``metric`` (equal means by p99 latency), with paired
+    differences from the baseline, and each one's failed requests flagged where they differ
+    significantly from the baseline's: no ranking prefers an alternative that failed more
+    requests without saying so."""
+    means = comparison.pivot_table(index="alternative", columns="metric", values="mean")
+    verdicts = comparison.pivot_table(
+        index="alternative", columns="metric", values="verdict", aggfunc="first"
+    )
     ranked = comparison[comparison.metric == metric].copy()
     sign = direction(metric) or -1
-    ranked = ranked.sort_values("mean", ascending=sign < 0)
+    ranked["_key"] = -sign * ranked["mean"]
+    if TIE_BREAKER in means.columns:
+        ranked["_tie"] = ranked.alternative.map(means[TIE_BREAKER])
+    else:
+        ranked["_tie"] = 0.0
+    ranked = ranked.sort_values(["_key", "_tie"], kind="stable")
     lines = [
         f"{parameter}: {len(ranked)} alternatives x {replications} replications, common random"
         f" numbers; differences from the baseline with 95% intervals",
@@ -368,11 +387,22 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
             if row.verdict == "baseline"
             else f"{row.difference:+.4g} [{row.low:+.4g}, {row.high:+.4g}]"
         )
+        failed = ""
+        if FAILURES in means.columns:
+            failed = _percent(1 - means.loc[row.alternative, FAILURES], 2)
+            mark = {"better": " (fewer)", "worse": " (more)"}.get(
+                verdicts.loc[row.alternative, FAILURES], ""
+            )
+            failed += mark
         rows.append(
-            [str(rank), str(row.alternative), _number(row["mean"]), difference, row.verdict]
+            [str(rank), str(row.alternative), _number(row["mean"]), difference, row.verdict, failed]
         )
-    lines += _table(["rank", "alternative", metric, "difference", "verdict"], rows)
-    others = [m for m in KEY_METRICS if m != metric and m in set(comparison.metric)][:5]
+    lines += _table(["rank", "alternative", metric, "difference", "verdict", "failed"], rows)
+    lines.append(
+        "failed: requests that did not end ok; (more)/(fewer): significantly more or fewer"
+        " than the baseline"
+    )
+    others = [m for m in KEY_METRICS if m != metric and m in means.columns][:5]
     if others:
         lines.append("")
         header = ["alternative", *others]
@@ -380,24 +410,43 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
         for alternative in ranked.alternative:
             cells = [str(alternative)]
             for other in others:
-                row = comparison[
-                    (comparison.alternative == alternative) & (comparison.metric == other)
-                ].iloc[0]
-                mark = {"better": " (+)", "worse": " (-)"}.get(row.verdict, "")
-                cells.append(_number(row["mean"]) + mark)
+                mark = {"better": " (+)", "worse": " (-)"}.get(verdicts.loc[alternative, other], "")
+                cells.append(_number(means.loc[alternative, other]) + mark)
             table_rows.append(cells)
         lines += _table(header, table_rows)
         lines.append("(+) significantly better, (-) significantly worse than the baseline")
-    availability = comparison[comparison.metric == "availability.request_based"]
-    if metric.startswith("latency") and len(availability):
-        worst = availability.loc[availability["mean"].idxmin()]
-        if worst["mean"] < availability["mean"].max() - 0.001:
-            lines.append(
-                f"note: latencies count ok requests only, and {worst.alternative} failed"
-                f" {(1 - worst['mean']) * 100:.2f}% of its requests; rank by"
-                " --metric availability.request_based_within_latency to weigh both"
+    flagged = _ranked_above_fewer_failures(list(ranked.alternative), means, verdicts)
+    if flagged:
+        warning = (
+            f"warning: {', '.join(map(str, flagged))} ranked above an alternative that failed"
+            " significantly fewer requests"
+        )
+        if metric_of(metric).ok_only:
+            warning += (
+                f"; {metric} counts ok requests only: rank by"
+                " availability.request_based_within_latency (the default) to weigh failures too"
             )
+        lines.append(warning)
     return "\n".join(lines)
+
+
+def _ranked_above_fewer_failures(order: list[Any], means: Any, verdicts: Any) -> list[Any]:
+    """Alternatives ranked above one that failed significantly fewer requests: either failed
+    more than the baseline while the other did not, or the other failed fewer than the
+    baseline while this one did not (or is the baseline)."""
+    if FAILURES not in means.columns:
+        return []
+    ok = means[FAILURES]
+    verdict = verdicts[FAILURES]
+    flagged = []
+    for position, higher in enumerate(order):
+        for lower in order[position + 1 :]:
+            fewer_failures = ok[lower] > ok[higher]
+            significant = verdict[higher] == "worse" or verdict[lower] == "better"
+            if fewer_failures and significant:
+                flagged.append(higher)
+                break
+    return flagged
 
 
 def format_sweep(table: Any, parameters: list[str]) -> str:

@@ -11,12 +11,14 @@ from builders import exponential, queue_scenario
 from click.testing import CliRunner
 
 from sim import parse_scenario
+from sim.catalogue import metric
 from sim.cli import main
 from sim.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from sim.experiment import (
     compare,
     confidence_intervals,
     grid,
+    paired_differences,
     replicate,
     replicate_to_precision,
     sweep,
@@ -358,3 +360,57 @@ def test_a_ragged_points_file_is_refused_with_its_line(tmp_path):
     result = CliRunner().invoke(main, ["sweep", path, "--points", str(points)])
     assert result.exit_code == 2
     assert "line 3" in result.output
+
+
+def _comparison(alternatives: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """Paired differences of made-up runs: per alternative, its fraction ok, its good fraction
+    and its p99 (identical in each of 5 replications but for a little paired noise)."""
+    rows = []
+    for label, (ok, good, p99) in alternatives.items():
+        for replication in range(5):
+            noise = 1e-4 * (replication - 2)
+            rows.append(
+                {
+                    "alternative": label,
+                    "replication": replication,
+                    "availability.request_based": ok + noise,
+                    "availability.request_based_within_latency": good + noise,
+                    "latency_s.p99": p99 + noise,
+                }
+            )
+    return paired_differences(pd.DataFrame(rows), list(alternatives))
+
+
+def test_the_default_ranking_never_rewards_failing_requests():
+    """Round-robin fails 8% of requests and answers the rest fast; least-connections fails
+    none. Ranked by p99 of ok requests round-robin would win: the default ranks by good
+    requests, and a ranking by p99 says out loud that its winner failed more."""
+    from sim.cli import compare as compare_command
+    from sim.report import format_comparison
+
+    default = next(p for p in compare_command.params if p.name == "metric").default
+    assert not metric(default).ok_only
+    comparison = _comparison(
+        {"round_robin": (0.92, 0.92, 0.10), "least_connections": (1.0, 0.999, 0.20)}
+    )
+    by_default = format_comparison(comparison, default, "balancer.policy", 5).splitlines()
+    assert by_default[4].split()[:2] == ["1", "least_connections"]
+    assert "8.00% (more)" not in "\n".join(by_default)  # the baseline is round_robin
+    assert "0.00% (fewer)" in by_default[4]
+    assert not any(line.startswith("warning") for line in by_default)
+    by_p99 = format_comparison(comparison, "latency_s.p99", "balancer.policy", 5).splitlines()
+    assert by_p99[4].split()[:2] == ["1", "round_robin"]
+    assert any(
+        line.startswith("warning: round_robin ranked above") and "ok requests only" in line
+        for line in by_p99
+    )
+
+
+def test_equal_rankings_are_broken_by_p99_latency():
+    from sim.report import format_comparison
+
+    comparison = _comparison({"a": (1.0, 1.0, 0.30), "b": (1.0, 1.0, 0.10), "c": (1.0, 1.0, 0.2)})
+    table = format_comparison(
+        comparison, "availability.request_based_within_latency", "x", 5
+    ).splitlines()
+    assert [line.split()[1] for line in table[4:7]] == ["b", "c", "a"]
