@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,14 +21,16 @@ from sim.analysis import finite_or_none
 from sim.catalogue import keys_for
 from sim.distributions import DISTRIBUTIONS
 from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
-from sim.experiment import compare as run_comparison
 from sim.experiment import (
+    BatchError,
     confidence_intervals,
     grid,
+    precise_enough,
     replicate,
     replicate_to_precision,
     with_overrides,
 )
+from sim.experiment import compare as run_comparison
 from sim.experiment import run as run_scenario
 from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
@@ -44,7 +46,7 @@ from sim.report import (
     format_summary,
     format_sweep,
 )
-from sim.results import RunFolder, new_run_folder
+from sim.results import RUNS, FolderInUse, RunFolder, RunStore, new_run_folder
 from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
 from sim.units import parse_duration, parse_fraction
 
@@ -93,6 +95,14 @@ def _load(path: str, overrides: tuple[str, ...] = ()):
         sys.exit(USER_ERROR)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop as for Ctrl-C (finished runs kept, workers ended), exit 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ecsim")
 def main() -> None:
@@ -102,6 +112,31 @@ def main() -> None:
     Example:
       ecsim run scenarios/baseline.yaml
     """
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _timing_options(function):
+    """How long to simulate, for commands that run requests."""
+    function = click.option(
+        "--warmup", help="Warm-up left out of the summary, e.g. 1m (default: the scenario's)."
+    )(function)
+    return click.option(
+        "--duration", help="Simulated duration, e.g. 10m (default: the scenario's)."
+    )(function)
+
+
+def _folder_options(function):
+    """What to do with an --out folder that already holds results."""
+    function = click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace the results already in the --out folder (only files ecsim wrote go).",
+    )(function)
+    return click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue the batch in the --out folder: keep its finished runs, run the others.",
+    )(function)
 
 
 def _scenario_options(function):
@@ -109,7 +144,8 @@ def _scenario_options(function):
     function = click.option(
         "--out",
         type=click.Path(file_okay=False),
-        help="Run folder to write (default: results/<scenario>-<time>-seed<seed>).",
+        help="Run folder to write (default: results/<scenario>-<time>-seed<seed>); a folder that"
+        " already holds results needs --resume or --overwrite.",
     )(function)
     function = click.option(
         "--set",
@@ -124,14 +160,43 @@ def _scenario_options(function):
     return click.argument("scenario_file", type=click.Path(dir_okay=False))(function)
 
 
-def _prepare(scenario_file, seed, overrides, out, extra=()):
-    """The validated scenario (seed and overrides applied) and its run folder."""
+def _prepare(
+    scenario_file,
+    seed,
+    overrides,
+    out,
+    extra=(),
+    duration=None,
+    warmup=None,
+    resume=False,
+    overwrite=False,
+):
+    """The validated scenario (seed, timing and overrides applied) and its claimed run folder."""
+    if resume and out is None:
+        _fail("--resume needs --out: the folder of the batch to resume")
+    if resume and overwrite:
+        _fail("give --resume or --overwrite, not both")
+    for option, value in (("--duration", duration), ("--warmup", warmup)):
+        if value is not None:
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                _fail(f"{option}: {error}")
+    timing = tuple(
+        f"{key}={value}"
+        for key, value in (("duration", duration), ("warmup", warmup))
+        if value is not None
+    )
     if seed is not None:
         overrides = (*overrides, f"seed={seed}")
-    scenario = _load(scenario_file, (*overrides, *extra))
+    scenario = _load(scenario_file, (*overrides, *timing, *extra))
     folder = RunFolder(
         Path(out) if out else new_run_folder(Path("results"), scenario.name, scenario.seed)
     )
+    try:
+        folder.claim(resume=resume, overwrite=overwrite)
+    except FolderInUse as error:
+        _fail(str(error))
     return scenario, folder
 
 
@@ -140,9 +205,19 @@ def _execute(folder: RunFolder, scenario, work):
     try:
         with folder.recording(scenario.to_dict()) as metadata:
             return work(metadata)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
+        kept = len(RunStore(folder.path / RUNS).load())
         click.echo(f"interrupted; partial run folder: {folder.path}", err=True)
-        sys.exit(130)
+        if kept:
+            click.echo(
+                f"{kept} finished run(s) kept in {folder.path / RUNS}: run the same command"
+                " with --resume to finish the batch",
+                err=True,
+            )
+        sys.exit(143 if isinstance(interruption, Terminated) else 130)
+    except BatchError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
     except OSError as error:
         _fail(f"cannot write the run folder {folder.path}: {error.strerror or error}")
     except click.ClickException as error:  # a user mistake found on the way: exit 2
@@ -218,15 +293,19 @@ class BatchProgress:
 def _run_batch(work, total: int, label: str, executor):
     progress = BatchProgress(total, label)
     try:
-        return work(progress)
+        result = work(progress)
+    except BaseException:
+        executor.terminate()  # an interrupted batch leaves no worker behind
+        raise
     finally:
         progress.close()
-        executor.close()
+    executor.close()
+    return result
 
 
 @main.command()
 @_scenario_options
-@click.option("--duration", help="Simulated duration, e.g. 10m (default: the scenario's).")
+@_timing_options
 @click.option(
     "--replications",
     type=click.IntRange(min=1),
@@ -251,6 +330,7 @@ def _run_batch(work, total: int, label: str, executor):
     show_default=True,
     help="The most replications --precision may run.",
 )
+@_folder_options
 @_executor_options
 @_plot_option
 @click.option("--quiet", is_flag=True, help="Do not print the summary table.")
@@ -260,10 +340,13 @@ def run(
     overrides,
     out,
     duration,
+    warmup,
     replications,
     precision,
     precision_metric,
     max_replications,
+    resume,
+    overwrite,
     workers,
     scheduler,
     plot,
@@ -272,7 +355,8 @@ def run(
     """Run a scenario, print its summary and write a run folder.
 
     With several replications (or --precision) every metric is reported as a mean with a 95%
-    confidence interval, and replications.csv holds one row per replication.
+    confidence interval, and replications.csv holds one row per replication; each finished
+    replication is kept in runs/ as it ends, so --resume finishes an interrupted batch.
 
     \b
     Examples:
@@ -281,16 +365,10 @@ def run(
       ecsim run scenarios/baseline.yaml --replications 10
       ecsim run scenarios/baseline.yaml --precision 2% --precision-metric latency_s.p99
     """
-    extra = ()
-    if duration is not None:
-        try:
-            parse_duration(duration)
-        except ValueError as error:
-            _fail(f"--duration: {error}")
-        extra = (f"duration={duration}",)
-    if replications is not None:
-        extra = (*extra, f"replications={replications}")
-    scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
+    extra = (f"replications={replications}",) if replications is not None else ()
+    scenario, folder = _prepare(
+        scenario_file, seed, overrides, out, extra, duration, warmup, resume, overwrite
+    )
     if scenario.replications > 1 or precision is not None:
         _run_replications(
             scenario,
@@ -303,6 +381,8 @@ def run(
             quiet,
         )
         return
+    if resume:
+        _fail("--resume continues a batch of replications; this is a single run")
 
     def work(metadata):
         progress = LazyProgressBar(f"simulating {scenario.name}")
@@ -334,14 +414,17 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
             target = parse_fraction(precision)
         except ValueError as error:
             _fail(f"--precision: {error}")
+        if target <= 0:
+            _fail("--precision: expected a relative half-width above 0%, e.g. 5%")
         _check_metric(scenario, metric, "--precision-metric")
     executor = _make_executor(workers, scheduler)
-    count = scenario.replications if target is None else max(5, min(scenario.replications, cap))
+    count = scenario.replications if target is None else min(max(5, scenario.replications), cap)
+    store = folder.path / RUNS
 
     def work(metadata):
         def batch(progress):
             if target is None:
-                return replicate(scenario, count, executor=executor, progress=progress)
+                return replicate(scenario, count, executor=executor, progress=progress, store=store)
             return replicate_to_precision(
                 scenario,
                 metric,
@@ -350,36 +433,47 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
                 cap=cap,
                 executor=executor,
                 progress=progress,
+                store=store,
             )
 
         started = time.perf_counter()
         frame = _run_batch(batch, count, f"replicating {scenario.name}", executor)
-        if target is not None and metric not in frame.columns:
-            raise click.BadParameter(
-                f"no metric {metric!r} in the summary", param_hint="--precision-metric"
-            )
         intervals = confidence_intervals(frame)
         metadata["wall_time_s"] = time.perf_counter() - started
         metadata["executor"] = executor.name
         folder.write_table("replications.csv", frame)
-        folder.write_summary(
-            {
-                "scenario": scenario.name,
-                "seed": scenario.seed,
-                "replications": len(frame),
-                "confidence": 0.95,
-                "metrics": {
-                    name: {k: row[k] for k in ("mean", "half_width", "low", "high")}
-                    for name, row in intervals.iterrows()
-                },
+        summary = {
+            "scenario": scenario.name,
+            "seed": scenario.seed,
+            "replications": len(frame),
+            "confidence": 0.95,
+            "metrics": {
+                name: {k: row[k] for k in ("mean", "half_width", "low", "high")}
+                for name, row in intervals.iterrows()
+            },
+        }
+        if target is not None:
+            summary["precision"] = {
+                "metric": metric,
+                "target": target,
+                "reached": precise_enough(frame, metric, target),
             }
-        )
-        return intervals, metadata["wall_time_s"], len(frame)
+        folder.write_summary(summary)
+        return intervals, metadata["wall_time_s"], frame
 
-    intervals, wall_time_s, count = _execute(folder, scenario, work)
+    intervals, wall_time_s, frame = _execute(folder, scenario, work)
     if not quiet:
-        click.echo(format_intervals(scenario.name, count, intervals))
+        click.echo(format_intervals(scenario.name, len(frame), intervals))
         click.echo("")
+    if target is not None and not precise_enough(frame, metric, target):
+        row = intervals.loc[metric]
+        reached = abs(row["half_width"] / row["mean"]) if row["mean"] else float("inf")
+        click.echo(
+            f"warning: --precision {target:.1%} not reached for {metric}: the interval is"
+            f" +-{reached:.1%} of the mean after {len(frame)} replications (the cap,"
+            " --max-replications)",
+            err=True,
+        )
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
 
 
@@ -406,6 +500,8 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
     help="The metric the table is ranked by (any summary key; the default counts failed and"
     " slow requests alike: requests ok within slo.latency).",
 )
+@_timing_options
+@_folder_options
 @_executor_options
 @_plot_option
 def compare(
@@ -417,6 +513,10 @@ def compare(
     vary,
     replications,
     metric,
+    duration,
+    warmup,
+    resume,
+    overwrite,
     workers,
     scheduler,
     plot,
@@ -444,34 +544,39 @@ def compare(
             _fail(f"--vary: {error}")
     if len(values) < 2:
         _fail("compare needs at least two alternatives")
-    scenario, folder = _prepare(scenario_file, seed, overrides, out)
+    scenario, folder = _prepare(
+        scenario_file, seed, overrides, out, (), duration, warmup, resume, overwrite
+    )
     alternatives = {_label(value): {path: value} for value in values}
     if len(alternatives) < len(values):
         _fail("compare needs distinct alternatives; a value is given twice")
     for label, changes in alternatives.items():
         try:
-            with_overrides(scenario, changes)
+            variant = with_overrides(scenario, changes)
         except ScenarioError as error:
             click.echo(f"error: alternative {label!r} is not a valid scenario:", err=True)
             for problem in error.problems:
                 click.echo(f"  {problem}", err=True)
             sys.exit(USER_ERROR)
+        _check_metric(variant, metric, "--metric")
     count = replications or max(5, scenario.replications)
-    _check_metric(scenario, metric, "--metric")
     executor = _make_executor(workers, scheduler)
 
     def work(metadata):
         started = time.perf_counter()
         runs, comparison = _run_batch(
             lambda progress: run_comparison(
-                scenario, alternatives, count, executor=executor, progress=progress
+                scenario,
+                alternatives,
+                count,
+                executor=executor,
+                progress=progress,
+                store=folder.path / RUNS,
             ),
             count * len(alternatives),
             f"comparing {len(alternatives)} alternatives",
             executor,
         )
-        if metric not in set(comparison.metric):
-            raise click.BadParameter(f"no metric {metric!r} in the summary", param_hint="--metric")
         metadata["wall_time_s"] = time.perf_counter() - started
         metadata["executor"] = executor.name
         folder.write_table("runs.csv", runs)
@@ -482,6 +587,7 @@ def compare(
                 "seed": scenario.seed,
                 "parameter": path,
                 "baseline": next(iter(alternatives)),
+                "metric": metric,
                 "replications": count,
                 "confidence": 0.95,
                 "common_random_numbers": True,
@@ -490,10 +596,7 @@ def compare(
         )
         return comparison, metadata["wall_time_s"]
 
-    try:
-        comparison, wall_time_s = _execute(folder, scenario, work)
-    except click.BadParameter as error:
-        _fail(error.format_message())
+    comparison, wall_time_s = _execute(folder, scenario, work)
     click.echo(format_comparison(comparison, metric, path, count))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
@@ -521,11 +624,8 @@ def compare(
     type=click.IntRange(min=1),
     help="Replications per point (default: the scenario's).",
 )
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Keep the runs already finished in the --out folder and run only the others.",
-)
+@_timing_options
+@_folder_options
 @_executor_options
 @_plot_option
 def sweep(
@@ -536,7 +636,10 @@ def sweep(
     params,
     points_file,
     replications,
+    duration,
+    warmup,
     resume,
+    overwrite,
     workers,
     scheduler,
     plot,
@@ -545,8 +648,8 @@ def sweep(
 
     One row per point and replication, one column per parameter and per metric, in
     sweep.parquet and sweep.csv. Every finished run is saved as it completes: Ctrl-C keeps
-    them, and --resume skips them. A point that fails is reported with its parameters; the
-    others go on.
+    them, and --resume skips them. Every point is checked before anything runs; a run that
+    fails is reported with its parameters and the others go on (exit 1 when none succeeded).
 
     \b
     Examples:
@@ -555,8 +658,6 @@ def sweep(
       ecsim sweep scenarios/flash_sale.yaml --param servers[0].count=8,10 \\
           --param balancer.policy=round_robin,least_connections --out results/sizing --resume
     """
-    if resume and out is None:
-        _fail("--resume needs --out: the folder of the sweep to resume")
     if bool(params) == bool(points_file):
         _fail("give --param (a grid) or --points (a CSV file of points)")
     swept = {}
@@ -567,15 +668,27 @@ def sweep(
             _fail(f"--param: {error}")
         swept[path] = values
     extra = (f"replications={replications}",) if replications else ()
-    scenario, folder = _prepare(scenario_file, seed, overrides, out, extra)
+    scenario, folder = _prepare(
+        scenario_file, seed, overrides, out, extra, duration, warmup, resume, overwrite
+    )
     if points_file:
         points = _read_points(points_file)
         swept = dict.fromkeys(points[0])
     else:
         points = grid(swept)
-    store = folder.path / "runs"
-    if store.exists() and not resume:
-        shutil.rmtree(store)
+    invalid = []
+    for index, point in enumerate(points):
+        try:
+            with_overrides(scenario, point)
+        except ScenarioError as error:
+            values = ", ".join(f"{p}={v}" for p, v in point.items())
+            invalid += [f"point {index} ({values}): {problem}" for problem in error.problems]
+    if invalid:
+        click.echo("error: some points are not valid scenarios:", err=True)
+        for line in invalid[:20]:
+            click.echo(f"  {line}", err=True)
+        sys.exit(USER_ERROR)
+    store = folder.path / RUNS
     executor = _make_executor(workers, scheduler)
     total = len(points) * scenario.replications
 
@@ -608,6 +721,9 @@ def sweep(
         click.echo(f"point {row.point} ({values}) failed: {row.error}", err=True)
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time, {len(table)} runs)")
+    if len(failed) == len(table):
+        click.echo("error: every run of the sweep failed", err=True)
+        sys.exit(1)
     if plot:
         _draw(folder.path)
 

@@ -10,6 +10,9 @@ everything finished) and show progress.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -34,6 +37,24 @@ class SerialExecutor:
     def close(self) -> None:
         return None
 
+    def terminate(self) -> None:
+        return None
+
+
+def _start_worker() -> None:
+    """In a pool worker: leave Ctrl-C to the parent, which stops the batch and ends the workers
+    (a terminal sends SIGINT to the whole process group); and end when the parent is gone
+    (SIGKILL leaves it no chance to end them), rather than wait for work forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, name="ecsim-parent-watch", daemon=True).start()
+
 
 class ProcessExecutor:
     """A local pool of worker processes, at most ``workers`` tasks in flight at once."""
@@ -42,7 +63,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_start_worker)
 
     def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:
         pending: dict[Future, Any] = {}
@@ -63,6 +84,17 @@ class ProcessExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def terminate(self) -> None:
+        """Stop now (the batch was interrupted): kill the workers, whatever they were doing;
+        a process pool has no other way to abandon a running task."""
+        # The pool's own record of its worker processes: concurrent.futures has no public one.
+        processes = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+
 
 class DaskExecutor:
     """Tasks on an existing Dask distributed cluster, through its scheduler's address."""
@@ -77,6 +109,7 @@ class DaskExecutor:
                 "running on a Dask cluster needs the 'distributed' package:"
                 ' pip install -e ".[dask]"'
             ) from None
+        self._futures: dict = {}
         try:
             self._client = Client(address, timeout="5s", set_as_default=False)
         except OSError as error:
@@ -85,13 +118,20 @@ class DaskExecutor:
     def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:
         from distributed import as_completed
 
-        futures = {}
+        self._futures = futures = {}
         for key, task in tasks:
             futures[self._client.submit(_guarded, function, task, pure=False)] = key
         for future in as_completed(futures, loop=self._client.loop):
             yield futures[future], future.result()
 
     def close(self) -> None:
+        self._client.close()
+
+    def terminate(self) -> None:
+        """Cancel what is still queued or running on the cluster, and disconnect."""
+        futures = list(self._futures)
+        if futures:
+            self._client.cancel(futures)
         self._client.close()
 
 

@@ -18,24 +18,26 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sim.analysis import mean_confidence_interval, summarize, wait_summary
-from sim.catalogue import check_summary, direction, flatten
+from sim.analysis import finite_or_none, mean_confidence_interval, summarize, wait_summary
+from sim.catalogue import check_summary, direction, flatten, keys_for
 from sim.executors import SerialExecutor
 from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
 from sim.model.tallies import SERVER_COLUMNS
 from sim.overrides import set_path
 from sim.reliability import markov_availability
-from sim.results import atomic_write_text
+from sim.results import RunStore
 from sim.scenario import Problem, Scenario, ScenarioError, parse_scenario
 from sim.streams import Streams
 
 __all__ = [
+    "BatchError",
     "RunResult",
     "compare",
     "confidence_intervals",
     "grid",
     "paired_differences",
+    "precise_enough",
     "replicate",
     "replicate_to_precision",
     "run",
@@ -151,23 +153,75 @@ def with_overrides(scenario: Scenario, values: dict[str, Any]) -> Scenario:
     return parse_scenario(data, source)
 
 
-def _tasks(
-    scenario: Scenario, seed: int, replications: range, label: Any = None
-) -> list[tuple[Any, dict[str, Any]]]:
+class BatchError(RuntimeError):
+    """Runs of a replication or comparison batch failed; ``failures`` says which and why."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        shown = "; ".join(failures[:3])
+        if len(failures) > 3:
+            shown += f"; ... {len(failures) - 3} more"
+        super().__init__(f"{len(failures)} run(s) failed: {shown}")
+
+
+@dataclass(frozen=True)
+class _Task:
+    key: str
+    """What runs (scenario, overrides, seed), hashed: the same key is the same run."""
+    replication: int
+    scenario: dict[str, Any]
+    seed: int
+
+
+def _tasks(scenario: Scenario, seed: int, replications: range, point: Any = None) -> list[_Task]:
     data = scenario.to_dict()
-    return [
-        ((label, replication), {"scenario": data, "seed": seed, "replication": replication})
-        for replication in replications
-    ]
+    key = point_key(point or {}, {**data, "seed": seed})
+    return [_Task(key, replication, data, seed) for replication in replications]
 
 
-def _collect(results, progress: Callable[[int], None] | None) -> list[tuple[Any, dict]]:
-    collected = []
-    for key, outcome in results:
-        collected.append((key, outcome))
+def _run_all(
+    tasks: list[_Task],
+    executor,
+    store: Path | None,
+    progress: Callable[[int], None] | None,
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Every task's record (``metrics`` or ``error``), from the store when saved there, else
+    run on ``executor``; each success is saved the moment it arrives, so an interrupted batch
+    keeps all it finished. Failures are not saved: a resumed batch tries them again."""
+    saved = RunStore(store).load() if store is not None else {}
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    pending = []
+    for task in tasks:
+        record = saved.get((task.key, task.replication))
+        if record is not None and record.get("error") is None:
+            results[(task.key, task.replication)] = record
+            if progress is not None:
+                progress(1)
+        else:
+            work = {"scenario": task.scenario, "seed": task.seed, "replication": task.replication}
+            pending.append(((task.key, task.replication), work))
+    keeper = RunStore(store) if store is not None else None
+    for (key, replication), outcome in executor.map(run_task, pending):
+        record = _plain_record(
+            {
+                "key": key,
+                "replication": replication,
+                "metrics": outcome.get("value"),
+                "error": outcome.get("error"),
+            }
+        )
+        results[(key, replication)] = record
+        if keeper is not None and record["error"] is None:
+            keeper.save(record)
         if progress is not None:
             progress(1)
-    return collected
+    return results
+
+
+def _plain_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it reads back from its file (NaN as null), so a resumed batch and an
+    uninterrupted one build identical tables."""
+    return json.loads(json.dumps(finite_or_none(record)))
 
 
 def replicate(
@@ -177,18 +231,38 @@ def replicate(
     executor=None,
     progress: Callable[[int], None] | None = None,
     first: int = 0,
+    store: Path | None = None,
 ) -> pd.DataFrame:
     """Independent replications (streams spawned per replication from the root seed): one row
-    each, with the flat summary metrics, sorted by replication."""
+    each, with the flat summary metrics, sorted by replication.
+
+    With a ``store`` folder, each finished replication is saved there at once and replications
+    saved before are not run again. Raises :class:`BatchError` if any replication failed.
+    """
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
     tasks = _tasks(scenario, seed, range(first, first + replications))
-    rows = []
-    for (_, replication), outcome in _collect(executor.map(run_task, tasks), progress):
-        if not outcome["ok"]:
-            raise RuntimeError(f"replication {replication} failed: {outcome['error']}")
-        rows.append({"replication": replication, **outcome["value"]})
-    return pd.DataFrame(rows).sort_values("replication", ignore_index=True)
+    results = _run_all(tasks, executor, store, progress)
+    failures = [
+        f"replication {task.replication}: {results[(task.key, task.replication)]['error']}"
+        for task in tasks
+        if results[(task.key, task.replication)]["error"] is not None
+    ]
+    if failures:
+        raise BatchError(failures)
+    rows = [
+        {"replication": task.replication, **results[(task.key, task.replication)]["metrics"]}
+        for task in tasks
+    ]
+    return _numeric(pd.DataFrame(rows))
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """Metric columns as numbers: a metric missing (null) in every row reads back as NaN."""
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].map(lambda v: v is None).all():
+            frame[column] = math.nan
+    return frame
 
 
 def confidence_intervals(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -225,21 +299,27 @@ def replicate_to_precision(
     executor=None,
     confidence: float = 0.95,
     progress: Callable[[int], None] | None = None,
+    store: Path | None = None,
 ) -> pd.DataFrame:
     """Add replications until ``metric``'s interval is within ``relative_half_width`` of its
-    mean (sequential estimation), or ``cap`` replications have run."""
-    frame = replicate(scenario, start, seed, executor, progress)
-    while len(frame) < cap:
-        interval = confidence_intervals(frame[["replication", metric]], confidence).loc[metric]
-        if abs(interval["half_width"]) <= relative_half_width * abs(interval["mean"]):
-            break
+    mean (sequential estimation), or ``cap`` replications have run; ``start`` first (at most
+    ``cap``). Whether the target was reached is for the caller to read from the frame."""
+    frame = replicate(scenario, min(start, cap), seed, executor, progress, store=store)
+    while len(frame) < cap and not precise_enough(frame, metric, relative_half_width, confidence):
         # Grow by half again each round: fewer rounds than one at a time, little overshoot.
         more = min(cap - len(frame), max(2, len(frame) // 2))
-        frame = pd.concat(
-            [frame, replicate(scenario, more, seed, executor, progress, first=len(frame))],
-            ignore_index=True,
-        )
+        later = replicate(scenario, more, seed, executor, progress, len(frame), store)
+        frame = pd.concat([frame, later], ignore_index=True)
     return frame
+
+
+def precise_enough(
+    frame: pd.DataFrame, metric: str, relative_half_width: float, confidence: float = 0.95
+) -> bool:
+    """Whether ``metric``'s interval over the replications in ``frame`` is within
+    ``relative_half_width`` of its mean."""
+    interval = confidence_intervals(frame[["replication", metric]], confidence).loc[metric]
+    return bool(abs(interval["half_width"]) <= relative_half_width * abs(interval["mean"]))
 
 
 def compare(
@@ -251,6 +331,7 @@ def compare(
     confidence: float = 0.95,
     progress: Callable[[int], None] | None = None,
     common_random_numbers: bool = True,
+    store: Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each alternative (a label and its ``key.path -> value`` overrides) in ``replications``
     replications; the first alternative is the baseline.
@@ -259,27 +340,30 @@ def compare(
     seed and replication index, so all see the same arrivals, work and failures, and the
     differences are paired. Returns the runs (one row per alternative and replication) and the
     comparison (per alternative and metric: mean, paired difference from the baseline with its
-    interval, and a verdict).
+    interval, and a verdict). With a ``store`` folder, finished runs are saved as they end and
+    not run again. Raises :class:`BatchError` if any run failed.
     """
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
-    tasks = []
+    tasks: dict[str, list[_Task]] = {}
     for position, (label, overrides) in enumerate(alternatives.items()):
         variant = with_overrides(scenario, overrides)
         offset = 0 if common_random_numbers else position * 1_000_003
-        tasks += _tasks(variant, seed + offset, range(replications), label)
-    rows = []
-    for (label, replication), outcome in _collect(executor.map(run_task, tasks), progress):
-        if not outcome["ok"]:
-            raise RuntimeError(f"{label}, replication {replication}: {outcome['error']}")
-        rows.append({"alternative": label, "replication": replication, **outcome["value"]})
-    order = {label: i for i, label in enumerate(alternatives)}
-    runs = pd.DataFrame(rows)
-    runs = runs.sort_values(
-        ["alternative", "replication"],
-        key=lambda c: c.map(order) if c.name == "alternative" else c,
-        ignore_index=True,
-    )
+        tasks[label] = _tasks(variant, seed + offset, range(replications), overrides)
+    results = _run_all([t for mine in tasks.values() for t in mine], executor, store, progress)
+    rows, failures = [], []
+    for label, mine in tasks.items():
+        for task in mine:
+            record = results[(task.key, task.replication)]
+            if record["error"] is not None:
+                failures.append(f"{label}, replication {task.replication}: {record['error']}")
+            else:
+                rows.append(
+                    {"alternative": label, "replication": task.replication, **record["metrics"]}
+                )
+    if failures:
+        raise BatchError(failures)
+    runs = _numeric(pd.DataFrame(rows))
     return runs, paired_differences(runs, list(alternatives), confidence)
 
 
@@ -361,61 +445,45 @@ def sweep(
 
     With a ``store`` folder, each finished run is saved there at once (atomically), and runs
     already saved are not run again: an interrupted sweep resumes where it stopped. A point whose
-    run fails gets a row with its parameters and the ``error``; the others go on.
+    run fails gets a row with its parameters and the ``error``; the others go on. The metric
+    columns are the catalogue's (:func:`sim.catalogue.keys_for`), in its order, whether a run
+    succeeded or not.
     """
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
-    saved: dict[tuple[str, int], dict[str, Any]] = {}
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-        for path in sorted(store.glob("*.json")):
-            record = json.loads(path.read_text(encoding="utf-8"))
-            saved[(record["point_key"], record["replication"])] = record
-    base = {**scenario.to_dict(), "seed": seed}
-    keys = [point_key(point, base) for point in points]
-    results: dict[tuple[int, int], dict[str, Any]] = {}
-    tasks = []
-    for index, (point, key) in enumerate(zip(points, keys, strict=True)):
+    invalid: dict[int, str] = {}
+    tasks: dict[int, list[_Task]] = {}
+    metrics: dict[str, None] = {}
+    for index, point in enumerate(points):
         try:
             variant = with_overrides(scenario, point)
         except ScenarioError as error:
-            for replication in range(replications):
-                results[(index, replication)] = {"metrics": None, "error": str(error)}
+            invalid[index] = str(error)
             continue
-        data = variant.to_dict()
-        for replication in range(replications):
-            if (key, replication) in saved:
-                results[(index, replication)] = saved[(key, replication)]
-            else:
-                task = {"scenario": data, "seed": seed, "replication": replication}
-                tasks.append(((index, key, replication), task))
-    for (index, key, replication), outcome in _collect(executor.map(run_task, tasks), progress):
-        record = {
-            "point_key": key,
-            "params": {path: _plain(value) for path, value in points[index].items()},
-            "replication": replication,
-            "metrics": outcome.get("value"),
-            "error": outcome.get("error"),
-        }
-        results[(index, replication)] = record
-        # Only successes are kept: a failure (a lost worker, say) is tried again on resume.
-        if store is not None and record["error"] is None:
-            atomic_write_text(
-                store / f"{key}-{replication}.json", json.dumps(record, default=_plain) + "\n"
-            )
+        metrics.update(dict.fromkeys(keys_for(variant)))
+        tasks[index] = _tasks(variant, seed, range(replications), point)
+    results = _run_all([t for mine in tasks.values() for t in mine], executor, store, progress)
+    parameters = list(dict.fromkeys(p for point in points for p in point))
     rows = []
-    for (index, replication), record in sorted(results.items()):
-        rows.append(
-            {
+    for index, point in enumerate(points):
+        for replication in range(replications):
+            row = {
                 "point": index,
-                **{path: _plain(value) for path, value in points[index].items()},
+                **{path: _plain(value) for path, value in point.items()},
                 "replication": replication,
-                "error": record["error"],
-                **(record["metrics"] or {}),
             }
-        )
-    table = pd.DataFrame(rows)
-    for path in dict.fromkeys(p for point in points for p in point):
+            if index in invalid:
+                row["error"] = invalid[index]
+            else:
+                task = tasks[index][replication]
+                record = results[(task.key, task.replication)]
+                row["error"] = record["error"]
+                row.update(record["metrics"] or {})
+            rows.append(row)
+    leading = ["point", *parameters, "replication", "error"]
+    columns = [*leading, *(key for key in metrics if key not in leading)]
+    table = _numeric(pd.DataFrame(rows, columns=columns))
+    for path in parameters:
         kinds = {type(value) for value in table[path] if value is not None}
         if len(kinds) > 1:  # mixed types (a typo among numbers, say): a column of text
             table[path] = table[path].astype(str)

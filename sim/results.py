@@ -38,7 +38,10 @@ import yaml
 from sim.analysis import finite_or_none
 
 __all__ = [
+    "RUNS",
+    "FolderInUse",
     "RunFolder",
+    "RunStore",
     "atomic_write_bytes",
     "atomic_write_text",
     "new_run_folder",
@@ -105,11 +108,77 @@ def new_run_folder(root: Path, scenario_name: str, seed: int) -> Path:
     return candidate
 
 
+RUNS = "runs"
+"""The sub-folder where a batch keeps its finished runs (see :class:`RunStore`)."""
+WRITTEN = (
+    SCENARIO,
+    METADATA,
+    SUMMARY,
+    TIMESERIES,
+    INCIDENTS,
+    EVENTS,
+    LATENCY,
+    SERVERS,
+    "replications.csv",
+    "runs.csv",
+    "comparison.csv",
+    "sweep.csv",
+    "sweep.parquet",
+)
+"""Every file name ecsim writes into a results folder (figures aside)."""
+FIGURE_STEMS = ("latency_cdf", "timeseries", "incidents", "comparison", "availability_curve")
+
+
+class FolderInUse(Exception):
+    """The output folder holds something this run must not mix with or delete."""
+
+
 class RunFolder:
     """Writes one run's files; see the module docstring for the layout."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    def claim(self, resume: bool = False, overwrite: bool = False) -> None:
+        """Make the folder this run's, or raise :class:`FolderInUse`.
+
+        A missing or empty folder is free. A folder of an earlier ecsim run is continued with
+        ``resume`` (its finished runs are kept) or cleared with ``overwrite`` (only the files
+        ecsim writes go; anything else stays). Any other non-empty folder is refused: ecsim
+        never mixes two runs in one folder, and never deletes what it did not write.
+        """
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise FolderInUse(f"{path} exists and is not a folder")
+        if not path.exists() or not any(path.iterdir()):
+            return
+        ours = (path / METADATA).is_file()
+        if not ours:
+            raise FolderInUse(
+                f"{path} is not empty and holds no ecsim results: choose another --out"
+            )
+        if resume:
+            return
+        if overwrite:
+            self._clear()
+            return
+        raise FolderInUse(
+            f"{path} already holds the results of a run: pass --resume to continue it,"
+            " --overwrite to replace them, or choose another --out"
+        )
+
+    def _clear(self) -> None:
+        for name in WRITTEN:
+            (self.path / name).unlink(missing_ok=True)
+        for stem in FIGURE_STEMS:
+            for suffix in ("png", "svg", "pdf"):
+                (self.path / f"{stem}.{suffix}").unlink(missing_ok=True)
+        runs = self.path / RUNS
+        if runs.is_dir() and not runs.is_symlink():
+            for saved in runs.glob(f"*{RunStore.SUFFIX}"):
+                saved.unlink()
+            if not any(runs.iterdir()):
+                runs.rmdir()
 
     def write_scenario(self, resolved: dict[str, Any]) -> None:
         text = yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
@@ -173,6 +242,42 @@ class RunFolder:
         finally:
             fields["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             self.write_metadata(fields)
+
+
+class RunStore:
+    """The finished runs of a batch (replications, a comparison, a sweep), one JSON file each,
+    written atomically the moment each run ends: an interrupted batch keeps every finished run,
+    and a resumed one runs only the others.
+
+    A run is known by the key of what ran (its scenario, overrides and seed) and its
+    replication. A file that cannot be read back (cut short by a crash, edited by hand) is
+    listed in :attr:`unreadable` and its run is done again.
+    """
+
+    SUFFIX = ".json"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.unreadable: list[Path] = []
+
+    def load(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Every readable saved run, by (key, replication)."""
+        saved: dict[tuple[str, int], dict[str, Any]] = {}
+        self.unreadable = []
+        if not self.folder.is_dir():
+            return saved
+        for path in sorted(self.folder.glob(f"*{self.SUFFIX}")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                saved[(str(record["key"]), int(record["replication"]))] = record
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+                self.unreadable.append(path)
+        return saved
+
+    def save(self, record: dict[str, Any]) -> None:
+        """Keep one finished run: a mapping with its ``key`` and ``replication``."""
+        name = f"{record['key']}-{record['replication']}{self.SUFFIX}"
+        atomic_write_text(self.folder / name, json.dumps(finite_or_none(record)) + "\n")
 
 
 def read_run(path: Path) -> dict[str, Any]:
