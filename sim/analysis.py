@@ -36,7 +36,7 @@ def nines(availability: float) -> float:
         return math.nan
     if availability >= 1.0:
         return math.inf
-    return -math.log10(1.0 - availability)
+    return 0.0 - math.log10(1.0 - availability)  # 0.0 - x: never the -0.0 of -log10(1)
 
 
 def downtime_per_year_s(availability: float) -> float:

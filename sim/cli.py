@@ -48,6 +48,7 @@ from sim.report import (
 )
 from sim.results import RUNS, FolderInUse, RunFolder, RunStore, new_run_folder
 from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
+from sim.scenario.advice import advise
 from sim.units import parse_duration, parse_fraction
 
 __all__ = ["main"]
@@ -87,12 +88,20 @@ def _fail(message: str) -> None:
 
 def _load(path: str, overrides: tuple[str, ...] = ()):
     try:
-        return load_scenario(path, overrides)
+        scenario = load_scenario(path, overrides)
     except ScenarioError as error:
         click.echo(f"error: {error.source} is not a valid scenario:", err=True)
         for problem in error.problems:
             click.echo(f"  {error.source}: {problem}", err=True)
         sys.exit(USER_ERROR)
+    _warn(path, scenario)
+    return scenario
+
+
+def _warn(path: str, scenario) -> None:
+    """What looks unintended in a valid scenario, on stderr (see sim.scenario.advice)."""
+    for advice in advise(scenario):
+        click.echo(f"warning: {path}: {advice}", err=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -853,13 +862,14 @@ def validate(scenario_files) -> None:
     failed = False
     for path in scenario_files:
         try:
-            load_scenario(path)
+            scenario = load_scenario(path)
         except ScenarioError as error:
             failed = True
             for problem in error.problems:
                 click.echo(f"{error.source}: {problem}", err=True)
         else:
             click.echo(f"{path}: ok")
+            _warn(path, scenario)
     if failed:
         sys.exit(USER_ERROR)
 

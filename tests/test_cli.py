@@ -219,3 +219,145 @@ def test_an_unwritable_run_folder_is_a_clear_error_not_a_crash(tmp_path):
     )
     assert result.exit_code == 2
     assert "cannot write the run folder" in result.output and "Traceback" not in result.output
+
+
+# -- what runs but was probably not meant -----------------------------------------------------
+
+BASE = {
+    "duration": 60,
+    "metrics": {"step": 60},
+    "workload": {
+        "arrivals": {"rate": 10},
+        "classes": [
+            {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.05}}
+        ],
+    },
+    "servers": [{"name": "web", "count": 2, "workers": 2}],
+}
+
+
+def _scenario_file(tmp_path: Path, changes: dict | None = None, name: str = "s.yaml") -> Path:
+    data = json.loads(json.dumps(BASE))
+    for key, value in (changes or {}).items():
+        data[key] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "says"),
+    [
+        (
+            {"failures": [{"kind": "crash", "target": {"server": "web-1"}, "at": 90}]},
+            "failures[0].at",
+            "after the run ends",
+        ),
+        (
+            {
+                "workload": {
+                    "arrivals": {"rate": 10},
+                    "classes": [
+                        {
+                            "name": "r",
+                            "share": 1,
+                            "service_time": {"kind": "exponential", "mean": 0.05},
+                            "timeout": "50m",
+                        }
+                    ],
+                }
+            },
+            "workload.classes[0].timeout",
+            "no request can time out",
+        ),
+        (
+            {
+                "workload": {
+                    "arrivals": {"rate": 10},
+                    "classes": [
+                        {
+                            "name": "r",
+                            "share": 1,
+                            "service_time": {"kind": "exponential", "mean": 0.05},
+                            "database": {"writes": 1},
+                        }
+                    ],
+                },
+                "database": {"replication": {"mode": "semi_sync", "replicas": 0}},
+            },
+            "database.replication.mode",
+            "no replica acknowledges every write at once",
+        ),
+        ({"servers": [{"name": "web", "count": 1}]}, "workload.arrivals", "50% of capacity"),
+    ],
+    ids=["failure after the end", "client timeout of 50 minutes", "semi-sync alone", "overload"],
+)
+def test_legal_but_probably_unintended_input_is_warned_about_in_one_place(
+    changes, path, says, tmp_path
+):
+    if path == "workload.arrivals":  # 10/s x 50 ms = 0.5 busy workers: make it 1.5 on one
+        changes = {**changes, "workload": {**BASE["workload"], "arrivals": {"rate": 30}}}
+        says = "150% of capacity"
+    file = _scenario_file(tmp_path, changes)
+    validated = invoke("validate", file)
+    assert validated.exit_code == 0
+    assert f"warning: {file}: {path}: " in validated.stderr and says in validated.stderr
+    ran = invoke("run", file, "--quiet", "--out", tmp_path / "run")
+    assert ran.exit_code == 0 and says in ran.stderr
+
+
+def test_a_clean_scenario_gets_no_warning(tmp_path):
+    result = invoke("validate", _scenario_file(tmp_path))
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_a_short_duration_with_a_long_warmup_is_fixed_with_warmup(tmp_path):
+    file = _scenario_file(tmp_path, {"warmup": 30})
+    refused = invoke("run", file, "--duration", "20s", "--out", tmp_path / "a")
+    assert refused.exit_code == 2 and "--warmup" in refused.stderr
+    fixed = invoke("run", file, "--duration", "20s", "--warmup", "5s", "--out", tmp_path / "b")
+    assert fixed.exit_code == 0, fixed.stderr
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert (summary["duration_s"], summary["warmup_s"]) == (20, 5)
+
+
+def test_precision_respects_its_cap_and_says_when_it_missed(tmp_path):
+    file = _scenario_file(tmp_path)
+    result = invoke(
+        "run",
+        file,
+        "--precision",
+        "0.01%",
+        "--max-replications",
+        "3",
+        "--workers",
+        "1",
+        "--quiet",
+        "--out",
+        tmp_path / "run",
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["replications"] == 3
+    assert summary["precision"]["reached"] is False
+    assert "not reached" in result.stderr
+
+
+def test_a_sweep_of_invalid_points_stops_before_running_with_exit_2(tmp_path):
+    result = invoke(
+        "sweep",
+        _scenario_file(tmp_path),
+        "--param",
+        "servers[0].cnt=2,3",
+        "--out",
+        tmp_path / "sweep",
+    )
+    assert result.exit_code == 2
+    assert "point 0" in result.stderr and "cnt" in result.stderr
+    assert not (tmp_path / "sweep" / "sweep.csv").exists()
+
+
+def test_nines_of_a_run_where_nothing_succeeded_is_zero_not_minus_zero():
+    from sim.analysis import nines
+
+    assert str(nines(0.0)) == "0.0"

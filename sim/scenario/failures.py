@@ -77,6 +77,10 @@ class FailureSpec(Spec):
     kind: str
     target: TargetSpec
 
+    def starts_at(self) -> float | None:
+        """When a scheduled failure begins (seconds); None for a random one."""
+        return None
+
 
 def _repair_once(spec: Any) -> Any:
     if spec.duration is not None and spec.time_to_repair is not None:
@@ -124,6 +128,9 @@ class CrashSpec(FailureSpec):
     def _one_repair(self) -> CrashSpec:
         return _repair_once(self)
 
+    def starts_at(self) -> float | None:
+        return self.at
+
 
 @FAILURE_MODELS.register("slowdown")
 class SlowdownSpec(FailureSpec):
@@ -134,6 +141,9 @@ class SlowdownSpec(FailureSpec):
     duration: PositiveDuration
     factor: float = Field(gt=1.0)
 
+    def starts_at(self) -> float | None:
+        return self.at
+
 
 @FAILURE_MODELS.register("partition")
 class PartitionSpec(FailureSpec):
@@ -142,6 +152,9 @@ class PartitionSpec(FailureSpec):
     kind: Literal["partition"] = "partition"
     at: NonNegativeDuration
     duration: PositiveDuration
+
+    def starts_at(self) -> float | None:
+        return self.at
 
 
 @FAILURE_MODELS.register("zone_outage")
@@ -161,6 +174,9 @@ class ZoneOutageSpec(Spec):
     @property
     def target(self) -> TargetSpec:
         return TargetSpec(zone=self.zone)
+
+    def starts_at(self) -> float | None:
+        return self.at
 
 
 FailureSpecField = registered(FAILURE_MODELS, Spec)

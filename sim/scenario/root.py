@@ -73,7 +73,7 @@ class Scenario(Spec):
             raise located_error(
                 ".warmup",
                 f"warm-up ({self.warmup:g}s) must be shorter than the duration"
-                f" ({self.duration:g}s)",
+                f" ({self.duration:g}s); on the command line, --warmup sets it",
             )
         groups = [group.name for group in self.servers]
         for index, name in enumerate(groups):

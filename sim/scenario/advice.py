@@ -1,0 +1,120 @@
+"""Warnings about scenarios that are valid but probably not what their author meant.
+
+Validation refuses what cannot run; this module points at what runs but likely answers another
+question than the one asked: a failure scheduled after the run ends, a client that never gives
+up, a replication mode that cannot do what it says, a cluster offered more work than it can do.
+Every command that loads a scenario prints these, in one place, before it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.scenario.failures import ZoneOutageSpec
+from sim.scenario.root import Scenario
+
+__all__ = ["LONG_TIMEOUT_S", "Advice", "advise"]
+
+LONG_TIMEOUT_S = 600.0
+"""A client timeout beyond ten minutes: real clients give up within seconds to a minute."""
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One warning: the key path it is about, and what looks wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def advise(scenario: Scenario) -> list[Advice]:
+    """What looks unintended in ``scenario`` (an empty list when nothing does)."""
+    return [
+        *_late_failures(scenario),
+        *_long_timeouts(scenario),
+        *_replication(scenario),
+        *_overload(scenario),
+    ]
+
+
+def _late_failures(scenario: Scenario) -> list[Advice]:
+    advice = []
+    for index, failure in enumerate(scenario.failures):
+        at = failure.starts_at()
+        if at is not None and at >= scenario.duration:
+            what = "zone outage" if isinstance(failure, ZoneOutageSpec) else failure.kind
+            advice.append(
+                Advice(
+                    f"failures[{index}].at",
+                    f"this {what} starts at {at:g}s, after the run ends ({scenario.duration:g}s):"
+                    " it never happens in `ecsim run`",
+                )
+            )
+    return advice
+
+
+def _long_timeouts(scenario: Scenario) -> list[Advice]:
+    window = scenario.duration - scenario.warmup
+    advice = []
+    for index, request_class in enumerate(scenario.workload.classes):
+        timeout = request_class.timeout
+        if timeout is None:
+            continue
+        if timeout >= window:
+            reason = f"no longer than the measurement window ({window:g}s): no request can time out"
+        elif timeout > LONG_TIMEOUT_S:
+            reason = "real clients give up within seconds to a minute"
+        else:
+            continue
+        advice.append(
+            Advice(
+                f"workload.classes[{index}].timeout",
+                f"a client timeout of {timeout:g}s is {reason}; is it in the right unit?",
+            )
+        )
+    return advice
+
+
+def _replication(scenario: Scenario) -> list[Advice]:
+    database = scenario.database
+    if database is None:
+        return []
+    replication = database.replication
+    if (
+        replication.kind == "master_slave"
+        and replication.mode != "async"
+        and not replication.replicas
+    ):
+        return [
+            Advice(
+                "database.replication.mode",
+                f"{replication.mode} with no replica acknowledges every write at once, as async"
+                " does: give it replicas, or write mode: async",
+            )
+        ]
+    return []
+
+
+def _overload(scenario: Scenario) -> list[Advice]:
+    """Open-loop work beyond the capacity of the servers behind the balancer, at the highest
+    rate of the profile: queues then grow for as long as that rate lasts."""
+    arrivals = scenario.workload.arrivals
+    if arrivals is None:
+        return []
+    peak = max([arrivals.rate, *(change.rate for change in arrivals.profile)])
+    work_per_request = sum(c.share * c.service_time.mean() for c in scenario.workload.classes)
+    capacity = sum(g.count * g.workers * g.speed for g in scenario.backend_groups())
+    offered = peak * work_per_request
+    if capacity <= 0 or offered <= capacity:
+        return []
+    return [
+        Advice(
+            "workload.arrivals",
+            f"at its peak ({peak:g}/s) the workload needs {offered:.3g} workers busy all the time,"
+            f" and the servers have {capacity:g}: {offered / capacity:.0%} of capacity, so queues"
+            " grow while that rate lasts (intended for an overload study?)",
+        )
+    ]
