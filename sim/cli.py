@@ -826,22 +826,29 @@ def availability(scenario_file, seed, overrides, out, years, replications) -> No
     show_default=True,
     help="Image format.",
 )
-def plot(results_folder, out, fmt) -> None:
+@click.option(
+    "--metric",
+    help="What a comparison chart leads with (default: its ranking metric) or a sweep's"
+    " availability curve shows (default: availability.request_based).",
+)
+def plot(results_folder, out, fmt, metric) -> None:
     """Draw the figures that fit a run, comparison or sweep folder.
 
     A run gets its latency CDF per class, its time series with failures shaded and its
     incident timeline; a comparison its chart of alternatives; a sweep its availability curve
-    against the first swept parameter (on a nines scale, with 95% bands and the SLO target).
+    against the first swept parameter (on a nines scale, with 95% bands, the Markov chain's
+    line where the design has one, and the SLO target).
 
     \b
     Examples:
       ecsim plot results/flash_sale_crash-20261125-101500-seed20261125
       ecsim plot results/sizing --format svg --out docs/images
+      ecsim plot results/spares --metric availability.time_based
     """
     from sim.figures import NothingToDraw, draw_folder
 
     try:
-        written = draw_folder(Path(results_folder), Path(out) if out else None, fmt)
+        written = draw_folder(Path(results_folder), Path(out) if out else None, fmt, metric)
     except NothingToDraw as error:
         _fail(str(error))
     except (OSError, KeyError, ValueError) as error:

@@ -39,8 +39,15 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-def draw_folder(folder: Path, out: Path | None = None, fmt: str = "png") -> list[Path]:
-    """Draw what fits the results in ``folder`` into ``out`` (default: the folder itself)."""
+def draw_folder(
+    folder: Path, out: Path | None = None, fmt: str = "png", metric: str | None = None
+) -> list[Path]:
+    """Draw what fits the results in ``folder`` into ``out`` (default: the folder itself).
+
+    ``metric``: what a comparison chart leads with (default: the metric the comparison was
+    ranked by) or a sweep's availability curve shows (default: request-based availability).
+    Raises :class:`NothingToDraw` for a folder with no results ecsim knows.
+    """
     folder = Path(folder)
     out = Path(out) if out is not None else folder
     scenario = (
@@ -64,7 +71,10 @@ def draw_folder(folder: Path, out: Path | None = None, fmt: str = "png") -> list
         written.append(
             _save(
                 plots.time_series(
-                    run["timeseries"], run["events"], f"{name}: traffic, errors and latency"
+                    run["timeseries"],
+                    run["events"],
+                    f"{name}: traffic, errors and latency",
+                    end_s=run["summary"]["duration_s"],
                 ),
                 out / f"timeseries.{fmt}",
             )
@@ -81,11 +91,11 @@ def draw_folder(folder: Path, out: Path | None = None, fmt: str = "png") -> list
     elif (folder / "comparison.csv").exists():
         comparison = pd.read_csv(folder / "comparison.csv")
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        metrics = [
-            m
-            for m in ("latency_s.p99", "availability.request_based", "throughput_per_s")
-            if m in set(comparison.metric)
-        ]
+        lead = metric or summary.get("metric") or "availability.request_based_within_latency"
+        if lead not in set(comparison.metric):
+            raise NothingToDraw(f"{folder}: the comparison has no metric {lead!r}")
+        others = ("latency_s.p99", "availability.request_based", "throughput_per_s")
+        metrics = [lead, *(m for m in others if m != lead and m in set(comparison.metric))]
         written.append(
             _save(
                 plots.comparison_chart(
@@ -104,13 +114,17 @@ def draw_folder(folder: Path, out: Path | None = None, fmt: str = "png") -> list
         if not parameters:
             raise NothingToDraw(f"{folder}: the sweep has no parameter column")
         group_by = parameters[1] if len(parameters) > 1 else None
+        shown = metric or "availability.request_based"
+        if shown not in table.columns:
+            raise NothingToDraw(f"{folder}: the sweep has no metric {shown!r}")
         written.append(
             _save(
                 plots.availability_curve(
                     table,
                     parameters[0],
-                    "availability.request_based",
+                    shown,
                     slo.get("availability"),
+                    theory=_markov_line(table, parameters[0]) if group_by is None else None,
                     group_by=group_by,
                 ),
                 out / f"availability_curve.{fmt}",
@@ -125,3 +139,12 @@ def _swept(table: pd.DataFrame) -> list[str]:
     """The parameter columns of a sweep table: those before 'replication'."""
     columns = list(table.columns)
     return columns[columns.index("point") + 1 : columns.index("replication")]
+
+
+def _markov_line(table: pd.DataFrame, parameter: str) -> pd.DataFrame | None:
+    """The Markov chain's value at each point of a sweep, where the design has one."""
+    column = "availability.markov.value"
+    if column not in table.columns or table[column].isna().all():
+        return None
+    values = table.groupby(parameter, sort=True)[column].first().dropna()
+    return pd.DataFrame({"parameter": values.index, "value": values.to_numpy()})

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from sim.catalogue import direction
+from sim.catalogue import metric as metric_of
 
 __all__ = [
     "availability_curve",
@@ -135,31 +136,48 @@ def _incident_spans(events: pd.DataFrame) -> list[tuple[str, float, float | None
     return spans
 
 
+def _steps(axes, starts_min: Any, end_min: float, y: Any, index: int, label: str) -> None:
+    """A per-step series as steps: each row's value holds over its whole step, so a change
+    shows where it happened, not as a slope from the step before."""
+    values = np.asarray(y, dtype=float)
+    x = np.append(np.asarray(starts_min, dtype=float), end_min)
+    style = _style(index)
+    style["marker"] = None
+    axes.plot(x, np.append(values, values[-1:]), drawstyle="steps-post", label=label, **style)
+
+
 def time_series(
     timeseries: pd.DataFrame,
     events: pd.DataFrame | None = None,
     title: str = "Traffic, errors and latency over time",
+    end_s: float | None = None,
 ) -> Figure:
-    """Throughput, error rate and p99 over time, with failures shaded and labelled, and the
-    offered arrival rate (the flash-sale profile) beside the throughput."""
-    step = float(timeseries["time_s"].diff().dropna().median()) if len(timeseries) > 1 else 1.0
-    minutes = timeseries["time_s"] / 60
+    """Throughput, error rate and p99 over time, each row of the time series drawn as a step
+    over its interval, with failures shaded and labelled, and the offered arrival rate (the
+    flash-sale profile) beside the throughput. ``end_s``: the end of the run (default: one
+    step after the last row)."""
+    starts = timeseries["time_s"].to_numpy(dtype=float)
+    widths = np.diff(starts)
+    step = float(np.median(widths)) if len(widths) else 1.0
+    end = end_s if end_s is not None else float(starts[-1] + step)
+    width = np.append(widths, end - starts[-1])
+    minutes, end_min = starts / 60, end / 60
     failed = timeseries[["timeout", "rejected", "no_backend", "error"]].sum(axis=1)
     ended = failed + timeseries["ok"]
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
-    _line(top, minutes, timeseries["ok"] / step, 0, "ok answers")
+    _steps(top, minutes, end_min, timeseries["ok"] / width, 0, "ok answers")
     if timeseries["offered_rate_per_s"].notna().any():
-        _line(top, minutes, timeseries["offered_rate_per_s"], 1, "offered arrival rate")
+        _steps(top, minutes, end_min, timeseries["offered_rate_per_s"], 1, "offered arrival rate")
     top.set_ylabel("requests per second")
-    _line(middle, minutes, 100 * failed / ended.where(ended > 0), 2, "failed requests")
+    rate = 100 * failed / ended.where(ended > 0)
+    _steps(middle, minutes, end_min, rate, 2, "failed requests")
     middle.set_ylabel("error rate (%)")
-    _line(bottom, minutes, timeseries["p99_latency_s"] * 1000, 3, "p99 latency (ok)")
+    _steps(bottom, minutes, end_min, timeseries["p99_latency_s"] * 1000, 3, "p99 latency (ok)")
     bottom.set_ylabel("p99 latency (ms)")
     bottom.set_xlabel("simulated time (minutes)")
     spans = _incident_spans(events) if events is not None and len(events) else []
-    end_of_run = float((timeseries["time_s"].iloc[-1] + step) / 60)
-    for index, (label, start, end) in enumerate(spans):
-        right = end / 60 if end is not None else end_of_run
+    for index, (label, start, stop) in enumerate(spans):
+        right = stop / 60 if stop is not None else end_min
         for axes in (top, middle, bottom):
             axes.axvspan(
                 start / 60,
@@ -193,65 +211,117 @@ def time_series(
     return figure
 
 
+FAULTS = {"crash": "down", "partition": "down", "zone outage": "down", "slowdown": "degraded"}
+"""Events that start a fault, and how the timeline draws it."""
+MENDS = {"repaired", "reconnected", "back to speed"}
+SPANS = {
+    "down": {"color": "0.1", "hatch": ""},
+    "degraded": {"color": "0.75", "hatch": "xx"},
+    "out of rotation": {"color": "0.55", "hatch": "//"},
+    "recovering": {"color": "0.88", "hatch": ".."},
+    "service down": {"color": "0.3", "hatch": "\\\\"},
+}
+MARKS = {
+    "promotion started": {"marker": ">", "label": "spare promotion started"},
+    "promoted": {"marker": "*", "label": "spare in rotation (failover)"},
+    "promoted to master": {"marker": "*", "label": "replica promoted to master (failover)"},
+}
+
+
+def _component_spans(mine: pd.DataFrame, end_s: float) -> list[tuple[str, float, float]]:
+    """(kind, start, end) spans of one component's events. "Recovering" (repaired, not yet
+    back in rotation) only applies to what the balancer routes to: a zone or the balancer
+    itself is over when it is repaired."""
+    routed = bool(mine.event.isin(["in rotation", "out of rotation"]).any())
+    spans: list[tuple[str, float, float]] = []
+    fault = fault_since = out_since = repaired_at = None
+    for event in mine.itertuples():
+        t = event.time_s
+        if event.event in FAULTS:
+            fault, fault_since = FAULTS[event.event], t
+        elif event.event in MENDS and fault_since is not None:
+            spans.append((fault, fault_since, t))
+            if fault == "down" and routed:
+                repaired_at = t
+            fault = fault_since = None
+        elif event.event == "out of rotation" and str(event.detail).startswith(
+            ("detected down", "ejected")
+        ):
+            out_since = t
+        elif event.event == "in rotation":
+            if out_since is not None:
+                spans.append(("out of rotation", out_since, t))
+                out_since = None
+            if repaired_at is not None:
+                spans.append(("recovering", repaired_at, t))
+                repaired_at = None
+    for kind, since in ((fault, fault_since), ("out of rotation", out_since)):
+        if since is not None:
+            spans.append((kind, since, end_s))
+    if repaired_at is not None:
+        spans.append(("recovering", repaired_at, end_s))
+    return spans
+
+
+def _service_spans(events: pd.DataFrame, end_s: float) -> list[tuple[str, float, float]]:
+    spans, since = [], None
+    for event in events[events.component == "service"].itertuples():
+        if event.event == "down":
+            since = event.time_s
+        elif event.event == "up" and since is not None:
+            spans.append(("service down", since, event.time_s))
+            since = None
+    if since is not None:
+        spans.append(("service down", since, end_s))
+    return spans
+
+
 def incident_timeline(
     events: pd.DataFrame, end_s: float, title: str = "Incident timeline"
 ) -> Figure:
-    """One row per component: when it was down, out of rotation (suspected), and recovering
-    (repaired but not yet back in rotation)."""
+    """One row per component: down (crashed, cut off), degraded (a slowdown), out of rotation
+    (detection took it out), recovering (repaired, not yet back); failovers marked (a spare's
+    promotion started and done, a replica promoted to master); and on top, when the service
+    as a whole was down."""
     components = [c for c in dict.fromkeys(events.component) if c != "service"]
-    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.5 * max(1, len(components))))
-    kinds = {
-        "down": {"color": "0.1", "hatch": ""},
-        "out of rotation": {"color": "0.6", "hatch": "//"},
-        "recovering": {"color": "0.85", "hatch": ".."},
-    }
-    drawn = set()
-    for row, component in enumerate(components):
-        mine = events[events.component == component].sort_values("time_s")
-        down_since = out_since = repaired_at = None
-        spans = []
-        for _, event in mine.iterrows():
-            t = event.time_s
-            if event.event in {"crash", "partition", "zone outage", "slowdown"}:
-                down_since = t
-            elif (
-                event.event in {"repaired", "reconnected", "back to speed"}
-                and down_since is not None
-            ):
-                spans.append(("down", down_since, t))
-                down_since, repaired_at = None, t
-            elif event.event == "out of rotation" and str(event.detail).startswith(
-                ("detected down", "ejected")
-            ):
-                out_since = t
-            elif event.event == "in rotation":
-                if out_since is not None:
-                    spans.append(("out of rotation", out_since, t))
-                    out_since = None
-                if repaired_at is not None:
-                    spans.append(("recovering", repaired_at, t))
-                    repaired_at = None
-        for kind, since in (
-            ("down", down_since),
-            ("out of rotation", out_since),
-            ("recovering", repaired_at),
-        ):
-            if since is not None:
-                spans.append((kind, since, end_s))
-        for kind, start, end in spans:
-            offset = {"down": 0.0, "out of rotation": 0.25, "recovering": 0.25}[kind]
+    service = _service_spans(events, end_s)
+    rows = (["service"] if service else []) + components
+    figure, axes = plt.subplots(figsize=(10, 1.4 + 0.5 * max(1, len(rows))))
+    drawn: set[str] = set()
+    for row, component in enumerate(rows):
+        mine = events[events.component == component].sort_values("time_s", kind="stable")
+        spans = service if component == "service" else _component_spans(mine, end_s)
+        for kind, start, stop in spans:
+            offset = 0.0 if kind in {"down", "degraded", "service down"} else 0.25
             axes.broken_barh(
-                [(start / 60, (end - start) / 60)],
+                [(start / 60, (stop - start) / 60)],
                 (row - 0.35 + offset, 0.45),
-                facecolor=kinds[kind]["color"],
-                hatch=kinds[kind]["hatch"],
+                facecolor=SPANS[kind]["color"],
+                hatch=SPANS[kind]["hatch"],
                 edgecolor="black",
                 linewidth=0.5,
                 label=kind if kind not in drawn else None,
             )
             drawn.add(kind)
-    axes.set_yticks(range(len(components)))
-    axes.set_yticklabels(components)
+        for event in mine.itertuples():
+            name = "promoted" if str(event.detail) == "promoted" else event.event
+            if name in MARKS:
+                mark = MARKS[name]
+                axes.plot(
+                    [event.time_s / 60],
+                    [row],
+                    marker=mark["marker"],
+                    markersize=11,
+                    markerfacecolor="white",
+                    markeredgecolor="black",
+                    linestyle="none",
+                    label=mark["label"] if mark["label"] not in drawn else None,
+                    zorder=5,
+                )
+                drawn.add(mark["label"])
+    axes.set_yticks(range(len(rows)))
+    axes.set_yticklabels(rows)
+    axes.set_ylim(len(rows) - 0.5, -0.6)
     axes.set_xlim(0, end_s / 60)
     axes.set_xlabel("simulated time (minutes)")
     axes.set_ylabel("component")
@@ -280,6 +350,9 @@ def nines_axis(axes, low: float, high: float) -> None:
     )
 
 
+NO_FAILURE = "no failure observed (more nines than shown)"
+
+
 def availability_curve(
     sweep: pd.DataFrame,
     parameter: str,
@@ -291,24 +364,23 @@ def availability_curve(
 ) -> Figure:
     """Availability (as nines) against a swept parameter: the mean over replications with its
     95% band, an optional theory line (``theory`` with columns ``parameter`` and ``value``)
-    and the SLO target."""
+    and the SLO target. A point where no replication saw a failure has no finite number of
+    nines: it is drawn as an upward arrow at the top of the chart, never as a value."""
     from sim.analysis import mean_confidence_interval
 
     figure, axes = plt.subplots(figsize=(8, 5))
     groups = [(None, sweep)] if group_by is None else list(sweep.groupby(group_by, sort=False))
-    # A point without a single failure has infinitely many nines: draw it one nine above the
-    # best imperfect value (or the target), at the top of the chart.
     observed = [a for a in sweep[metric].dropna() if a < 1]
     if target is not None:
         observed.append(target)
     if theory is not None and len(theory):
         observed += [a for a in theory["value"] if a < 1]
-    cap = math.ceil(max((float(nines(a)) for a in observed), default=3.0)) + 1
+    top = math.ceil(max((float(nines(a)) for a in observed), default=3.0)) + 1
 
     def _n(values):
-        return nines(values, cap)
+        return nines(values, top)
 
-    lows, highs = [], []
+    lows, highs, perfect = [], [], []
     for index, (label, frame) in enumerate(groups):
         frame = frame[frame["error"].isna()] if "error" in frame.columns else frame
         rows = []
@@ -320,8 +392,10 @@ def availability_curve(
                 mean, half = (values[0] if values else math.nan), 0.0
             rows.append((value, mean, max(mean - half, 0.0), min(mean + half, 1.0)))
         x = [r[0] for r in rows]
+        means = np.array([r[1] for r in rows], dtype=float)
+        shown = np.where(means < 1, _n(means), np.nan)
         name = "simulated" if label is None else f"simulated ({group_by}={label})"
-        _line(axes, x, _n([r[1] for r in rows]), index, name, every=1)
+        _line(axes, x, shown, index, name, every=1)
         axes.fill_between(
             x,
             _n([r[2] for r in rows]),
@@ -330,8 +404,22 @@ def availability_curve(
             alpha=0.2,
             label="95% confidence band" if index == 0 else None,
         )
+        perfect += [value for value, mean in zip(x, means, strict=True) if mean >= 1]
         lows += list(_n([r[2] for r in rows]))
-        highs += list(_n([r[3] for r in rows]))
+        highs += [h for h in _n([r[3] for r in rows]) if h < top]
+    if perfect:
+        axes.plot(
+            perfect,
+            [top] * len(perfect),
+            marker="^",
+            markersize=10,
+            markerfacecolor="white",
+            markeredgecolor="black",
+            linestyle="none",
+            label=NO_FAILURE,
+            clip_on=False,
+        )
+        highs.append(top)
     if theory is not None and len(theory):
         axes.plot(
             theory["parameter"],
@@ -364,11 +452,20 @@ def availability_curve(
     return figure
 
 
+def _as_nines(metric: str) -> bool:
+    """Availability-like metrics (fractions where higher is better) read best on a nines
+    axis: on 0 to 1, 99.9% and 99.99% are one bar."""
+    entry = metric_of(metric)
+    return entry.unit == "fraction" and entry.direction > 0
+
+
 def comparison_chart(
     comparison: pd.DataFrame, metrics: Sequence[str], title: str = "Alternatives compared"
 ) -> Figure:
-    """Each alternative's mean for each metric, with the 95% interval of its difference from
-    the baseline as error bars; the best alternative of each metric is drawn solid black."""
+    """Each alternative's mean for each metric (the first is the one the comparison was ranked
+    by), with the 95% interval of its paired difference from the baseline as error bars; the
+    best alternative of each metric is drawn solid. Availability-like fractions are drawn in
+    nines, so 99.9% and 99.99% do not look alike."""
     metrics = [m for m in metrics if comparison[comparison.metric == m]["mean"].notna().any()]
     if not metrics:
         raise ValueError("none of the metrics has a value to compare")
@@ -384,14 +481,31 @@ def comparison_chart(
         best = int(np.nanargmax(means * sign))
         colors = ["0.15" if i == best else "0.75" for i in range(len(labels))]
         hatches = ["" if i == best else "//" for i in range(len(labels))]
-        bars = axes.bar(
-            range(len(labels)), means, yerr=errors, color=colors, edgecolor="black", capsize=4
-        )
+        if _as_nines(metric):
+            imperfect = [float(nines(m)) for m in means if m < 1]
+            top = math.ceil(max(imperfect, default=3.0)) + 1
+            heights = nines(means, top)
+            below = heights - nines(np.clip(means - errors, 0, 1), top)
+            above = nines(np.clip(means + errors, 0, 1), top) - heights
+            bars = axes.bar(
+                range(len(labels)),
+                heights,
+                yerr=[below, above],
+                color=colors,
+                edgecolor="black",
+                capsize=4,
+            )
+            nines_axis(axes, 0, float(np.nanmax(heights)))
+            axes.set_ylabel(f"{metric} (nines scale)")
+        else:
+            bars = axes.bar(
+                range(len(labels)), means, yerr=errors, color=colors, edgecolor="black", capsize=4
+            )
+            axes.set_ylabel(f"{metric} ({metric_of(metric).unit})")
         for bar, hatch in zip(bars, hatches, strict=True):
             bar.set_hatch(hatch)
         axes.set_xticks(range(len(labels)))
         axes.set_xticklabels(labels, rotation=30, ha="right")
-        axes.set_ylabel(metric)
         axes.set_title(f"{metric}\n({'higher' if sign > 0 else 'lower'} is better)", fontsize=9)
         axes.grid(True, axis="y", alpha=0.3)
         axes.legend(

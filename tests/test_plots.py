@@ -4,13 +4,15 @@ the plot command writes the files."""
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from builders import exponential, queue_scenario
 from click.testing import CliRunner
 from matplotlib.collections import PolyCollection
 
-from sim import parse_scenario, plots, run
+from sim import figures, parse_scenario, plots, run
 from sim.cli import main
 from sim.experiment import compare, grid, sweep
 
@@ -188,3 +190,171 @@ def test_a_run_where_nothing_succeeded_still_draws(tmp_path):
             ),
             ["latency_s.p99"],
         )
+
+
+def test_the_time_series_draws_each_row_as_a_step_so_errors_start_at_the_crash(crash_run):
+    """web-2 crashes at 100 s; rows are 10 s wide. Drawn as steps, the error rate is zero over
+    the whole row before the crash and rises in the row that holds it, not on a slope that
+    starts earlier."""
+    figure = plots.time_series(crash_run.timeseries, crash_run.events, end_s=240)
+    errors = next(line for line in figure.axes[1].lines if line.get_label() == "failed requests")
+    assert errors.get_drawstyle() == "steps-post"
+    x, y = errors.get_xdata(), errors.get_ydata()
+    assert x[-1] == pytest.approx(4.0)  # the last step reaches the end of the run
+    before = [value for start, value in zip(x, y, strict=False) if start < 90 / 60]
+    assert max(before) == 0
+    assert y[list(x).index(100 / 60)] > 0
+
+
+def test_the_incident_timeline_tells_slow_from_down_and_shows_the_failover():
+    scenario = parse_scenario(
+        {
+            "duration": 300,
+            "workload": {
+                "arrivals": {"rate": 20},
+                "classes": [{"name": "r", "share": 1, "service_time": exponential(0.05)}],
+            },
+            "balancer": {"detection": {"kind": "heartbeat", "interval": 1, "misses": 2}},
+            "servers": [
+                {
+                    "name": "web",
+                    "count": 2,
+                    "workers": 4,
+                    "zone": "a",
+                    "standby": {"count": 1, "promotion_delay": 10},
+                },
+                {"name": "api", "count": 2, "workers": 4, "zone": "b"},
+            ],
+            "failures": [
+                {
+                    "kind": "slowdown",
+                    "target": {"server": "api-1"},
+                    "at": 20,
+                    "duration": 40,
+                    "factor": 3,
+                },
+                {"kind": "crash", "target": {"server": "web-1"}, "at": 60, "duration": 60},
+                {"kind": "zone_outage", "zone": "b", "at": 150, "duration": 30},
+                {"kind": "crash", "target": "balancer", "at": 200, "duration": 5},
+            ],
+        }
+    )
+    result = run(scenario)
+    figure = plots.incident_timeline(result.events, 300)
+    axes = figure.axes[0]
+    rows = [label.get_text() for label in axes.get_yticklabels()]
+    assert rows[0] == "service" and {"api-1", "web-1", "zone b", "balancer"} <= set(rows)
+    legend = set(labels(figure))
+    assert {"degraded", "down", "service down"} <= legend
+    assert {"spare promotion started", "spare in rotation (failover)"} <= legend
+
+    def spans(row: str, kind: str) -> list[tuple[float, float]]:
+        colour = matplotlib.colors.to_rgba(plots.SPANS[kind]["color"])
+        found = []
+        for collection in axes.collections:
+            for path in collection.get_paths():
+                (x0, y0), (x1, _) = path.vertices.min(axis=0), path.vertices.max(axis=0)
+                if rows[round(y0 + 0.35)] == row and tuple(collection.get_facecolor()[0]) == colour:
+                    found.append((x0 * 60, x1 * 60))
+        return found
+
+    assert spans("api-1", "degraded") == [pytest.approx((20, 60))]
+    assert spans("api-1", "down") == []
+    assert spans("zone b", "down") == [pytest.approx((150, 180))]
+    # A zone and the balancer are over when repaired: nothing "recovering" to the end.
+    assert spans("zone b", "recovering") == spans("balancer", "recovering") == []
+    assert spans("balancer", "down") == [pytest.approx((200, 205))]
+
+
+def test_the_comparison_chart_leads_with_the_ranking_metric_on_a_nines_axis():
+    comparison = pd.DataFrame(
+        {
+            "alternative": ["a", "b", "a", "b"],
+            "metric": ["availability.request_based_within_latency"] * 2 + ["latency_s.p99"] * 2,
+            "mean": [0.999, 0.9999, 0.2, 0.3],
+            "half_width": [float("nan"), 0.00001, float("nan"), 0.01],
+        }
+    )
+    figure = plots.comparison_chart(
+        comparison, ["availability.request_based_within_latency", "latency_s.p99"]
+    )
+    first = figure.axes[0]
+    assert first.get_title().startswith("availability.request_based_within_latency")
+    assert "nines" in first.get_ylabel()
+    heights = [bar.get_height() for bar in first.patches]
+    assert heights == pytest.approx([3.0, 4.0])  # 99.9% and 99.99% look different
+    assert {"99.9%", "99.99%"} <= {t.get_text() for t in first.get_yticklabels()}
+    best = first.patches[1].get_facecolor()[:3]
+    assert best == pytest.approx(matplotlib.colors.to_rgb("0.15"))
+
+
+def test_a_point_with_no_failure_is_an_arrow_at_the_top_never_a_value():
+    table = pd.DataFrame(
+        {
+            "point": [0, 0, 1, 1],
+            "spares": [1, 1, 2, 2],
+            "replication": [0, 1, 0, 1],
+            "error": [None] * 4,
+            "availability.time_based": [0.999, 0.998, 1.0, 1.0],
+        }
+    )
+    figure = plots.availability_curve(table, "spares", target=0.9999)
+    axes = figure.axes[0]
+    simulated = next(line for line in axes.lines if line.get_label() == "simulated")
+    assert np.isnan(simulated.get_ydata()[1])
+    arrow = next(line for line in axes.lines if line.get_label() == plots.NO_FAILURE)
+    assert arrow.get_marker() == "^" and arrow.get_ydata()[0] > 4  # above the 99.99% target
+
+
+def test_plot_chooses_the_metric_and_draws_the_markov_line_of_a_sweep(tmp_path):
+    scenario = parse_scenario(
+        {
+            "duration": 3600,
+            "metrics": {"step": 3600},
+            "workload": {
+                "arrivals": {"rate": 1},
+                "classes": [{"name": "r", "share": 1, "service_time": exponential(0.05)}],
+            },
+            "servers": [{"name": "web", "count": 2}],
+            "failures": [
+                {
+                    "kind": "crash_repair",
+                    "target": {"group": "web"},
+                    "time_to_failure": exponential(600),
+                    "time_to_repair": exponential(60),
+                }
+            ],
+        }
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario.to_dict()))
+    swept = CliRunner().invoke(
+        main,
+        [
+            "sweep",
+            str(path),
+            "--param",
+            "servers[0].count=1,2",
+            "--replications",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "sweep"),
+        ],
+    )
+    assert swept.exit_code == 0, swept.output
+    drawn = CliRunner().invoke(
+        main, ["plot", str(tmp_path / "sweep"), "--metric", "availability.time_based"]
+    )
+    assert drawn.exit_code == 0, drawn.output
+    figure = plots.availability_curve(
+        pd.read_parquet(tmp_path / "sweep" / "sweep.parquet"),
+        "servers[0].count",
+        "availability.time_based",
+        theory=figures._markov_line(
+            pd.read_parquet(tmp_path / "sweep" / "sweep.parquet"), "servers[0].count"
+        ),
+    )
+    assert "Markov chain" in labels(figure)
+    assert (tmp_path / "sweep" / "availability_curve.png").exists()
