@@ -68,6 +68,17 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
 
+    def check_covers(self, specs: Registry) -> None:
+        """Raise ``RuntimeError`` unless every name in ``specs`` (the kinds a scenario may name)
+        has an entry here (what runs them): a kind that validates but cannot run is refused
+        when the model is loaded or built, never in the middle of a run."""
+        missing = [name for name in specs.names() if name not in self._entries]
+        if missing:
+            raise RuntimeError(
+                f"{specs.what} {', '.join(map(repr, missing))} can be named in a scenario but"
+                f" has no {self.what} to run it"
+            )
+
     def validate_kind(self, value: Any) -> T:
         """The entry for a ``kind`` in a scenario, as a pydantic error when it is unknown."""
         if not isinstance(value, str):

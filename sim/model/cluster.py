@@ -17,15 +17,15 @@ from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
 from sim.model.database import DataTier
-from sim.model.detection import SampledDetection, start_detector
+from sim.model.detection import DETECTOR_PROCESSES, SampledDetection, start_detector
 from sim.model.failover import StandbyController
-from sim.model.failures import FailureInjector
+from sim.model.failures import INJECTORS, FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.server import Server
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
-from sim.scenario import DatabaseSpec, Scenario
+from sim.scenario import DETECTORS, FAILURE_MODELS, DatabaseSpec, Scenario
 from sim.streams import Streams
 
 __all__ = ["Cluster"]
@@ -79,6 +79,10 @@ class Cluster:
         return cluster
 
     def _wire(self) -> None:
+        # Kinds registered after the model was imported (a user's plugin) are checked here,
+        # before anything runs.
+        DETECTOR_PROCESSES.check_covers(DETECTORS)
+        INJECTORS.check_covers(FAILURE_MODELS)
         scenario, env, streams = self.scenario, self.env, self.streams
         workload = scenario.workload
         balancer_spec = scenario.balancer

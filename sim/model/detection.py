@@ -24,11 +24,17 @@ from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.timing import at_deadline
 from sim.registry import Registry
-from sim.scenario import DetectorSpec, HealthCheckSpec, HeartbeatSpec, PhiAccrualSpec
+from sim.scenario import (
+    DETECTORS,
+    DetectorSpec,
+    HealthCheckSpec,
+    HeartbeatSpec,
+    PhiAccrualSpec,
+)
 
 __all__ = ["DETECTOR_PROCESSES", "SampledDetection", "start_detector"]
 
-DETECTOR_PROCESSES: Registry[Callable] = Registry("failure detector")
+DETECTOR_PROCESSES: Registry[Callable] = Registry("detector process")
 """Detector kind -> callable(env, spec, backend, balancer, rng) that starts watching."""
 
 
@@ -160,6 +166,9 @@ def _phi_accrual(env, spec: PhiAccrualSpec, backend: Backend, balancer: Balancer
 
     listener = _HeartbeatListener(env, backend, balancer, silence_limit)
     _HeartbeatEmitter(env, spec.interval, spec.jitter, backend, rng, listener)
+
+
+DETECTOR_PROCESSES.check_covers(DETECTORS)
 
 
 class SampledDetection:

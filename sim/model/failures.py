@@ -21,6 +21,7 @@ from sim.model.monitor import Incident, Monitor
 from sim.model.server import Server
 from sim.registry import Registry
 from sim.scenario import (
+    FAILURE_MODELS,
     CrashRepairSpec,
     CrashSpec,
     PartitionSpec,
@@ -32,7 +33,7 @@ from sim.streams import Streams
 
 __all__ = ["INJECTORS", "FailureInjector"]
 
-INJECTORS: Registry[Callable] = Registry("failure model")
+INJECTORS: Registry[Callable] = Registry("failure injector")
 """Failure kind -> method of FailureInjector that starts its processes."""
 
 
@@ -124,8 +125,8 @@ class FailureInjector:
 
     def _can_fail(self, servers: list[Server]) -> bool:
         # A cold spare is switched off: it cannot fail until it boots (a zone still fails
-        # when it holds one).
-        return any(server.powered for server in servers)
+        # when it holds one). No servers is the balancer, which always can.
+        return not servers or any(server.powered for server in servers)
 
 
 def _hold(faults: Counter[str], servers: list[Server], apply: Callable) -> None:
@@ -258,3 +259,6 @@ def _slowdown(injector: FailureInjector, index: int, spec: SlowdownSpec) -> None
         injector.monitor.clear_fault(incident, "back to speed")
 
     env.process(slowdown())
+
+
+INJECTORS.check_covers(FAILURE_MODELS)
