@@ -5,10 +5,12 @@ minutes, 4 replications per point: 24 runs, once in this process and once on a p
 cores. The two tables must be identical; only the wall time may differ.
 
     python benchmarks/sweep_throughput.py
+    python benchmarks/sweep_throughput.py --duration 30s --replications 1   # a quick look
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -23,11 +25,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    scenario = load_scenario(ROOT / "scenarios" / "baseline.yaml", ["duration=2m", "warmup=10s"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", default="2m", help="simulated time of each run")
+    parser.add_argument("--replications", type=int, default=4, help="per point")
+    arguments = parser.parse_args()
+    scenario = load_scenario(
+        ROOT / "scenarios" / "baseline.yaml", [f"duration={arguments.duration}", "warmup=10s"]
+    )
     points = grid(
         {"servers[0].count": [4, 6, 8], "balancer.policy": ["round_robin", "least_connections"]}
     )
-    replications = 4
+    replications = arguments.replications
     runs = len(points) * replications
     timings = {}
     tables = {}

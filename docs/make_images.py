@@ -43,7 +43,10 @@ def main() -> None:
     )
     save(
         plots.time_series(
-            crash.timeseries, crash.events, "flash_sale_crash: a server crashes during the sale"
+            crash.timeseries,
+            crash.events,
+            "flash_sale_crash: a server crashes during the sale",
+            end_s=crash.scenario.duration,
         ),
         "timeseries.png",
     )
@@ -89,7 +92,7 @@ def main() -> None:
     save(
         plots.comparison_chart(
             comparison,
-            ["latency_s.p99", "availability.request_based_within_latency"],
+            ["availability.request_based_within_latency", "latency_s.p99"],
             "slow_server: balancing policies compared",
         ),
         "comparison.png",

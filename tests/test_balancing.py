@@ -66,7 +66,9 @@ def test_every_policy_is_deterministic_for_a_seed(kind):
 def test_with_no_healthy_backend_a_request_fails_at_once_as_no_backend(kind):
     answers = []
     pool = backends()
-    balancer = Balancer(None, build(kind, len(pool)), pool, lambda a, o: answers.append(o))
+    balancer = Balancer(
+        simpy.Environment(), build(kind, len(pool)), pool, lambda a, o: answers.append(o)
+    )
     for backend in pool:
         balancer.mark_down(backend)
     balancer.dispatch(Attempt(Request(0, 0.0, 1.0), 0.0, float("inf")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -46,3 +47,25 @@ def test_the_notebook_executes_without_error(path, tmp_path, monkeypatch):
         if "image/png" in output.get("data", {})
     ]
     assert figures, "each story shows at least one figure"
+    printed = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    if path.stem in STORY_CHECKS:
+        STORY_CHECKS[path.stem](printed)
+
+
+def _orders_lost_only_in_async(printed: str) -> None:
+    """The story's point must show through its interval: async loses orders (the interval
+    excludes zero), semi-sync and sync lose none."""
+    found = re.search(
+        r"async loses ([\d.]+) \+- ([\d.]+) orders .*semi-sync ([\d.]+), sync ([\d.]+)", printed
+    )
+    assert found, printed
+    lost, margin, semi, sync = map(float, found.groups())
+    assert lost - margin > 0 and semi == sync == 0
+
+
+STORY_CHECKS = {"04_orders_lost_at_failover": _orders_lost_only_in_async}

@@ -1,0 +1,214 @@
+"""Regenerate every number in the README from the command that produces it.
+
+Each generated part of README.md sits between ``<!-- begin: NAME -->`` and ``<!-- end: NAME -->``
+and holds the command and what it printed, so a reader can run the same command and get the
+same answer (runs are pure functions of scenario and seed; wall times vary with the machine).
+
+    python docs/readme.py                    # every block (about 15 minutes on 2 cores)
+    python docs/readme.py four-nines slow-server
+    python docs/readme.py --quick --readme /tmp/README.md   # short horizons: the test suite
+
+The ``metrics`` block is the metric catalogue (``sim/catalogue.py``) as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sim.catalogue import METRICS  # noqa: E402
+from sim.results import atomic_write_text  # noqa: E402
+
+EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def _run(command: list[str]) -> tuple[str, float]:
+    """Run an ecsim command from the project folder; its standard output and wall time."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=3600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed:\n{done.stderr}")
+    return done.stdout, time.perf_counter() - started
+
+
+def _ecsim(arguments: list[str], out: Path) -> tuple[str, float]:
+    return _run([sys.executable, "-m", "sim", *arguments, "--out", str(out)])
+
+
+def _shown(arguments: list[str]) -> str:
+    return "ecsim " + shlex.join(arguments)
+
+
+def _output(text: str) -> str:
+    """Printed output without the line naming the (temporary) run folder."""
+    lines = [line for line in text.rstrip().splitlines() if not line.startswith("run folder:")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _command_block(arguments: list[str], out: Path, note: str = "") -> str:
+    text, wall_s = _ecsim(arguments, out)
+    return (
+        f"```\n$ {_shown(arguments)}\n{_output(text)}\n```\n\n"
+        f"({wall_s:.0f} s wall time on this machine{note}.)"
+    )
+
+
+# -- the blocks ------------------------------------------------------------------------------
+
+
+def metrics(quick: bool, work: Path) -> str:
+    rows = ["| key | unit | better | definition |", "| --- | --- | --- | --- |"]
+    better = {1: "higher", -1: "lower", 0: ""}
+    for entry in METRICS:
+        definition = entry.definition + (" (ok requests only)" if entry.ok_only else "")
+        unit = entry.unit.replace("|", "/")
+        rows.append(f"| `{entry.key}` | {unit} | {better[entry.direction]} | {definition} |")
+    return "\n".join(rows)
+
+
+def four_nines(quick: bool, work: Path) -> str:
+    arguments = ["availability", "scenarios/four_nines.yaml"]
+    if quick:
+        arguments += ["--years", "20", "--replications", "2"]
+    return _command_block(arguments, work / "four-nines")
+
+
+def slow_server(quick: bool, work: Path) -> str:
+    arguments = [
+        "compare",
+        "scenarios/slow_server.yaml",
+        "--balancers",
+        "round_robin,least_connections,power_of_two_choices,least_response_time",
+        "--replications",
+        "2" if quick else "5",
+    ]
+    if quick:
+        arguments += ["--duration", "90s", "--warmup", "10s", "--set", "failures[0].at=30s"]
+    return _command_block(arguments, work / "slow-server")
+
+
+def replication(quick: bool, work: Path) -> str:
+    arguments = [
+        "compare",
+        "scenarios/checkout_replication.yaml",
+        "--vary",
+        "database.replication.mode=async,semi_sync,sync",
+        "--metric",
+        "data.lost_writes",
+        "--replications",
+        "2" if quick else "8",
+    ]
+    if quick:
+        arguments += ["--duration", "60s", "--warmup", "10s", "--set", "failures[0].at=30s"]
+    return _command_block(arguments, work / "replication")
+
+
+def examples(quick: bool, work: Path) -> str:
+    rows = [
+        "| scenario | wall time | requests | ok | p99 | time-based availability | incidents |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for path in EXAMPLES:
+        out = work / f"example-{path.stem}"
+        arguments = ["run", f"scenarios/{path.name}", "--quiet"]
+        if quick:
+            arguments += ["--duration", "20s", "--warmup", "0s"]
+        _, wall_s = _ecsim(arguments, out)
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        requests = summary["requests"]
+        availability = summary["availability"]
+        p99 = summary["latency_s"]["p99"]
+        rows.append(
+            f"| `{path.name}` | {wall_s:.0f} s | {requests['ended']:,} |"
+            f" {availability['request_based'] * 100:.3f}% |"
+            f" {'-' if p99 is None else f'{p99 * 1000:.0f} ms'} |"
+            f" {availability['time_based'] * 100:.3f}% | {summary['incidents']['count']} |"
+        )
+    command = "for f in scenarios/*.yaml; do ecsim run $f --quiet; done"
+    return f"`{command}` on this machine:\n\n" + "\n".join(rows)
+
+
+def benchmark(quick: bool, work: Path) -> str:
+    command = [sys.executable, "benchmarks/throughput.py"]
+    if quick:
+        command += ["--requests", "20000", "--memory-requests", "10000"]
+    text, _ = _run(command)
+    return f"```\n$ python benchmarks/throughput.py\n{text.rstrip()}\n```"
+
+
+def sweep_benchmark(quick: bool, work: Path) -> str:
+    command = [sys.executable, "benchmarks/sweep_throughput.py"]
+    if quick:
+        command += ["--duration", "20s", "--replications", "1"]
+    text, _ = _run(command)
+    return f"```\n$ python benchmarks/sweep_throughput.py\n{text.rstrip()}\n```"
+
+
+BLOCKS: dict[str, Callable[[bool, Path], str]] = {
+    "metrics": metrics,
+    "four-nines": four_nines,
+    "slow-server": slow_server,
+    "replication": replication,
+    "examples": examples,
+    "benchmark": benchmark,
+    "sweep-benchmark": sweep_benchmark,
+}
+
+
+def _marker(name: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"(<!-- begin: {re.escape(name)} -->\n)(.*?)(\n<!-- end: {re.escape(name)} -->)", re.S
+    )
+
+
+def block(text: str, name: str) -> str:
+    """The current content of block ``name`` in README ``text``."""
+    found = _marker(name).search(text)
+    if found is None:
+        raise KeyError(f"the README has no block {name!r}")
+    return found.group(2)
+
+
+def regenerate(readme: Path, names: list[str], quick: bool = False) -> None:
+    text = readme.read_text(encoding="utf-8")
+    for name in names:
+        block(text, name)  # every block must exist before anything runs
+    with tempfile.TemporaryDirectory() as folder:
+        for name in names:
+            started = time.perf_counter()
+            content = BLOCKS[name](quick, Path(folder))
+            found = _marker(name).search(text)
+            text = text[: found.start(2)] + content + text[found.end(2) :]
+            print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    atomic_write_text(readme, text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("blocks", nargs="*", help=f"some of {', '.join(BLOCKS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="short horizons (for tests)")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    arguments = parser.parse_args()
+    unknown = [name for name in arguments.blocks if name not in BLOCKS]
+    if unknown:
+        parser.error(f"unknown block(s) {', '.join(unknown)}; known: {', '.join(BLOCKS)}")
+    regenerate(arguments.readme, arguments.blocks or list(BLOCKS), arguments.quick)
+
+
+if __name__ == "__main__":
+    main()
