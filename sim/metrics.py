@@ -70,24 +70,33 @@ class LatencyHistogram:
     _offset = -math.ceil(math.log(SMALLEST_S) * _inverse_log_gamma)
     _size = math.ceil(math.log(LARGEST_S) * _inverse_log_gamma) + _offset + 1
 
-    __slots__ = ("count", "counts", "maximum", "total", "zeros")
+    __slots__ = ("_count", "_counts", "_maximum", "_pending", "_total", "_zeros")
+
+    FLUSH_EVERY = 4096
+    """Values added are kept as they come and sorted into buckets this many at a time, with
+    numpy: a tenth of the cost of bucketing each one (memory stays bounded by it)."""
 
     def __init__(
         self,
-        counts: list[int] | None = None,
+        counts: Any = None,
         total: float = 0.0,
         maximum: float | None = None,
         zeros: int = 0,
     ) -> None:
         """An empty histogram, or one made of known bucket ``counts`` (and ``zeros``) and their
         ``total``. The ``maximum`` of given counts is infinite (unknown) unless it is given."""
-        self.counts = list(counts) if counts is not None else [0] * self._size
-        self.zeros = zeros
-        self.count = sum(self.counts) + zeros
-        self.total = total
+        self._counts = (
+            np.zeros(self._size, dtype=np.int64)
+            if counts is None
+            else np.array(counts, dtype=np.int64)
+        )
+        self._zeros = zeros
+        self._count = int(self._counts.sum()) + zeros
+        self._total = total
         if maximum is None:
             maximum = -math.inf if counts is None else math.inf
-        self.maximum = maximum
+        self._maximum = maximum
+        self._pending: list[float] = []
 
     @classmethod
     def bucket(cls, value: float) -> int:
@@ -98,21 +107,60 @@ class LatencyHistogram:
         return 0
 
     def add(self, value: float) -> None:
-        if value <= 0.0:
-            self.zeros += 1
-        else:
-            self.counts[self.bucket(value)] += 1
-        self.count += 1
-        self.total += value
-        if value > self.maximum:
-            self.maximum = value
+        pending = self._pending
+        pending.append(value)
+        if len(pending) >= self.FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = np.array(self._pending, dtype=float)
+        self._pending.clear()
+        positive = values > self.SMALLEST_S
+        indices = np.ceil(np.log(values[positive]) * self._inverse_log_gamma).astype(np.int64)
+        indices += self._offset
+        np.minimum(indices, self._size - 1, out=indices)
+        self._counts += np.bincount(indices, minlength=self._size)
+        self._counts[0] += int(np.count_nonzero((values > 0.0) & ~positive))
+        self._zeros += int(np.count_nonzero(values <= 0.0))
+        self._count += len(values)
+        self._total += math.fsum(values.tolist())
+        self._maximum = max(self._maximum, float(values.max()))
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Values per bucket (positive values; exact zeros are in :attr:`zeros`)."""
+        self._flush()
+        return self._counts
+
+    @property
+    def zeros(self) -> int:
+        self._flush()
+        return self._zeros
+
+    @property
+    def count(self) -> int:
+        self._flush()
+        return self._count
+
+    @property
+    def total(self) -> float:
+        self._flush()
+        return self._total
+
+    @property
+    def maximum(self) -> float:
+        self._flush()
+        return self._maximum
 
     def merge(self, other: LatencyHistogram) -> None:
-        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        self.zeros += other.zeros
-        self.count += other.count
-        self.total += other.total
-        self.maximum = max(self.maximum, other.maximum)
+        self._flush()
+        self._counts = self._counts + other.counts
+        self._zeros += other.zeros
+        self._count += other.count
+        self._total += other.total
+        self._maximum = max(self._maximum, other.maximum)
 
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
@@ -128,10 +176,9 @@ class LatencyHistogram:
         """The non-empty buckets: each one's middle (within 1% of its members) and count;
         exact zeros first, as 0."""
         values, counts = ([0.0], [self.zeros]) if self.zeros else ([], [])
-        for index, count in enumerate(self.counts):
-            if count:
-                values.append(self._bucket_value(index, 0.5))
-                counts.append(count)
+        for index in np.flatnonzero(self.counts).tolist():
+            values.append(self._bucket_value(index, 0.5))
+            counts.append(int(self._counts[index]))
         return values, counts
 
     def quantile(self, q: float) -> float:
@@ -144,13 +191,14 @@ class LatencyHistogram:
         rank = max(1, math.ceil(q * self.count))
         if rank <= self.zeros:
             return 0.0
-        seen = self.zeros
-        for index, bucket_count in enumerate(self.counts):
-            if seen + bucket_count >= rank:
-                fraction = (rank - seen - 0.5) / bucket_count
-                return min(self._bucket_value(index, fraction), self.maximum)
-            seen += bucket_count
-        return self.maximum
+        cumulative = np.cumsum(self.counts) + self.zeros
+        index = int(np.searchsorted(cumulative, rank, side="left"))
+        if index >= self._size:
+            return self.maximum
+        bucket_count = int(self._counts[index])
+        seen = int(cumulative[index]) - bucket_count
+        fraction = (rank - seen - 0.5) / bucket_count
+        return min(self._bucket_value(index, fraction), self.maximum)
 
 
 _SMALLEST_S = LatencyHistogram.SMALLEST_S
@@ -272,8 +320,10 @@ class Recorder:
 
     def end(self, class_index: int, cause: Cause, latency_s: float) -> None:
         """A request ended, for ``cause``, after ``latency_s``."""
-        self.causes[class_index][cause] += 1
-        if cause == _OK:
+        if cause != _OK:
+            self.causes[class_index][cause] += 1
+        else:
+            self.causes[class_index][0] += 1  # a plain index: an enum's costs a slow lookup
             # The bucket computation of LatencyHistogram.bucket, inlined: the hottest line.
             if latency_s > _SMALLEST_S:
                 index = _ceil(_log(latency_s) * _INVERSE_LOG_GAMMA) + _OFFSET

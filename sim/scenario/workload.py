@@ -37,7 +37,7 @@ class RetrySpec(Spec):
     ``full`` draws uniformly in [0, that], ``equal`` in [that/2, that], ``none`` waits exactly that.
     """
 
-    max_retries: int = Field(0, alias="max", ge=0)
+    max_retries: int = Field(0, alias="max", ge=0, le=100)
     backoff: NonNegativeDuration = 0.1
     multiplier: float = Field(2.0, ge=1.0, le=1000)
     max_backoff: NonNegativeDuration = 10.0
