@@ -101,6 +101,7 @@ def test_a_balancer_that_fails_and_is_repaired_is_a_component_in_series():
     assert_inside(estimate, single_component_availability(5 * 24, 6), max_half_width=0.002)
 
 
+@pytest.mark.slow
 def test_n_independent_servers_of_which_one_suffices_follow_one_minus_q_to_the_n():
     scenario = parse_scenario(
         design(
@@ -117,6 +118,7 @@ def test_n_independent_servers_of_which_one_suffices_follow_one_minus_q_to_the_n
     assert_inside(estimate, expected, max_half_width=0.001)
 
 
+@pytest.mark.slow
 def test_spares_repair_crews_and_failover_agree_with_the_markov_chain():
     """Three servers needed, one hot spare promoted after an exponential delay, one crew."""
     scenario = parse_scenario(
@@ -146,6 +148,7 @@ def test_spares_repair_crews_and_failover_agree_with_the_markov_chain():
     assert estimate["markov"]["value"] == markov["value"]
 
 
+@pytest.mark.slow
 def test_the_four_nines_example_holds_its_target_and_agrees_with_its_markov_chain():
     from test_cli import ROOT
 

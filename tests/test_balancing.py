@@ -121,6 +121,7 @@ def test_least_response_time_prefers_the_backend_answering_faster():
     assert [policy.choose(pool).name for _ in range(5)] == ["web-2"] * 5
 
 
+@pytest.mark.slow
 def test_policies_rank_as_theory_says_under_equal_exponential_service():
     """8 single-worker servers at utilization 0.8, mean service 100 ms, 4 replications each.
 

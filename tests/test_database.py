@@ -161,6 +161,7 @@ def test_a_stale_replica_promoted_after_missing_writes_loses_them_too():
     assert 50 <= data["lost_writes"] <= 150
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["semi_sync", "sync"])
 def test_synchronous_modes_lose_no_write_while_a_replica_survives(mode):
     def lost(mode: str, seed: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from sim.experiment import (
 from sim.theory import mm1_mean_response
 
 
+@pytest.mark.slow
 def test_the_95_percent_interval_of_mm1_mean_latency_covers_the_truth_about_95_percent_of_times():
     """150 intervals, each from 5 replications of an M/M/1 at utilization 0.5 (a 50 s warm-up,
     then 400 s). Coverage is binomial: with 150 intervals its standard deviation is

@@ -249,7 +249,10 @@ def test_least_response_time_learns_only_from_answers_not_from_refusals():
     assert all(value is None or value >= 0.99 for value in policy._estimate_s)
 
 
-@pytest.mark.parametrize(("duration", "step"), [(10, 0.1), (60, 0.3), (3600, 0.2), (0.7, 0.1)])
+@pytest.mark.parametrize(
+    ("duration", "step"),
+    [(10, 0.1), (60, 0.3), pytest.param(3600, 0.2, marks=pytest.mark.slow), (0.7, 0.1)],
+)
 def test_time_series_rows_fall_on_exact_multiples_of_the_step(duration, step):
     scenario = parse_scenario(
         {
