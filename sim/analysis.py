@@ -55,24 +55,24 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def latency_summary(histogram: LatencyHistogram) -> dict[str, float]:
-    """Mean, percentiles and maximum of the latencies in ``histogram`` (NaN when empty)."""
+def latency_summary(histogram: LatencyHistogram, maximum: bool = True) -> dict[str, float]:
+    """Mean, percentiles and (unless told not to) maximum of the values in ``histogram``
+    (NaN when empty)."""
     summary = {"mean": histogram.mean()}
     for label, q in LATENCY_QUANTILES.items():
         summary[label] = histogram.quantile(q)
-    summary["max"] = histogram.maximum if histogram.count else math.nan
+    if maximum:
+        summary["max"] = histogram.maximum if histogram.count else math.nan
     return summary
 
 
 def wait_summary(histograms: Sequence[LatencyHistogram]) -> dict[str, float]:
-    """Mean and percentiles of the queueing delay in ``histograms`` (merged), zeros included."""
+    """Mean and percentiles of the queueing delay in ``histograms`` (merged), zeros included;
+    no maximum: the window's largest wait is not kept."""
     merged = LatencyHistogram()
     for histogram in histograms:
         merged.merge(histogram)
-    summary = {"mean": merged.mean()}
-    for label, q in LATENCY_QUANTILES.items():
-        summary[label] = merged.quantile(q)
-    return summary
+    return latency_summary(merged, maximum=False)
 
 
 def availability_figures(availability: float) -> dict[str, float]:
