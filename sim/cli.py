@@ -18,7 +18,7 @@ import yaml
 
 from sim import __version__
 from sim.analysis import finite_or_none
-from sim.catalogue import keys_for
+from sim.catalogue import direction, keys_for
 from sim.distributions import DISTRIBUTIONS
 from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
 from sim.experiment import (
@@ -46,7 +46,14 @@ from sim.report import (
     format_summary,
     format_sweep,
 )
-from sim.results import RUNS, FolderInUse, RunFolder, RunStore, new_run_folder
+from sim.results import (
+    RUNS,
+    FolderInUse,
+    RunFolder,
+    RunStore,
+    batch_identity,
+    new_run_folder,
+)
 from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
 from sim.scenario.advice import advise
 from sim.units import parse_duration, parse_fraction
@@ -98,10 +105,12 @@ def _load(path: str, overrides: tuple[str, ...] = ()):
     return scenario
 
 
-def _warn(path: str, scenario) -> None:
-    """What looks unintended in a valid scenario, on stderr (see sim.scenario.advice)."""
+def _warn(where: str, scenario, skip=()) -> None:
+    """What looks unintended in a valid scenario, on stderr (see sim.scenario.advice); the
+    warnings in ``skip`` were given already."""
     for advice in advise(scenario):
-        click.echo(f"warning: {path}: {advice}", err=True)
+        if advice not in skip:
+            click.echo(f"warning: {where}: {advice}", err=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -174,13 +183,19 @@ def _prepare(
     seed,
     overrides,
     out,
+    command,
     extra=(),
     duration=None,
     warmup=None,
     resume=False,
     overwrite=False,
 ):
-    """The validated scenario (seed, timing and overrides applied) and its claimed run folder."""
+    """The validated scenario (seed, timing and overrides applied) and its claimed run folder.
+
+    ``command`` names what runs (``run``, ``replications``, ``compare``...), or is a function
+    of the scenario that does: a folder is resumed only by the same command on the same
+    scenario.
+    """
     if resume and out is None:
         _fail("--resume needs --out: the folder of the batch to resume")
     if resume and overwrite:
@@ -202,10 +217,21 @@ def _prepare(
     folder = RunFolder(
         Path(out) if out else new_run_folder(Path("results"), scenario.name, scenario.seed)
     )
+    name = command(scenario) if callable(command) else command
     try:
-        folder.claim(resume=resume, overwrite=overwrite)
+        folder.claim(
+            batch_identity(name, scenario.to_dict()),
+            resume=resume,
+            overwrite=overwrite,
+            can_resume=name not in {"run", "availability"},
+        )
     except FolderInUse as error:
         _fail(str(error))
+    if resume:
+        unreadable = RunStore(folder.path / RUNS)
+        unreadable.load()
+        for path in unreadable.unreadable:
+            click.echo(f"warning: {path} cannot be read back; that run is done again", err=True)
     return scenario, folder
 
 
@@ -375,8 +401,15 @@ def run(
       ecsim run scenarios/baseline.yaml --precision 2% --precision-metric latency_s.p99
     """
     extra = (f"replications={replications}",) if replications is not None else ()
+
+    def command(scenario) -> str:
+        batch = scenario.replications > 1 or precision is not None
+        if resume and not batch:
+            _fail("--resume continues a batch of replications; this is a single run")
+        return "replications" if batch else "run"
+
     scenario, folder = _prepare(
-        scenario_file, seed, overrides, out, extra, duration, warmup, resume, overwrite
+        scenario_file, seed, overrides, out, command, extra, duration, warmup, resume, overwrite
     )
     if scenario.replications > 1 or precision is not None:
         _run_replications(
@@ -388,10 +421,9 @@ def run(
             workers,
             scheduler,
             quiet,
+            plot,
         )
         return
-    if resume:
-        _fail("--resume continues a batch of replications; this is a single run")
 
     def work(metadata):
         progress = LazyProgressBar(f"simulating {scenario.name}")
@@ -416,7 +448,9 @@ def run(
         _draw(folder.path)
 
 
-def _run_replications(scenario, folder, precision, metric, cap, workers, scheduler, quiet) -> None:
+def _run_replications(
+    scenario, folder, precision, metric, cap, workers, scheduler, quiet, plot
+) -> None:
     target = None
     if precision is not None:
         try:
@@ -474,6 +508,12 @@ def _run_replications(scenario, folder, precision, metric, cap, workers, schedul
     if not quiet:
         click.echo(format_intervals(scenario.name, len(frame), intervals))
         click.echo("")
+    if plot:
+        click.echo(
+            "no figure: a batch of replications keeps no single run's time series; run one"
+            " replication (--replications 1) to plot it",
+            err=True,
+        )
     if target is not None and not precise_enough(frame, metric, target):
         row = intervals.loc[metric]
         reached = abs(row["half_width"] / row["mean"]) if row["mean"] else float("inf")
@@ -554,7 +594,7 @@ def compare(
     if len(values) < 2:
         _fail("compare needs at least two alternatives")
     scenario, folder = _prepare(
-        scenario_file, seed, overrides, out, (), duration, warmup, resume, overwrite
+        scenario_file, seed, overrides, out, "compare", (), duration, warmup, resume, overwrite
     )
     alternatives = {_label(value): {path: value} for value in values}
     if len(alternatives) < len(values):
@@ -568,6 +608,12 @@ def compare(
                 click.echo(f"  {problem}", err=True)
             sys.exit(USER_ERROR)
         _check_metric(variant, metric, "--metric")
+        _warn(f"alternative {label}", variant, skip=advise(scenario))
+    if direction(metric) == 0:
+        _fail(
+            f"--metric: {metric} is a fact with no better side (see the metric table in the"
+            " README): rank by a metric where higher or lower is better"
+        )
     count = replications or max(5, scenario.replications)
     executor = _make_executor(workers, scheduler)
 
@@ -603,10 +649,10 @@ def compare(
                 "comparison": comparison.to_dict("records"),
             }
         )
-        return comparison, metadata["wall_time_s"]
+        return runs, comparison, metadata["wall_time_s"]
 
-    comparison, wall_time_s = _execute(folder, scenario, work)
-    click.echo(format_comparison(comparison, metric, path, count))
+    runs, comparison, wall_time_s = _execute(folder, scenario, work)
+    click.echo(format_comparison(comparison, metric, path, count, runs))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
     if plot:
@@ -678,7 +724,7 @@ def sweep(
         swept[path] = values
     extra = (f"replications={replications}",) if replications else ()
     scenario, folder = _prepare(
-        scenario_file, seed, overrides, out, extra, duration, warmup, resume, overwrite
+        scenario_file, seed, overrides, out, "sweep", extra, duration, warmup, resume, overwrite
     )
     if points_file:
         points = _read_points(points_file)
@@ -687,11 +733,13 @@ def sweep(
         points = grid(swept)
     invalid = []
     for index, point in enumerate(points):
+        values = ", ".join(f"{p}={v}" for p, v in point.items())
         try:
-            with_overrides(scenario, point)
+            variant = with_overrides(scenario, point)
         except ScenarioError as error:
-            values = ", ".join(f"{p}={v}" for p, v in point.items())
             invalid += [f"point {index} ({values}): {problem}" for problem in error.problems]
+        else:
+            _warn(f"point {index} ({values})", variant, skip=advise(scenario))
     if invalid:
         click.echo("error: some points are not valid scenarios:", err=True)
         for line in invalid[:20]:
@@ -783,7 +831,12 @@ def _label(value) -> str:
     show_default=True,
     help="Independent replications, for the confidence interval.",
 )
-def availability(scenario_file, seed, overrides, out, years, replications) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the results already in the --out folder (only files ecsim wrote go).",
+)
+def availability(scenario_file, seed, overrides, out, years, replications, overwrite) -> None:
     """Estimate time-based availability over centuries: failures, detection and repair only.
 
     No request is simulated, so a thousand years take seconds. Prints the availability with a
@@ -795,7 +848,9 @@ def availability(scenario_file, seed, overrides, out, years, replications) -> No
       ecsim availability scenarios/four_nines.yaml
       ecsim availability scenarios/four_nines.yaml --years 5000 --set servers[0].count=3
     """
-    scenario, folder = _prepare(scenario_file, seed, overrides, out)
+    scenario, folder = _prepare(
+        scenario_file, seed, overrides, out, "availability", overwrite=overwrite
+    )
 
     def work(metadata):
         progress = LazyProgressBar(f"simulating {years:g} years of {scenario.name}")

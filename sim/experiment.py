@@ -175,7 +175,10 @@ class _Task:
 
 def _tasks(scenario: Scenario, seed: int, replications: range, point: Any = None) -> list[_Task]:
     data = scenario.to_dict()
-    key = point_key(point or {}, {**data, "seed": seed})
+    # How many replications a batch makes is not part of what one run is: asking for more
+    # later keeps the runs already done.
+    identity = {key: value for key, value in data.items() if key != "replications"}
+    key = point_key(point or {}, {**identity, "seed": seed})
     return [_Task(key, replication, data, seed) for replication in replications]
 
 
@@ -385,10 +388,13 @@ def paired_differences(
             values = mine[metric].astype(float)
             differences = (values - baseline[metric].astype(float)).dropna().tolist()
             mean = float(values.mean())
-            if label == baseline_label or len(differences) < 2:
+            if label == baseline_label:
                 difference, half_width, verdict = 0.0, math.nan, "baseline"
-                if label != baseline_label:
-                    verdict = "too few replications"
+            elif baseline[metric].isna().all() or values.isna().all():
+                difference, half_width = math.nan, math.nan
+                verdict = "baseline has no value" if baseline[metric].isna().all() else "no value"
+            elif len(differences) < 2:
+                difference, half_width, verdict = math.nan, math.nan, "too few replications"
             else:
                 difference, half_width = mean_confidence_interval(differences, confidence)
                 verdict = _verdict(metric, difference, half_width)

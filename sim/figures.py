@@ -117,6 +117,19 @@ def draw_folder(
         shown = metric or "availability.request_based"
         if shown not in table.columns:
             raise NothingToDraw(f"{folder}: the sweep has no metric {shown!r}")
+        if not plots.is_availability(shown):
+            raise NothingToDraw(
+                f"{shown} is not an availability (a fraction where higher is better): the"
+                " availability curve draws those on a nines scale; plot others from"
+                " sweep.parquet in a notebook"
+            )
+        # The chain's value is the time-based availability: beside another metric it would
+        # compare different things.
+        theory = (
+            _markov_line(table, parameters[0])
+            if group_by is None and shown == "availability.time_based"
+            else None
+        )
         written.append(
             _save(
                 plots.availability_curve(
@@ -124,7 +137,7 @@ def draw_folder(
                     parameters[0],
                     shown,
                     slo.get("availability"),
-                    theory=_markov_line(table, parameters[0]) if group_by is None else None,
+                    theory=theory,
                     group_by=group_by,
                 ),
                 out / f"availability_curve.{fmt}",

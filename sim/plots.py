@@ -164,7 +164,7 @@ def time_series(
     minutes, end_min = starts / 60, end / 60
     failed = timeseries[["timeout", "rejected", "no_backend", "error"]].sum(axis=1)
     ended = failed + timeseries["ok"]
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
     _steps(top, minutes, end_min, timeseries["ok"] / width, 0, "ok answers")
     if timeseries["offered_rate_per_s"].notna().any():
         _steps(top, minutes, end_min, timeseries["offered_rate_per_s"], 1, "offered arrival rate")
@@ -191,21 +191,23 @@ def time_series(
             label,
             (start / 60, 1.0),
             xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
             fontsize=8,
             va="top",
             rotation=90,
         )
     if events is not None and len(events):
-        for _, row in events[events.detail.fillna("").str.startswith("detected")].iterrows():
+        detected = events[events.detail.fillna("").str.startswith("detected down")]
+        for _, row in detected.iterrows():
             for axes in (top, middle, bottom):
                 axes.axvline(row.time_s / 60, color="black", linestyle=":", linewidth=0.8)
-    for axes in (top, middle, bottom):
-        axes.grid(True, alpha=0.3)
-        axes.legend(loc="upper right", fontsize=8)
     if spans:
         top.plot([], [], color="0.85", linewidth=8, label="failure (shaded)")
-        top.plot([], [], color="black", linestyle=":", label="detected")
-        top.legend(loc="upper right", fontsize=8)
+        top.plot([], [], color="black", linestyle=":", label="detected (taken out)")
+    for axes in (top, middle, bottom):
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     top.set_title(title)
     figure.tight_layout()
     return figure
@@ -286,7 +288,7 @@ def incident_timeline(
     components = [c for c in dict.fromkeys(events.component) if c != "service"]
     service = _service_spans(events, end_s)
     rows = (["service"] if service else []) + components
-    figure, axes = plt.subplots(figsize=(10, 1.4 + 0.5 * max(1, len(rows))))
+    figure, axes = plt.subplots(figsize=(12, 1.4 + 0.5 * max(1, len(rows))))
     drawn: set[str] = set()
     for row, component in enumerate(rows):
         mine = events[events.component == component].sort_values("time_s", kind="stable")
@@ -327,7 +329,7 @@ def incident_timeline(
     axes.set_ylabel("component")
     axes.set_title(title)
     if drawn:
-        axes.legend(loc="upper right", fontsize=8)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     axes.grid(True, axis="x", alpha=0.3)
     figure.tight_layout()
     return figure
@@ -452,7 +454,12 @@ def availability_curve(
     return figure
 
 
-def _as_nines(metric: str) -> bool:
+def _short(label: str, width: int = 24) -> str:
+    """A tick label that fits: long alternatives (a YAML mapping, say) are cut with an ellipsis."""
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def is_availability(metric: str) -> bool:
     """Availability-like metrics (fractions where higher is better) read best on a nines
     axis: on 0 to 1, 99.9% and 99.99% are one bar."""
     entry = metric_of(metric)
@@ -481,7 +488,7 @@ def comparison_chart(
         best = int(np.nanargmax(means * sign))
         colors = ["0.15" if i == best else "0.75" for i in range(len(labels))]
         hatches = ["" if i == best else "//" for i in range(len(labels))]
-        if _as_nines(metric):
+        if is_availability(metric):
             imperfect = [float(nines(m)) for m in means if m < 1]
             top = math.ceil(max(imperfect, default=3.0)) + 1
             heights = nines(means, top)
@@ -495,7 +502,20 @@ def comparison_chart(
                 edgecolor="black",
                 capsize=4,
             )
-            nines_axis(axes, 0, float(np.nanmax(heights)))
+            perfect = [i for i, mean in enumerate(means) if mean >= 1]
+            if perfect:  # no failure at all: infinitely many nines, drawn as an arrow on top
+                axes.plot(
+                    perfect,
+                    [top] * len(perfect),
+                    marker="^",
+                    markersize=10,
+                    markerfacecolor="white",
+                    markeredgecolor="black",
+                    linestyle="none",
+                    label=NO_FAILURE,
+                    clip_on=False,
+                )
+            nines_axis(axes, 0, top)
             axes.set_ylabel(f"{metric} (nines scale)")
         else:
             bars = axes.bar(
@@ -505,17 +525,15 @@ def comparison_chart(
         for bar, hatch in zip(bars, hatches, strict=True):
             bar.set_hatch(hatch)
         axes.set_xticks(range(len(labels)))
-        axes.set_xticklabels(labels, rotation=30, ha="right")
+        axes.set_xticklabels([_short(str(label)) for label in labels], rotation=30, ha="right")
         axes.set_title(f"{metric}\n({'higher' if sign > 0 else 'lower'} is better)", fontsize=9)
         axes.grid(True, axis="y", alpha=0.3)
-        axes.legend(
-            handles=[
-                Patch(facecolor="0.15", edgecolor="black", label="best"),
-                Patch(facecolor="0.75", edgecolor="black", hatch="//", label="others"),
-            ],
-            fontsize=7,
-            loc="best",
-        )
+        handles = [
+            Patch(facecolor="0.15", edgecolor="black", label="best"),
+            Patch(facecolor="0.75", edgecolor="black", hatch="//", label="others"),
+            *[line for line in axes.lines if line.get_label() == NO_FAILURE],
+        ]
+        axes.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.12))
     figure.suptitle(title + " (error bars: 95% interval of the paired difference)")
     figure.tight_layout()
     return figure

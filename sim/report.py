@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sim.analysis import mean_confidence_interval
 from sim.catalogue import direction
 from sim.catalogue import metric as metric_of
 
@@ -358,11 +359,14 @@ FAILURES = "availability.request_based"
 TIE_BREAKER = "latency_s.p99"
 
 
-def format_comparison(comparison: Any, metric: str, parameter: str, replications: int) -> str:
+def format_comparison(
+    comparison: Any, metric: str, parameter: str, replications: int, runs: Any = None
+) -> str:
     """The alternatives ranked by ``metric`` (equal means by p99 latency), with paired
     differences from the baseline, and each one's failed requests flagged where they differ
-    significantly from the baseline's: no ranking prefers an alternative that failed more
-    requests without saying so."""
+    significantly from the baseline's. With the ``runs`` (one row per alternative and
+    replication), a ranking that puts an alternative above one that failed significantly fewer
+    requests (paired, 95%) says so."""
     means = comparison.pivot_table(index="alternative", columns="metric", values="mean")
     verdicts = comparison.pivot_table(
         index="alternative", columns="metric", values="verdict", aggfunc="first"
@@ -382,14 +386,15 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
     ]
     rows = []
     for rank, (_, row) in enumerate(ranked.iterrows(), start=1):
-        difference = (
-            "baseline"
-            if row.verdict == "baseline"
-            else f"{row.difference:+.4g} [{row.low:+.4g}, {row.high:+.4g}]"
-        )
+        if row.verdict == "baseline":
+            difference = "baseline"
+        elif math.isnan(row.difference):
+            difference = "-"
+        else:
+            difference = f"{row.difference:+.4g} [{row.low:+.4g}, {row.high:+.4g}]"
         failed = ""
         if FAILURES in means.columns:
-            failed = _percent(1 - means.loc[row.alternative, FAILURES], 2)
+            failed = _fraction_failed(1 - means.loc[row.alternative, FAILURES])
             mark = {"better": " (fewer)", "worse": " (more)"}.get(
                 verdicts.loc[row.alternative, FAILURES], ""
             )
@@ -415,7 +420,7 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
             table_rows.append(cells)
         lines += _table(header, table_rows)
         lines.append("(+) significantly better, (-) significantly worse than the baseline")
-    flagged = _ranked_above_fewer_failures(list(ranked.alternative), means, verdicts)
+    flagged = _ranked_above_fewer_failures(list(ranked.alternative), runs)
     if flagged:
         warning = (
             f"warning: {', '.join(map(str, flagged))} ranked above an alternative that failed"
@@ -430,20 +435,31 @@ def format_comparison(comparison: Any, metric: str, parameter: str, replications
     return "\n".join(lines)
 
 
-def _ranked_above_fewer_failures(order: list[Any], means: Any, verdicts: Any) -> list[Any]:
-    """Alternatives ranked above one that failed significantly fewer requests: either failed
-    more than the baseline while the other did not, or the other failed fewer than the
-    baseline while this one did not (or is the baseline)."""
-    if FAILURES not in means.columns:
+def _fraction_failed(fraction: float) -> str:
+    """A failed fraction with enough digits to tell 0.004% from none."""
+    if math.isnan(fraction):
+        return "-"
+    return "0%" if fraction <= 0 else f"{fraction * 100:.3g}%"
+
+
+def _ranked_above_fewer_failures(order: list[Any], runs: Any) -> list[Any]:
+    """Alternatives ranked above one that failed significantly fewer requests: the paired
+    difference of their fractions ok, replication by replication, has a 95% interval above
+    zero for the one ranked below."""
+    if runs is None or FAILURES not in runs.columns:
         return []
-    ok = means[FAILURES]
-    verdict = verdicts[FAILURES]
+    ok = {
+        label: group.set_index("replication")[FAILURES].astype(float)
+        for label, group in runs.groupby("alternative", sort=False)
+    }
     flagged = []
     for position, higher in enumerate(order):
         for lower in order[position + 1 :]:
-            fewer_failures = ok[lower] > ok[higher]
-            significant = verdict[higher] == "worse" or verdict[lower] == "better"
-            if fewer_failures and significant:
+            differences = (ok[lower] - ok[higher]).dropna().tolist()
+            if len(differences) < 2:
+                continue
+            mean, half_width = mean_confidence_interval(differences)
+            if mean - half_width > 0:
                 flagged.append(higher)
                 break
     return flagged

@@ -19,10 +19,12 @@ again when it ends, with status ``completed``, ``failed`` (and the error) or ``i
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import traceback
@@ -44,6 +46,7 @@ __all__ = [
     "RunStore",
     "atomic_write_bytes",
     "atomic_write_text",
+    "batch_identity",
     "new_run_folder",
     "read_run",
 ]
@@ -138,34 +141,73 @@ class RunFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.batch: dict[str, str] = {}
+        """What runs here (see :func:`batch_identity`), recorded in its metadata."""
 
-    def claim(self, resume: bool = False, overwrite: bool = False) -> None:
+    def claim(
+        self,
+        batch: dict[str, str],
+        resume: bool = False,
+        overwrite: bool = False,
+        can_resume: bool = True,
+    ) -> None:
         """Make the folder this run's, or raise :class:`FolderInUse`.
 
-        A missing or empty folder is free. A folder of an earlier ecsim run is continued with
-        ``resume`` (its finished runs are kept) or cleared with ``overwrite`` (only the files
-        ecsim writes go; anything else stays). Any other non-empty folder is refused: ecsim
-        never mixes two runs in one folder, and never deletes what it did not write.
+        ``batch`` says what runs (see :func:`batch_identity`). A missing or empty folder is free.
+        A folder of an earlier ecsim run is continued with ``resume`` when it holds the same
+        batch (its finished runs are kept), or cleared with ``overwrite`` (only the files ecsim
+        writes go; anything else stays). Anything else is refused: ecsim never mixes two runs
+        in one folder, and never deletes what it did not write.
         """
+        self.batch = batch
         path = self.path
         if path.exists() and not path.is_dir():
             raise FolderInUse(f"{path} exists and is not a folder")
-        if not path.exists() or not any(path.iterdir()):
+        runs = path / RUNS
+        if runs.exists() and (runs.is_symlink() or not runs.is_dir()):
+            raise FolderInUse(f"{runs} is not a folder ecsim made: choose another --out")
+        empty = not path.exists() or not any(path.iterdir())
+        if resume and empty:
+            raise FolderInUse(f"nothing to resume in {path}: it holds no results")
+        if empty:
             return
-        ours = (path / METADATA).is_file()
-        if not ours:
+        earlier = self._earlier_batch()
+        if earlier is None:
             raise FolderInUse(
                 f"{path} is not empty and holds no ecsim results: choose another --out"
             )
         if resume:
-            return
+            if earlier.get("command") != batch["command"]:
+                what = f"the results of `{earlier.get('command', 'an earlier version')}`"
+            elif earlier != batch:
+                what = f"a {batch['command']} batch of another scenario, seed or horizon"
+            else:
+                return
+            raise FolderInUse(
+                f"{path} holds {what}: --resume continues only the same command on the same"
+                " scenario; pass --overwrite to replace it, or choose another --out"
+            )
         if overwrite:
             self._clear()
             return
-        raise FolderInUse(
-            f"{path} already holds the results of a run: pass --resume to continue it,"
-            " --overwrite to replace them, or choose another --out"
+        options = (
+            "--resume to continue it, --overwrite to replace it"
+            if can_resume
+            else ("--overwrite to replace it")
         )
+        raise FolderInUse(
+            f"{path} already holds the results of a run: pass {options}, or choose another --out"
+        )
+
+    def _earlier_batch(self) -> dict[str, Any] | None:
+        """What the folder's metadata says ran there, or None if ecsim did not write it."""
+        try:
+            metadata = json.loads((self.path / METADATA).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        if not isinstance(metadata, dict) or "ecsim" not in (metadata.get("versions") or {}):
+            return None
+        return metadata.get("batch") or {}
 
     def _clear(self) -> None:
         for name in WRITTEN:
@@ -174,9 +216,10 @@ class RunFolder:
             for suffix in ("png", "svg", "pdf"):
                 (self.path / f"{stem}.{suffix}").unlink(missing_ok=True)
         runs = self.path / RUNS
-        if runs.is_dir() and not runs.is_symlink():
+        if runs.is_dir():
             for saved in runs.glob(f"*{RunStore.SUFFIX}"):
-                saved.unlink()
+                if RunStore.NAME.fullmatch(saved.name):
+                    saved.unlink()
             if not any(runs.iterdir()):
                 runs.rmdir()
 
@@ -224,6 +267,7 @@ class RunFolder:
             "platform": platform.platform(),
             "command": command if command is not None else sys.argv,
             "seed": resolved.get("seed"),
+            "batch": self.batch,
         }
         self.write_scenario(resolved)
         self.write_metadata(fields)
@@ -255,6 +299,8 @@ class RunStore:
     """
 
     SUFFIX = ".json"
+    NAME = re.compile(r"[0-9a-f]{16}-\d+\.json")
+    """The names of the files it writes: the run's key, its replication."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -278,6 +324,15 @@ class RunStore:
         """Keep one finished run: a mapping with its ``key`` and ``replication``."""
         name = f"{record['key']}-{record['replication']}{self.SUFFIX}"
         atomic_write_text(self.folder / name, json.dumps(finite_or_none(record)) + "\n")
+
+
+def batch_identity(command: str, resolved: dict[str, Any]) -> dict[str, str]:
+    """What a results folder holds, to tell a batch from another: the command and a hash of
+    the fully resolved scenario (seed and horizon included; the number of replications left
+    out, so that more can be added)."""
+    scenario = {key: value for key, value in resolved.items() if key != "replications"}
+    text = json.dumps(scenario, sort_keys=True, default=str)
+    return {"command": command, "scenario": hashlib.blake2b(text.encode()).hexdigest()[:16]}
 
 
 def read_run(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -361,3 +362,96 @@ def test_nines_of_a_run_where_nothing_succeeded_is_zero_not_minus_zero():
     from sim.analysis import nines
 
     assert str(nines(0.0)) == "0.0"
+
+
+# -- folders, resumption, and what a comparison may be ranked by --------------------------------
+
+
+def test_resume_continues_only_the_same_batch_and_adds_replications(tmp_path):
+    file = _scenario_file(tmp_path)
+    out = tmp_path / "batch"
+    common = ["--quiet", "--workers", "1", "--out", out]
+    first = invoke("run", file, "--replications", "3", *common)
+    assert first.exit_code == 0, first.stderr
+    assert len(list((out / "runs").glob("*.json"))) == 3
+    more = invoke("run", file, "--replications", "4", "--resume", *common)
+    assert more.exit_code == 0, more.stderr
+    assert len(list((out / "runs").glob("*.json"))) == 4  # only replication 3 ran
+    other = invoke("run", file, "--replications", "4", "--duration", "30s", "--resume", *common)
+    assert other.exit_code == 2 and "another scenario, seed or horizon" in other.stderr
+    sweep = invoke("sweep", file, "--param", "servers[0].count=2,3", "--resume", "--out", out)
+    assert sweep.exit_code == 2 and "holds the results of `replications`" in sweep.stderr
+    nothing = invoke("run", file, "--replications", "2", "--resume", "--out", tmp_path / "none")
+    assert nothing.exit_code == 2 and "nothing to resume" in nothing.stderr
+
+
+def test_a_folder_is_ours_only_if_ecsim_wrote_its_metadata(tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "metadata.json").write_text("{}", encoding="utf-8")
+    (fake / "summary.json").write_text("my notes", encoding="utf-8")
+    result = invoke("run", _scenario_file(tmp_path), "--quiet", "--out", fake, "--overwrite")
+    assert result.exit_code == 2 and "holds no ecsim results" in result.stderr
+    assert (fake / "summary.json").read_text(encoding="utf-8") == "my notes"
+
+
+def test_compare_refuses_to_rank_by_a_metric_with_no_better_side(tmp_path):
+    result = invoke(
+        "compare",
+        _scenario_file(tmp_path),
+        "--balancers",
+        "random,round_robin",
+        "--metric",
+        "groups.web.utilization",
+        "--out",
+        tmp_path / "cmp",
+    )
+    assert result.exit_code == 2 and "no better side" in result.stderr
+
+
+def test_each_alternative_and_point_gets_its_own_warnings(tmp_path):
+    file = _scenario_file(tmp_path)  # 10/s x 50 ms on 2 x 2 workers: fine
+    result = invoke(
+        "compare",
+        file,
+        "--vary",
+        "workload.arrivals.rate=10,100",
+        "--replications",
+        "2",
+        "--workers",
+        "1",
+        "--duration",
+        "10s",
+        "--out",
+        tmp_path / "cmp",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "warning: alternative 100: workload.arrivals:" in result.stderr
+    assert "alternative 10:" not in result.stderr
+    late = _scenario_file(
+        tmp_path,
+        {
+            "workload": {
+                **BASE["workload"],
+                "arrivals": {"rate": 10, "profile": [{"at": "10m", "rate": 5000}]},
+            }
+        },
+        name="late.yaml",
+    )
+    assert "capacity" not in invoke("validate", late).stderr  # the peak comes after the end
+
+
+def test_a_comparison_with_no_value_in_its_baseline_says_so():
+    import pandas as pd
+
+    from sim.experiment import paired_differences
+
+    runs = pd.DataFrame(
+        {
+            "alternative": ["a"] * 3 + ["b"] * 3,
+            "replication": [0, 1, 2] * 2,
+            "latency_s.p99": [float("nan")] * 3 + [0.1, 0.2, 0.3],
+        }
+    )
+    row = paired_differences(runs, ["a", "b"]).iloc[1]
+    assert row.verdict == "baseline has no value" and np.isnan(row.difference)

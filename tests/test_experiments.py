@@ -363,7 +363,7 @@ def test_a_ragged_points_file_is_refused_with_its_line(tmp_path):
     assert "line 3" in result.output
 
 
-def _comparison(alternatives: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+def _comparison(alternatives: dict[str, tuple[float, float, float]]):
     """Paired differences of made-up runs: per alternative, its fraction ok, its good fraction
     and its p99 (identical in each of 5 replications but for a little paired noise)."""
     rows = []
@@ -379,7 +379,8 @@ def _comparison(alternatives: dict[str, tuple[float, float, float]]) -> pd.DataF
                     "latency_s.p99": p99 + noise,
                 }
             )
-    return paired_differences(pd.DataFrame(rows), list(alternatives))
+    runs = pd.DataFrame(rows)
+    return paired_differences(runs, list(alternatives)), runs
 
 
 def test_the_default_ranking_never_rewards_failing_requests():
@@ -391,15 +392,15 @@ def test_the_default_ranking_never_rewards_failing_requests():
 
     default = next(p for p in compare_command.params if p.name == "metric").default
     assert not metric(default).ok_only
-    comparison = _comparison(
+    comparison, runs = _comparison(
         {"round_robin": (0.92, 0.92, 0.10), "least_connections": (1.0, 0.999, 0.20)}
     )
-    by_default = format_comparison(comparison, default, "balancer.policy", 5).splitlines()
+    by_default = format_comparison(comparison, default, "balancer.policy", 5, runs).splitlines()
     assert by_default[4].split()[:2] == ["1", "least_connections"]
     assert "8.00% (more)" not in "\n".join(by_default)  # the baseline is round_robin
     assert "0.00% (fewer)" in by_default[4]
     assert not any(line.startswith("warning") for line in by_default)
-    by_p99 = format_comparison(comparison, "latency_s.p99", "balancer.policy", 5).splitlines()
+    by_p99 = format_comparison(comparison, "latency_s.p99", "balancer.policy", 5, runs).splitlines()
     assert by_p99[4].split()[:2] == ["1", "round_robin"]
     assert any(
         line.startswith("warning: round_robin ranked above") and "ok requests only" in line
@@ -410,8 +411,53 @@ def test_the_default_ranking_never_rewards_failing_requests():
 def test_equal_rankings_are_broken_by_p99_latency():
     from sim.report import format_comparison
 
-    comparison = _comparison({"a": (1.0, 1.0, 0.30), "b": (1.0, 1.0, 0.10), "c": (1.0, 1.0, 0.2)})
+    comparison, _ = _comparison(
+        {"a": (1.0, 1.0, 0.30), "b": (1.0, 1.0, 0.10), "c": (1.0, 1.0, 0.2)}
+    )
     table = format_comparison(
         comparison, "availability.request_based_within_latency", "x", 5
     ).splitlines()
     assert [line.split()[1] for line in table[4:7]] == ["b", "c", "a"]
+
+
+def test_two_alternatives_failing_alike_are_not_called_different():
+    """round_robin and random both fail about 8.3% (more than the baseline), but not
+    significantly differently from each other: ranking one above the other by p50 deserves no
+    warning, whatever each did against the baseline."""
+    from sim.report import format_comparison
+
+    noise = {"round_robin": [1, -2, 3, -1, 0], "random": [-1, 2, 0, 1, -3]}
+    rows = []
+    for label, (ok, p50) in {
+        "least_connections": (1.0, 0.30),
+        "round_robin": (0.9171, 0.10),
+        "random": (0.9172, 0.20),
+    }.items():
+        for replication in range(5):
+            jitter = 1e-3 * noise.get(label, [0] * 5)[replication]
+            rows.append(
+                {
+                    "alternative": label,
+                    "replication": replication,
+                    "availability.request_based": ok + jitter,
+                    "latency_s.p50": p50,
+                    "latency_s.p99": p50,
+                }
+            )
+    runs = pd.DataFrame(rows)
+    comparison = paired_differences(runs, ["least_connections", "round_robin", "random"])
+    table = format_comparison(comparison, "latency_s.p50", "balancer.policy", 5, runs)
+    warning = next(line for line in table.splitlines() if line.startswith("warning"))
+    assert "round_robin, random ranked above" in warning  # both above least_connections
+    ranked = table.splitlines()[4:7]
+    assert [line.split()[1] for line in ranked] == ["round_robin", "random", "least_connections"]
+    only_two = format_comparison(
+        paired_differences(
+            runs[runs.alternative != "least_connections"], ["round_robin", "random"]
+        ),
+        "latency_s.p50",
+        "balancer.policy",
+        5,
+        runs[runs.alternative != "least_connections"],
+    )
+    assert "warning" not in only_two

@@ -74,9 +74,12 @@ def test_time_series_shades_the_failure_and_shows_the_offered_rate(crash_run):
         if isinstance(p, matplotlib.patches.Polygon | matplotlib.patches.Rectangle)
     ]
     assert shaded, "the crash is shaded"
-    assert {"ok answers", "offered arrival rate", "failure (shaded)", "detected"} <= set(
-        labels(figure)
-    )
+    assert {
+        "ok answers",
+        "offered arrival rate",
+        "failure (shaded)",
+        "detected (taken out)",
+    } <= set(labels(figure))
     assert any("crash" in text.get_text() for text in figure.axes[0].texts)
     assert all(axes.get_ylabel() for axes in figure.axes)
 
@@ -358,3 +361,38 @@ def test_plot_chooses_the_metric_and_draws_the_markov_line_of_a_sweep(tmp_path):
     )
     assert "Markov chain" in labels(figure)
     assert (tmp_path / "sweep" / "availability_curve.png").exists()
+
+
+def test_a_perfect_alternative_is_an_arrow_on_top_of_the_comparison_chart():
+    comparison = pd.DataFrame(
+        {
+            "alternative": ["two servers", "eight servers"],
+            "metric": ["availability.request_based"] * 2,
+            "mean": [0.99, 1.0],
+            "half_width": [0.001, 0.0],
+        }
+    )
+    figure = plots.comparison_chart(comparison, ["availability.request_based"])
+    axes = figure.axes[0]
+    arrow = next(line for line in axes.lines if line.get_label() == plots.NO_FAILURE)
+    assert list(arrow.get_xdata()) == [1]
+    assert arrow.get_ydata()[0] > axes.patches[0].get_height()  # above the 99% bar
+
+
+def test_a_sweep_curve_is_only_for_availabilities(tmp_path, crash_run):
+    table = pd.DataFrame(
+        {
+            "point": [0, 1],
+            "count": [2, 3],
+            "replication": [0, 0],
+            "error": [None, None],
+            "latency_s.p99": [0.2, 0.1],
+            "availability.request_based": [0.99, 0.999],
+        }
+    )
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    table.to_parquet(folder / "sweep.parquet")
+    with pytest.raises(figures.NothingToDraw, match="not an availability"):
+        figures.draw_folder(folder, metric="latency_s.p99")
+    assert figures.draw_folder(folder, metric="availability.request_based")

@@ -61,7 +61,8 @@ class KeySpace:
 
     def shard_shares(self, shards: int) -> np.ndarray:
         """The fraction of accesses that land on each shard."""
-        return np.bincount(self.shard_of_key, weights=self.probabilities, minlength=shards)
+        shares = np.bincount(self.shard_of_key, weights=self.probabilities, minlength=shards)
+        return np.minimum(shares, 1.0)  # a sum of a million weights can round past 1
 
     def sampler(self, rng: np.random.Generator, block: int = 1024) -> Iterator[tuple[int, int]]:
         """Endless (key, shard) draws by popularity, in blocks for speed."""

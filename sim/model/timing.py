@@ -60,9 +60,9 @@ class StalledClockError(RuntimeError):
         named = ", ".join(f"{name} ({count})" for name, count in sources) or "nothing pending"
         super().__init__(
             f"simulated time stopped at {now:.6g} s: {events:,} events without the clock"
-            f" moving; the events pending at that instant come from {named}. Something fails"
-            " and is tried again at the same instant forever (a zero think time, a zero"
-            " backoff, a zero repair time): give that loop a delay"
+            f" moving; the events pending at that instant come from {named}: a loop in which"
+            " nothing takes time (a zero think time, service time, backoff or repair time, or a"
+            " failure answered and tried again at once); give that loop a delay"
         )
 
 

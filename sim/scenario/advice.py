@@ -57,22 +57,22 @@ def _late_failures(scenario: Scenario) -> list[Advice]:
 
 
 def _long_timeouts(scenario: Scenario) -> list[Advice]:
-    window = scenario.duration - scenario.warmup
     advice = []
     for index, request_class in enumerate(scenario.workload.classes):
         timeout = request_class.timeout
         if timeout is None:
             continue
-        if timeout >= window:
-            reason = f"no longer than the measurement window ({window:g}s): no request can time out"
+        if timeout >= scenario.duration:
+            reason = f"longer than the whole run ({scenario.duration:g}s): no request can time out"
         elif timeout > LONG_TIMEOUT_S:
-            reason = "real clients give up within seconds to a minute"
+            reason = "over ten minutes, where real clients give up within seconds to a minute;"
+            reason += " is it in the right unit?"
         else:
             continue
         advice.append(
             Advice(
                 f"workload.classes[{index}].timeout",
-                f"a client timeout of {timeout:g}s is {reason}; is it in the right unit?",
+                f"a client timeout of {timeout:g}s is {reason}",
             )
         )
     return advice
@@ -104,7 +104,12 @@ def _overload(scenario: Scenario) -> list[Advice]:
     arrivals = scenario.workload.arrivals
     if arrivals is None:
         return []
-    peak = max([arrivals.rate, *(change.rate for change in arrivals.profile)])
+    peak = max(
+        [
+            arrivals.rate,
+            *(change.rate for change in arrivals.profile if change.at < scenario.duration),
+        ]
+    )
     work_per_request = sum(c.share * c.service_time.mean() for c in scenario.workload.classes)
     capacity = sum(g.count * g.workers * g.speed for g in scenario.backend_groups())
     offered = peak * work_per_request

@@ -18,11 +18,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pydantic_core import PydanticCustomError
 
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
-from sim.spec import Name, NonNegativeDuration, Spec
+from sim.spec import Name, NonNegativeDuration, Spec, located_error
 
 __all__ = ["DatabaseSpec", "DatabaseUseSpec", "KeySpaceSpec", "ReplicationSpec"]
 
@@ -68,8 +67,8 @@ class ReplicationSpec(Spec):
     @classmethod
     def _renamed(cls, data: Any) -> Any:
         if isinstance(data, dict) and "lag" in data:
-            raise PydanticCustomError(
-                "renamed",
+            raise located_error(
+                ".lag",
                 "'lag' is now 'apply_delay': the delay of each write on its own. Replicas apply"
                 " writes in order, so the lag they show is longer when delays vary; it is"
                 " reported as data.replication_lag_s",

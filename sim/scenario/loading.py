@@ -114,7 +114,7 @@ def _problem(error: dict[str, Any]) -> Problem:
         )
     elif kind == "too_short":
         message = f"expected at least {context.get('min_length')} item(s), got none"
-    elif kind not in {"unknown_kind", "unit", "bound", "kind_mapping", "kind_missing", "renamed"}:
+    elif kind not in {"unknown_kind", "unit", "bound", "kind_mapping", "kind_missing"}:
         message = f"{message.replace('Input should be', 'expected', 1)} (got {_shown(given)})"
     return Problem(path, message)
 

@@ -121,6 +121,16 @@ class WorkloadSpec(Spec):
                     ".classes", f"class shares must sum to 1 (100%), they sum to {total:.6g}"
                 )
         if self.sessions is not None:
+            by_name = {request_class.name: request_class for request_class in self.classes}
+            if self.sessions.think_time.mean() == 0 and all(
+                step in by_name and by_name[step].service_time.mean() == 0
+                for step in self.sessions.steps
+            ):
+                raise located_error(
+                    ".sessions.think_time",
+                    "with no think time and no service time, users would loop forever without"
+                    " time passing",
+                )
             for index, step in enumerate(self.sessions.steps):
                 if step not in names:
                     raise located_error(
