@@ -528,12 +528,17 @@ def comparison_chart(
         axes.set_xticklabels([_short(str(label)) for label in labels], rotation=30, ha="right")
         axes.set_title(f"{metric}\n({'higher' if sign > 0 else 'lower'} is better)", fontsize=9)
         axes.grid(True, axis="y", alpha=0.3)
-        handles = [
-            Patch(facecolor="0.15", edgecolor="black", label="best"),
-            Patch(facecolor="0.75", edgecolor="black", hatch="//", label="others"),
-            *[line for line in axes.lines if line.get_label() == NO_FAILURE],
-        ]
-        axes.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.12))
+    handles = [
+        Patch(facecolor="0.15", edgecolor="black", label="best"),
+        Patch(facecolor="0.75", edgecolor="black", hatch="//", label="others"),
+        *{
+            line.get_label(): line
+            for axes in axes_list[0]
+            for line in axes.lines
+            if line.get_label() == NO_FAILURE
+        }.values(),
+    ]
+    figure.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles))
     figure.suptitle(title + " (error bars: 95% interval of the paired difference)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     return figure

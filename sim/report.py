@@ -329,6 +329,14 @@ KEY_METRICS = (
 )
 
 
+DATA_METRICS = (
+    "data.lost_writes",
+    "data.write_latency_s.mean",
+    "data.rpo_s",
+    "data.mean_failover_s",
+)
+
+
 def _number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -407,7 +415,9 @@ def format_comparison(
         "failed: requests that did not end ok; (more)/(fewer): significantly more or fewer"
         " than the baseline"
     )
-    others = [m for m in KEY_METRICS if m != metric and m in means.columns][:5]
+    # Beside a data-tier ranking, what the data tier paid for it comes first.
+    shown = (*DATA_METRICS, *KEY_METRICS) if metric.startswith("data.") else KEY_METRICS
+    others = [m for m in shown if m != metric and m in means.columns][:5]
     if others:
         lines.append("")
         header = ["alternative", *others]

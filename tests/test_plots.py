@@ -48,10 +48,9 @@ def crash_run():
 
 
 def labels(figure) -> list[str]:
+    legends = [axes.get_legend() for axes in figure.axes if axes.get_legend()]
     return [
-        text.get_text()
-        for axes in figure.axes
-        for text in (axes.get_legend().get_texts() if axes.get_legend() else [])
+        text.get_text() for legend in [*legends, *figure.legends] for text in legend.get_texts()
     ]
 
 
