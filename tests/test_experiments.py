@@ -397,8 +397,8 @@ def test_the_default_ranking_never_rewards_failing_requests():
     )
     by_default = format_comparison(comparison, default, "balancer.policy", 5, runs).splitlines()
     assert by_default[4].split()[:2] == ["1", "least_connections"]
-    assert "8.00% (more)" not in "\n".join(by_default)  # the baseline is round_robin
-    assert "0.00% (fewer)" in by_default[4]
+    assert "% (more)" not in "\n".join(by_default)  # the baseline is round_robin
+    assert "0% (fewer)" in by_default[4]
     assert not any(line.startswith("warning") for line in by_default)
     by_p99 = format_comparison(comparison, "latency_s.p99", "balancer.policy", 5, runs).splitlines()
     assert by_p99[4].split()[:2] == ["1", "round_robin"]
