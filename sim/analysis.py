@@ -223,6 +223,8 @@ def summarize(
         "groups": group_summaries,
     }
     if service is not None:
+        # Up time is integrated from event times: rounding may put it a hair past the window.
+        service = {**service, "up_s": min(service["up_s"], measured_s)}
         time_based = service["up_s"] / measured_s
         availability["time_based"] = time_based
         availability["time_based_nines"] = nines(time_based)

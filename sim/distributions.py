@@ -135,7 +135,7 @@ class Uniform(Distribution):
 
 class _MeanAndCv(Distribution):
     mean_s: PositiveDuration = Field(alias="mean")
-    cv_value: float = Field(alias="cv", gt=0, le=100)
+    cv_value: float = Field(alias="cv", ge=0.001, le=100)
 
     def mean(self) -> float:
         return self.mean_s
@@ -172,7 +172,7 @@ class Erlang(Distribution):
     """Sum of ``k`` exponential phases with the given total mean (cv = 1/sqrt(k))."""
 
     kind: Literal["erlang"] = "erlang"
-    k: int = Field(ge=1)
+    k: int = Field(ge=1, le=10_000)
     mean_s: PositiveDuration = Field(alias="mean")
 
     def mean(self) -> float:
@@ -227,7 +227,9 @@ class Empirical(Distribution):
     """
 
     kind: Literal["empirical"] = "empirical"
-    samples: list[NonNegativeDuration] | None = Field(default=None, min_length=1)
+    samples: list[NonNegativeDuration] | None = Field(
+        default=None, min_length=1, max_length=100_000
+    )
     percentiles: dict[float, NonNegativeDuration] | None = None
 
     @field_validator("percentiles", mode="before")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
+from sim.yaml_reader import YamlProblem, read_yaml
 
 __all__ = ["apply_overrides", "parse_alternatives", "parse_override", "set_path"]
 
@@ -42,9 +42,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ValueError(f"expected key.path=value, got {text!r}")
     path, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise ValueError(f"cannot read the value of {path.strip()!r}: {raw!r}") from None
+        value = read_yaml(raw) if raw.strip() else ""
+    except YamlProblem as problem:
+        raise ValueError(f"cannot read the value of {path.strip()!r}: {problem}") from None
     return path.strip(), value
 
 
@@ -114,9 +114,11 @@ def parse_alternatives(text: str) -> tuple[str, list[Any]]:
     values = []
     for piece in pieces:
         try:
-            values.append(yaml.safe_load(piece) if piece.strip() else "")
-        except yaml.YAMLError:
-            raise ValueError(f"cannot read the value {piece!r} of {path.strip()!r}") from None
+            values.append(read_yaml(piece) if piece.strip() else "")
+        except YamlProblem as problem:
+            raise ValueError(
+                f"cannot read the value {piece!r} of {path.strip()!r}: {problem}"
+            ) from None
     split_path(path)  # the path must be readable
     return path.strip(), values
 

@@ -40,9 +40,10 @@ __all__ = [
 
 
 class Spec(BaseModel):
-    """Base class of all specs: frozen, and unknown keys rejected with a did-you-mean."""
+    """Base class of all specs: frozen, unknown keys rejected with a did-you-mean, and strict
+    about types: ``true`` is not the number 1, ``2.5`` is not a count, bytes are not text."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, strict=True)
 
     @model_validator(mode="before")
     @classmethod

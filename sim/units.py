@@ -30,9 +30,9 @@ DURATION_UNITS: dict[str, float] = {
     "y": 365 * 86400.0,
 }
 
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z%/]*)\s*$")
-_RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-zA-Z]+)\s*$")
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"  # ASCII digits only
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z%/]*)\s*$", re.ASCII)
+_RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-zA-Z]+)\s*$", re.ASCII)
 
 
 def _split(text: str, expected: str) -> tuple[float, str]:
@@ -47,7 +47,10 @@ def _number(value: object, expected: str) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"expected {expected}, got a boolean")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"expected {expected}, got a number too large to use") from None
     if isinstance(value, str):
         return None
     if value is None:

@@ -208,6 +208,8 @@ class Server:
         lost = list(self.in_service) + list(self.queue)
         for end in self.in_service.values():
             self.busy_time_s -= end - now  # the rest of these services never happens
+        for attempt in self.queue:
+            self.wait_time_s += now - attempt.queued_at  # they did wait, until now
         self.in_service.clear()
         self.queue.clear()
         self.busy = 0

@@ -23,7 +23,7 @@ class StandbySpec(Spec):
     cannot while they are off.
     """
 
-    count: int = Field(1, ge=1)
+    count: int = Field(1, ge=1, le=1_000)
     mode: Literal["hot", "cold"] = "hot"
     promotion_delay: DelaySpec = Deterministic(value=0.0)
     boot_time: DelaySpec = Deterministic(value=0.0)
@@ -39,10 +39,10 @@ class ServerGroupSpec(Spec):
 
     name: Name
     count: int = Field(1, ge=1, le=10_000)
-    workers: int = Field(1, ge=1, le=1_000_000)
-    queue_capacity: int | None = Field(None, ge=0)
-    speed: float = Field(1.0, gt=0)
-    weight: float = Field(1.0, gt=0)
+    workers: int = Field(1, ge=1, le=100_000)
+    queue_capacity: int | None = Field(None, ge=0, le=10_000_000)
+    speed: float = Field(1.0, gt=0, le=1_000)
+    weight: float = Field(1.0, gt=0, le=1_000_000)
     zone: Name = "default"
     standby: StandbySpec | None = None
 

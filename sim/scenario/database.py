@@ -94,7 +94,7 @@ class DatabaseSpec(Spec):
     virtual_nodes: int = Field(128, ge=1, le=4096)
     replication: ReplicationSpec = ReplicationSpec()
     workers: int = Field(8, ge=1, le=100_000)
-    queue_capacity: int | None = Field(None, ge=0)
+    queue_capacity: int | None = Field(None, ge=0, le=10_000_000)
     read_time: DistributionSpec = Exponential(mean=0.002)
     write_time: DistributionSpec = Exponential(mean=0.005)
     zones: list[Name] = Field(default_factory=lambda: ["default"], min_length=1)

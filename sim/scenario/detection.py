@@ -44,6 +44,9 @@ __all__ = [
 
 DETECTORS: Registry[type[DetectorSpec]] = Registry("failure detector")
 
+MIN_INTERVAL_S = 0.001
+"""The shortest probe or heartbeat interval: a millisecond (real ones are 100 ms and more)."""
+
 
 class DetectorSpec(Spec, ABC):
     """A failure detector's parameters and the distribution of its delays."""
@@ -91,10 +94,10 @@ class HealthCheckSpec(DetectorSpec):
     """
 
     kind: Literal["health_check"] = "health_check"
-    interval: PositiveDuration = 2.0
+    interval: PositiveDuration = Field(2.0, ge=MIN_INTERVAL_S)
     timeout: PositiveDuration = 1.0
-    fall: int = Field(3, ge=1)
-    rise: int = Field(2, ge=1)
+    fall: int = Field(3, ge=1, le=1_000)
+    rise: int = Field(2, ge=1, le=1_000)
     probe_time: NonNegativeDuration = 0.005
 
     @model_validator(mode="after")
@@ -134,8 +137,8 @@ class HeartbeatSpec(DetectorSpec):
     """
 
     kind: Literal["heartbeat"] = "heartbeat"
-    interval: PositiveDuration = 1.0
-    misses: int = Field(3, ge=1)
+    interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
+    misses: int = Field(3, ge=1, le=1_000)
 
     def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
         # A crashed process and an unreachable host are equally silent.
@@ -162,9 +165,9 @@ class PhiAccrualSpec(DetectorSpec):
     """
 
     kind: Literal["phi_accrual"] = "phi_accrual"
-    interval: PositiveDuration = 1.0
-    threshold: float = Field(8.0, gt=0)
-    window: int = Field(100, ge=2)
+    interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
+    threshold: float = Field(8.0, ge=0.01, le=100)
+    window: int = Field(100, ge=2, le=10_000)
     min_std: PositiveDuration = 0.1
     jitter: NonNegativeDuration = 0.0
 
@@ -212,7 +215,7 @@ class OutlierEjectionSpec(Spec):
     backend that failed once long ago is not punished as a repeat offender forever.
     """
 
-    consecutive_errors: int = Field(5, ge=1)
+    consecutive_errors: int = Field(5, ge=1, le=10_000)
     ejection_time: PositiveDuration = 30.0
     max_ejection_time: PositiveDuration = 300.0
     interval: PositiveDuration = 10.0

@@ -99,7 +99,7 @@ class CrashRepairSpec(FailureSpec):
     kind: Literal["crash_repair"] = "crash_repair"
     time_to_failure: DistributionSpec
     time_to_repair: DistributionSpec
-    repair_crews: int | None = Field(None, ge=1)
+    repair_crews: int | None = Field(None, ge=1, le=10_000)
     """How many components of this entry can be under repair at once (unlimited when omitted);
     the others wait their turn, first failed first repaired."""
 
@@ -139,7 +139,7 @@ class SlowdownSpec(FailureSpec):
     kind: Literal["slowdown"] = "slowdown"
     at: NonNegativeDuration
     duration: PositiveDuration
-    factor: float = Field(gt=1.0)
+    factor: float = Field(gt=1.0, le=1_000_000)
 
     def starts_at(self) -> float | None:
         return self.at

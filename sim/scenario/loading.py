@@ -7,17 +7,18 @@ path (``servers[1].workers``), what was expected and, for names, the closest kno
 from __future__ import annotations
 
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from sim.overrides import apply_overrides
 from sim.registry import did_you_mean
 from sim.scenario.root import Scenario
+from sim.yaml_reader import MAX_BYTES, YamlProblem, read_yaml
 
-__all__ = ["Problem", "ScenarioError", "load_scenario", "parse_scenario"]
+__all__ = ["Problem", "ScenarioError", "load_scenario", "parse_scenario", "read_text_file"]
 
 
 class Problem:
@@ -136,53 +137,53 @@ def parse_scenario(
         raise ScenarioError(source, problems) from None
 
 
+def read_text_file(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of a regular file of at most :data:`MAX_BYTES` bytes.
+
+    Raises ``ValueError`` saying why not: it is missing, not a regular file (a FIFO, a device
+    such as /dev/zero: reading them may block or never end), too large, or not UTF-8 text.
+    """
+    path = Path(path)
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise ValueError(f"cannot read {what}: {error.strerror}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError(f"not a regular {what} (a pipe, a device or a folder)")
+    if status.st_size > MAX_BYTES:
+        raise ValueError(
+            f"{what} of {status.st_size:,} bytes, more than the {MAX_BYTES:,} ecsim reads"
+        )
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read {what}: {error.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"{what} of more than the {MAX_BYTES:,} bytes ecsim reads")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"not a UTF-8 text {what}") from None
+
+
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
-    """Read, override and validate a scenario file; every failure is a :class:`ScenarioError`."""
+    """Read, override and validate a scenario file; every failure is a :class:`ScenarioError`.
+
+    The file is read within the bounds of :mod:`sim.yaml_reader` (size, nesting, aliases,
+    digits).
+    """
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ScenarioError(source, [Problem("", f"cannot read file: {error.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(source, [Problem("", "not a UTF-8 text file")]) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
-        raise ScenarioError(source, [Problem("", f"invalid YAML: {where}{reason}")]) from None
+        data = read_yaml(read_text_file(path))
+    except YamlProblem as problem:
+        raise ScenarioError(source, [Problem("", str(problem))]) from None
+    except ValueError as error:
+        raise ScenarioError(source, [Problem("", str(error))]) from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
     return parse_scenario(data, source, overrides)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key written twice in one mapping is an error.
-
-    Plain YAML keeps the last of two ``duration:`` lines without a word; a scenario should not.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            self.flatten_mapping(node)  # resolve `<<:` merge keys first: they are not repeats
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str | int | float | bool):
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    "a key must be a plain name, not a list or a mapping",
-                    key_node.start_mark,
-                )
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def _default_name(path: Path) -> str:

@@ -40,15 +40,15 @@ class SloSpec(Spec):
     availability: Fraction = 0.999
     latency: PositiveDuration | None = None
     latency_percentile: Fraction = 0.99
-    min_servers: int = Field(1, ge=1)
+    min_servers: int = Field(1, ge=1, le=100_000)
 
 
 class Scenario(Spec):
     """One simulated world: workload, balancer, servers, horizon and seed."""
 
     name: Name = "scenario"
-    description: str = ""
-    seed: int = Field(1, ge=0)
+    description: str = Field("", max_length=10_000)
+    seed: int = Field(1, ge=0, le=2**63 - 1)
     replications: int = Field(1, ge=1, le=100_000)
     """Independent replications `ecsim run` makes (each metric then gets a confidence interval)."""
     duration: PositiveDuration

@@ -59,18 +59,22 @@ class RequestClassSpec(Spec):
     database: DatabaseUseSpec | None = None
 
 
+MAX_RATE_PER_S = 10_000_000
+"""The highest arrival rate: ten million requests a second, far beyond any shop's peak."""
+
+
 class RateChange(Spec):
     """From time ``at``, arrivals come at ``rate``; reached linearly over ``ramp`` when given."""
 
     at: NonNegativeDuration
-    rate: Rate
+    rate: Rate = Field(le=MAX_RATE_PER_S)
     ramp: NonNegativeDuration = 0.0
 
 
 class ArrivalsSpec(Spec):
     """Open-loop Poisson arrivals: users who come regardless of how the site is doing."""
 
-    rate: Rate
+    rate: Rate = Field(le=MAX_RATE_PER_S)
     profile: list[RateChange] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -90,7 +94,7 @@ class ArrivalsSpec(Spec):
 class SessionsSpec(Spec):
     """Closed-loop shoppers: each waits for an answer, thinks, then sends the next request."""
 
-    users: int = Field(ge=1, le=10_000_000)
+    users: int = Field(ge=1, le=100_000)
     think_time: DistributionSpec
     steps: list[Name] = Field(min_length=1)
 

@@ -50,7 +50,7 @@ class PowerOfTwoChoicesSpec(PolicySpec):
     """``choices`` is how many backends are sampled per request (d in the literature)."""
 
     kind: Literal["power_of_two_choices"] = "power_of_two_choices"
-    choices: int = Field(2, ge=2)
+    choices: int = Field(2, ge=2, le=100)
 
     def build(
         self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
