@@ -7,14 +7,15 @@ Exit codes: 0 success, 2 a mistake in the input (scenario file, option), 1 an in
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import click
-import yaml
 
 from sim import __version__
 from sim.analysis import finite_or_none
@@ -34,6 +35,7 @@ from sim.experiment import compare as run_comparison
 from sim.experiment import run as run_scenario
 from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
+from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
 from sim.registry import did_you_mean
@@ -56,30 +58,63 @@ from sim.results import (
 )
 from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
 from sim.scenario.advice import advise
+from sim.scenario.loading import read_text_file
 from sim.units import parse_duration, parse_fraction
+from sim.yaml_reader import YamlProblem, read_yaml
 
 __all__ = ["main"]
 
 USER_ERROR = 2
+MAX_SEED = 2**63 - 1
+MAX_WORKERS = 1024
+MAX_REPLICATIONS = 100_000
+MAX_YEARS = 1_000_000.0
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option within a range; unlike click's, ``nan`` is refused (it is in no range)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:  # nan compares false with every bound
+            self.fail(
+                f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx
+            )
+        return number
 
 
 class LazyProgressBar:
-    """A progress bar on stderr that appears only once a run has taken a couple of seconds."""
+    """Progress on stderr once a run has taken a couple of seconds: a bar on a terminal, and
+    elsewhere (a log, CI) a line every ``every_s`` seconds of wall time, with the time left."""
 
-    def __init__(self, label: str, delay_s: float = 2.0) -> None:
+    def __init__(self, label: str, delay_s: float = 2.0, every_s: float = 10.0) -> None:
         self.label = label
         self.delay_s = delay_s
+        self.every_s = every_s
         self.started = time.perf_counter()
+        self.last_line = self.started
         self.bar = None
         self.shown = 0
 
     def __call__(self, fraction: float) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.started
+        if elapsed < self.delay_s:
+            return
+        if not sys.stderr.isatty():
+            if now - self.last_line >= self.every_s and fraction < 1:
+                self.last_line = now
+                left = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
+                click.echo(
+                    f"{self.label}: {fraction:.1%} of the simulated time after {elapsed:.0f} s,"
+                    f" about {left:.0f} s left",
+                    err=True,
+                )
+            return
         if self.bar is None:
-            if not sys.stderr.isatty() or time.perf_counter() - self.started < self.delay_s:
-                return
-            self.bar = click.progressbar(length=100, label=self.label, file=sys.stderr)
+            self.bar = click.progressbar(length=1000, label=self.label, file=sys.stderr)
             self.bar.__enter__()
-        done = int(fraction * 100)
+        done = int(fraction * 1000)
         self.bar.update(done - self.shown)
         self.shown = done
 
@@ -173,7 +208,9 @@ def _scenario_options(function):
         help="Override a scenario key, e.g. servers[0].count=6 (repeatable).",
     )(function)
     function = click.option(
-        "--seed", type=click.IntRange(min=0), help="Root random seed (default: the scenario's)."
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        help="Root random seed (default: the scenario's).",
     )(function)
     return click.argument("scenario_file", type=click.Path(dir_okay=False))(function)
 
@@ -257,7 +294,7 @@ def _execute(folder: RunFolder, scenario, work):
         _fail(f"cannot write the run folder {folder.path}: {error.strerror or error}")
     except click.ClickException as error:  # a user mistake found on the way: exit 2
         _fail(error.format_message())
-    except StalledClockError as error:  # the scenario describes a loop without time
+    except (StalledClockError, QueueOverflowError) as error:  # the scenario cannot run
         _fail(str(error))
     except Exception as error:  # an ecsim bug, not a user mistake: keep the details on disk
         click.echo(
@@ -295,7 +332,7 @@ def _executor_options(function):
     )(function)
     return click.option(
         "--workers",
-        type=click.IntRange(min=1),
+        type=click.IntRange(1, MAX_WORKERS),
         help="Local worker processes (default: all cores; 1 runs in this process).",
     )(function)
 
@@ -308,19 +345,39 @@ def _make_executor(workers, scheduler):
 
 
 class BatchProgress:
-    """A progress bar with ETA on stderr (when it is a terminal) for a batch of runs."""
+    """Progress of a batch of runs on stderr: a bar with ETA on a terminal, and elsewhere (a
+    log, CI) a line every ``every_s`` seconds of wall time with the runs finished so far."""
 
-    def __init__(self, total: int, label: str) -> None:
+    def __init__(self, total: int, label: str, every_s: float = 10.0) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.started = time.perf_counter()
         self.bar = None
+        self._stop = threading.Event()
         if sys.stderr.isatty():
             self.bar = click.progressbar(length=total, label=label, file=sys.stderr)
             self.bar.__enter__()
+        else:
+            threading.Thread(
+                target=self._log, args=(every_s,), name="ecsim-progress", daemon=True
+            ).start()
 
     def __call__(self, done: int) -> None:
+        self.done += done
         if self.bar is not None:
             self.bar.update(done)
 
+    def _log(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            elapsed = time.perf_counter() - self.started
+            click.echo(
+                f"{self.label}: {self.done}/{self.total} runs finished after {elapsed:.0f} s",
+                err=True,
+            )
+
     def close(self) -> None:
+        self._stop.set()
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
 
@@ -343,7 +400,7 @@ def _run_batch(work, total: int, label: str, executor):
 @_timing_options
 @click.option(
     "--replications",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_REPLICATIONS),
     help="Independent replications (default: the scenario's); more than one gives every metric"
     " a 95% confidence interval.",
 )
@@ -360,7 +417,7 @@ def _run_batch(work, total: int, label: str, executor):
 )
 @click.option(
     "--max-replications",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, MAX_REPLICATIONS),
     default=100,
     show_default=True,
     help="The most replications --precision may run.",
@@ -539,7 +596,7 @@ def _run_replications(
 )
 @click.option(
     "--replications",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, MAX_REPLICATIONS),
     help="Replications per alternative (default: the scenario's, at least 5).",
 )
 @click.option(
@@ -676,7 +733,7 @@ def compare(
 )
 @click.option(
     "--replications",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_REPLICATIONS),
     help="Replications per point (default: the scenario's).",
 )
 @_timing_options
@@ -786,19 +843,39 @@ def sweep(
 
 
 def _read_points(path: str) -> list[dict]:
-    """Rows of a CSV file as sweep points; cells are read as YAML (``8``, ``random``...)."""
-    with open(path, newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    if not rows:
+    """Rows of a CSV file as sweep points; cells are read as YAML (``8``, ``random``...).
+
+    The file is read as a scenario is (a regular UTF-8 file within the size bound; a byte-order
+    mark, as spreadsheet programs write it, is skipped); its header names each key path once.
+    """
+    try:
+        text = read_text_file(path, "points file")
+    except ValueError as error:
+        _fail(f"--points: {path}: {error}")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        _fail(f"--points: {path} has no header naming the key paths")
+    header = [cell.strip() for cell in rows[0]]
+    for index, name in enumerate(header):
+        if not name:
+            _fail(f"--points: {path}: column {index + 1} has no key path in the header")
+        if name in header[:index]:
+            _fail(f"--points: {path}: the column {name!r} is given twice")
+    body = [
+        (number, row)
+        for number, row in enumerate(rows[1:], start=2)
+        if any(cell.strip() for cell in row)
+    ]
+    if not body:
         _fail(f"--points: {path} has no rows")
     points = []
-    for number, row in enumerate(rows, start=2):
-        if None in row or None in row.values():
+    for number, row in body:
+        if len(row) != len(header):
             _fail(f"--points: {path}, line {number}: expected one cell per column")
         try:
-            points.append({key: yaml.safe_load(value) for key, value in row.items()})
-        except yaml.YAMLError:
-            _fail(f"--points: {path}, line {number}: a cell is not a readable value")
+            points.append({key: read_yaml(value) for key, value in zip(header, row, strict=True)})
+        except YamlProblem as problem:
+            _fail(f"--points: {path}, line {number}: a cell is not a readable value ({problem})")
     return points
 
 
@@ -819,14 +896,14 @@ def _label(value) -> str:
 @_scenario_options
 @click.option(
     "--years",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, max=MAX_YEARS, min_open=True),
     default=1000.0,
     show_default=True,
     help="Simulated years in all, split over the replications.",
 )
 @click.option(
     "--replications",
-    type=click.IntRange(min=2),
+    type=click.IntRange(2, MAX_REPLICATIONS),
     default=10,
     show_default=True,
     help="Independent replications, for the confidence interval.",

@@ -10,6 +10,7 @@ everything finished) and show progress.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -101,7 +102,18 @@ class DaskExecutor:
 
     name = "dask"
 
+    ADDRESS = re.compile(
+        r"(tcp|tls|ucx|ws|wss|inproc)://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(:(?P<port>[0-9]{1,5}))?/?"
+    )
+    """Dask's address form: protocol://host[:port], with an IPv6 host in brackets."""
+
     def __init__(self, address: str) -> None:
+        form = self.ADDRESS.fullmatch(address)
+        if not form or int(form["port"] or 0) > 65535:
+            raise ExecutorError(
+                f"{address!r} is not a Dask scheduler address: expected tcp://HOST:PORT"
+                " (or tls://, ucx://, ws://, inproc://)"
+            )
         try:
             from distributed import Client
         except ImportError:
@@ -112,7 +124,7 @@ class DaskExecutor:
         self._futures: dict = {}
         try:
             self._client = Client(address, timeout="5s", set_as_default=False)
-        except OSError as error:
+        except (OSError, ValueError, TypeError) as error:
             raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {error}") from None
 
     def map(self, function: Callable, tasks: Iterable[tuple[Any, Any]]) -> Iterator[tuple]:

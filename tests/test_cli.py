@@ -12,7 +12,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sim import parse_scenario
 from sim.cli import main
+from sim.scenario.advice import work_of
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -305,6 +307,49 @@ def test_legal_but_probably_unintended_input_is_warned_about_in_one_place(
     assert f"warning: {file}: {path}: " in validated.stderr and says in validated.stderr
     ran = invoke("run", file, "--quiet", "--out", tmp_path / "run")
     assert ran.exit_code == 0 and says in ran.stderr
+
+
+def test_a_run_that_would_take_hours_is_warned_about_with_its_estimate(tmp_path):
+    # A million requests a second for an hour, on servers that can take them.
+    changes = {
+        "duration": 3600,
+        "workload": {**BASE["workload"], "arrivals": {"rate": "1e6/s"}},
+        "servers": [{"name": "web", "count": 100, "workers": 1000}],
+    }
+    result = invoke("validate", _scenario_file(tmp_path, changes))
+    assert result.exit_code == 0
+    assert "duration: this run simulates about 3,600,000,000 requests" in result.stderr
+    assert "about 1,200 minutes of work at 50,000 requests a second" in result.stderr
+
+
+def test_the_work_estimate_integrates_the_rate_profile_and_counts_database_operations():
+    scenario = parse_scenario(
+        {
+            **BASE,
+            "duration": 100,
+            "workload": {
+                "arrivals": {"rate": 100, "profile": [{"at": 50, "rate": 300, "ramp": 10}]},
+                "classes": [
+                    {
+                        "name": "r",
+                        "share": 0.5,
+                        "service_time": {"kind": "exponential", "mean": 0.01},
+                        "database": {"reads": 2, "writes": 1},
+                    },
+                    {
+                        "name": "s",
+                        "share": 0.5,
+                        "service_time": {"kind": "exponential", "mean": 0.01},
+                    },
+                ],
+            },
+            "database": {},
+        }
+    )
+    requests, operations = work_of(scenario)
+    # 100/s for 50 s, a ramp averaging 200/s for 10 s, then 300/s for 40 s.
+    assert requests == pytest.approx(5_000 + 2_000 + 12_000)
+    assert operations == pytest.approx(19_000 * 0.5 * 3)
 
 
 def test_a_clean_scenario_gets_no_warning(tmp_path):

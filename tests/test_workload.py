@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.model.workload import RateProfile
 from sim.scenario import ArrivalsSpec
+from sim.scenario.workload import RateProfile
 from sim.streams import Streams
 
 FLASH_SALE = ArrivalsSpec.model_validate(

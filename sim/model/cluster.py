@@ -301,16 +301,16 @@ class Cluster:
     def run(self, until: float, progress: Callable[[float], None] | None = None) -> None:
         """Advance simulated time to ``until`` and close the last time-series row.
 
-        ``progress`` is told the fraction done a hundred times along the way. Raises
-        :class:`sim.model.timing.StalledClockError` if simulated time stops moving.
+        ``progress`` is told the fraction of simulated time done, many times a second of
+        work. Raises :class:`sim.model.timing.StalledClockError` if simulated time stops
+        moving, and :class:`sim.model.server.QueueOverflowError` if a queue without a bound
+        outgrows what memory can hold.
         """
         if progress is None:
             advance(self.env, until)
         else:
-            chunks = 100
-            for index in range(1, chunks + 1):
-                advance(self.env, until if index == chunks else until * index / chunks)
-                progress(index / chunks)
+            advance(self.env, until, tick=lambda: progress(self.env.now / until))
+            progress(1.0)
         self._close_last_row()
         self.monitor.close_open_incidents()
 

@@ -23,7 +23,7 @@ import simpy
 from simpy.events import Timeout
 
 from sim.metrics import LatencyHistogram
-from sim.model.server import Server
+from sim.model.server import MAX_QUEUE, QueueOverflowError, Server
 from sim.model.sharding import HashRing, KeySpace
 from sim.request import Cause
 from sim.scenario import DatabaseSpec
@@ -215,12 +215,23 @@ class DataTier:
         node = self._route(operation, shard)
         if node is None:
             if operation.kind == "write" and self.replication.writes_during_failover == "wait":
-                shard.waiting.append(operation)  # until a master is promoted
+                self._hold(operation, shard)  # until a master is promoted
                 return
             self._fail(operation, shard, Cause.DATABASE_FAILOVER)
             return
         operation.node = node
         shard.nodes[node].submit(operation)
+
+    def _hold(self, operation: DatabaseOperation, shard: _Shard) -> None:
+        """Keep a write for the next master; past :data:`MAX_QUEUE` of them the run stops."""
+        if len(shard.waiting) >= MAX_QUEUE:
+            raise QueueOverflowError(
+                f"the writes waiting for a master of shard {shard.index}",
+                self.env.now,
+                "No replica could be promoted for a long time: give the shard replicas, or set"
+                " replication.writes_during_failover: fail",
+            )
+        shard.waiting.append(operation)
 
     def _route(self, operation: DatabaseOperation, shard: _Shard) -> int | None:
         up = shard.believed_up

@@ -17,7 +17,25 @@ from simpy.events import Timeout
 from sim.metrics import LatencyHistogram
 from sim.request import Attempt, Cause
 
-__all__ = ["Server"]
+__all__ = ["MAX_QUEUE", "QueueOverflowError", "Server"]
+
+MAX_QUEUE = 1_000_000
+"""The most attempts a queue without ``queue_capacity`` may hold (about a hundred megabytes of
+waiting requests), and the most writes that may wait for a new master: past it the cluster is
+overloaded without end, and the run stops rather than eat the machine."""
+
+
+class QueueOverflowError(RuntimeError):
+    """A queue without a bound grew past :data:`MAX_QUEUE`: the run would eat the machine."""
+
+    def __init__(self, queue: str, now: float, remedy: str) -> None:
+        self.queue = queue
+        self.now = now
+        super().__init__(
+            f"{queue} passed {MAX_QUEUE:,} waiting at {now:.6g} s of simulated time: it would"
+            f" grow until memory runs out. {remedy}"
+        )
+
 
 _OK = Cause.OK
 
@@ -64,7 +82,7 @@ class Server:
         self._database_plan: list[tuple[str, int, int] | None] | None = None
         self._finish_service = self._finish
         self.respond: Callable[[Attempt, Cause], None] = _unwired
-        self._limit = float("inf") if queue_capacity is None else queue_capacity
+        self._limit = MAX_QUEUE if queue_capacity is None else queue_capacity
         self.queue: deque[Attempt] = deque()
         self.connecting: dict[Attempt, None] = {}
         """Attempts sent while it was unreachable, waiting for their connect timeout."""
@@ -130,6 +148,14 @@ class Server:
             self.queued[class_index] += 1
             attempt.queued_at = self.env.now
             self.queue.append(attempt)
+        elif self.queue_capacity is None:
+            raise QueueOverflowError(
+                f"the queue of {self.name}",
+                self.env.now,
+                "The servers cannot keep up with the work: give the group a queue_capacity"
+                " (attempts beyond it are rejected, as real servers do), more servers or"
+                " workers, or less traffic",
+            )
         else:
             self.rejected += 1
             self.respond(attempt, Cause.QUEUE_FULL)

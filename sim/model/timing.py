@@ -82,10 +82,16 @@ def _pending_sources(env: simpy.Environment, limit: int = 5) -> list[tuple[str, 
     return names.most_common(limit)
 
 
-def advance(env: simpy.Environment, until: float, stall_events: int | None = None) -> None:
+def advance(
+    env: simpy.Environment,
+    until: float,
+    stall_events: int | None = None,
+    tick: Callable[[], Any] | None = None,
+) -> None:
     """Run ``env`` up to time ``until`` (as ``env.run(until=until)``), guarding against a
     stopped clock: raises :class:`StalledClockError` after ``stall_events`` (default
-    :data:`STALL_EVENTS`) events at one instant."""
+    :data:`STALL_EVENTS`) events at one instant. ``tick()`` is called every 65,536 events
+    (a fraction of a second of work), for progress reports."""
     if until <= env.now:
         return
     stall_events = STALL_EVENTS if stall_events is None else stall_events
@@ -101,6 +107,8 @@ def advance(env: simpy.Environment, until: float, stall_events: int | None = Non
         while True:
             for _ in range(check):
                 step()
+            if tick is not None:
+                tick()
             if env.now != stalled_at:
                 stalled_at, stalled = env.now, 0
                 continue

@@ -19,80 +19,10 @@ from sim.distributions import Exponential
 from sim.model.client import Client
 from sim.request import Request
 from sim.scenario import ArrivalsSpec, RequestClassSpec, SessionsSpec
+from sim.scenario.workload import RateProfile
 from sim.streams import Streams, uniforms
 
-__all__ = ["ClosedLoopUsers", "OpenLoopSource", "RateProfile"]
-
-
-class RateProfile:
-    """A piecewise-linear arrival rate over time: steps and ramps, constant after the last change.
-
-    Arrival times of the non-homogeneous Poisson process are found by inverting the cumulative
-    rate: from time t, the next arrival is where the integral of the rate since t reaches an
-    Exp(1) draw. Unlike thinning this costs one draw per arrival, however spiky the profile.
-    """
-
-    def __init__(self, spec: ArrivalsSpec) -> None:
-        times = [0.0]
-        rates = [spec.rate]
-        for change in spec.profile:
-            times += [change.at, change.at + change.ramp]
-            rates += [rates[-1], change.rate]
-        self.times = times
-        self.rates = rates
-
-    def rate_at(self, t: float) -> float:
-        """The rate at time ``t`` (just after it, at a step)."""
-        index = bisect.bisect_right(self.times, t) - 1
-        if index >= len(self.times) - 1:
-            return self.rates[-1]
-        t0, t1 = self.times[index], self.times[index + 1]
-        r0, r1 = self.rates[index], self.rates[index + 1]
-        return r0 if t1 == t0 else r0 + (r1 - r0) * (t - t0) / (t1 - t0)
-
-    def mean_rate(self, start: float, end: float) -> float:
-        """Average rate over [start, end]: expected arrivals there divided by the length."""
-        if end <= start:
-            return self.rate_at(start)
-        return (self.cumulative(end) - self.cumulative(start)) / (end - start)
-
-    def cumulative(self, t: float) -> float:
-        """Expected number of arrivals in [0, t]: the integral of the rate."""
-        times, rates = self.times, self.rates
-        total = 0.0
-        for index in range(len(times) - 1):
-            t0, t1 = times[index], times[index + 1]
-            if t0 >= t:
-                break
-            if t1 > t0:
-                end = min(t1, t)
-                r_end = rates[index] + (rates[index + 1] - rates[index]) * (end - t0) / (t1 - t0)
-                total += (end - t0) * (rates[index] + r_end) / 2
-        if t > times[-1]:
-            total += (t - times[-1]) * rates[-1]
-        return total
-
-    def next_arrival(self, t: float, exp1: float) -> float:
-        """The time after ``t`` where the cumulative rate has grown by ``exp1``; inf if never."""
-        times, rates = self.times, self.rates
-        index = bisect.bisect_right(times, t) - 1
-        remaining = exp1
-        while index < len(times) - 1:
-            t0, t1 = times[index], times[index + 1]
-            if t1 > t:
-                slope = (rates[index + 1] - rates[index]) / (t1 - t0)
-                rate = rates[index] + slope * (t - t0)
-                span = t1 - t
-                mass = rate * span + slope * span * span / 2
-                if mass >= remaining:
-                    # Root of rate*d + slope*d^2/2 = remaining, in a form stable for slope ~ 0.
-                    discriminant = max(rate * rate + 2 * slope * remaining, 0.0)
-                    return t + 2 * remaining / (rate + math.sqrt(discriminant))
-                remaining -= mass
-                t = t1
-            index += 1
-        last = rates[-1]
-        return t + remaining / last if last > 0 else math.inf
+__all__ = ["ClosedLoopUsers", "OpenLoopSource"]
 
 
 class OpenLoopSource:

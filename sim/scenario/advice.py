@@ -12,11 +12,18 @@ from dataclasses import dataclass
 
 from sim.scenario.failures import ZoneOutageSpec
 from sim.scenario.root import Scenario
+from sim.scenario.workload import RateProfile
 
-__all__ = ["LONG_TIMEOUT_S", "Advice", "advise"]
+__all__ = ["LONG_RUN_S", "LONG_TIMEOUT_S", "REQUESTS_PER_S", "Advice", "advise", "work_of"]
 
 LONG_TIMEOUT_S = 600.0
 """A client timeout beyond ten minutes: real clients give up within seconds to a minute."""
+
+REQUESTS_PER_S = 50_000
+"""Simulated requests a second of work on one core, a prudent figure for the estimate (the
+README's examples run at 50,000 to 90,000 a second); a database operation counts as three."""
+LONG_RUN_S = 300.0
+"""A run estimated to take longer than five minutes is warned about, with the estimate."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,50 @@ def advise(scenario: Scenario) -> list[Advice]:
         *_long_timeouts(scenario),
         *_replication(scenario),
         *_overload(scenario),
+        *_long_run(scenario),
+    ]
+
+
+def work_of(scenario: Scenario) -> tuple[float, float]:
+    """Requests and database operations a run is expected to simulate: the open-loop
+    arrivals over the duration (the integral of the rate profile), plus at most one request
+    per closed-loop user per think and service time."""
+    workload = scenario.workload
+    requests = 0.0
+    if workload.arrivals is not None:
+        requests += RateProfile(workload.arrivals).cumulative(scenario.duration)
+    if workload.sessions is not None:
+        by_name = {request_class.name: request_class for request_class in workload.classes}
+        steps = workload.sessions.steps
+        cycle = sum(
+            workload.sessions.think_time.mean() + by_name[step].service_time.mean()
+            for step in steps
+        )
+        cycles = scenario.duration / cycle if cycle > 0 else 0.0
+        requests += workload.sessions.users * cycles * len(steps)
+    shares = [
+        c.share if c.share is not None else 1 / len(workload.classes) for c in workload.classes
+    ]
+    operations_per_request = sum(
+        share * (c.database.reads + c.database.writes) if c.database else 0.0
+        for share, c in zip(shares, workload.classes, strict=True)
+    )
+    return requests, requests * operations_per_request
+
+
+def _long_run(scenario: Scenario) -> list[Advice]:
+    requests, operations = work_of(scenario)
+    seconds = (requests + 3 * operations) / REQUESTS_PER_S
+    if seconds <= LONG_RUN_S:
+        return []
+    data = f" and {operations:,.0f} database operations" if operations else ""
+    return [
+        Advice(
+            "duration",
+            f"this run simulates about {requests:,.0f} requests{data}: about"
+            f" {seconds / 60:,.0f} minutes of work at {REQUESTS_PER_S:,} requests a second;"
+            " a shorter --duration or a lower rate gives a first answer sooner",
+        )
     ]
 
 
