@@ -8,7 +8,9 @@ same answer (runs are pure functions of scenario and seed; wall times vary with 
     python docs/readme.py four-nines slow-server
     python docs/readme.py --quick --readme /tmp/README.md   # short horizons: the test suite
 
-The ``metrics`` block is the metric catalogue (``sim/catalogue.py``) as a table.
+The ``metrics`` block is the metric catalogue (``sim/catalogue.py``) as a table, and the
+``limits`` block the bounds in the code: the YAML reader's, every scenario field's upper bound
+(read from the specs), the command-line options' and the run's.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import annotated_types  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from sim import cli, yaml_reader  # noqa: E402
 from sim.catalogue import METRICS  # noqa: E402
+from sim.model import database, server, timing  # noqa: E402
 from sim.results import atomic_write_text  # noqa: E402
+from sim.scenario import Scenario, advice  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
 
@@ -79,6 +89,139 @@ def metrics(quick: bool, work: Path) -> str:
         unit = entry.unit.replace("|", "/")
         rows.append(f"| `{entry.key}` | {unit} | {better[entry.direction]} | {definition} |")
     return "\n".join(rows)
+
+
+def _upper_bounds(constraints, annotation) -> list[str]:
+    bounds = []
+    for constraint in constraints:
+        if isinstance(constraint, annotated_types.Le):
+            bounds.append(f"≤ {constraint.le:,}")
+        elif isinstance(constraint, annotated_types.Lt):
+            bounds.append(f"< {constraint.lt:,}")
+        elif isinstance(constraint, annotated_types.MaxLen):
+            what = "characters" if annotation is str else "items"
+            bounds.append(f"at most {constraint.max_length:,} {what}")
+    return bounds
+
+
+def _registry_of(constraints):
+    """The registry of an extension-point field (see ``sim.spec.registered``), if it is one."""
+    for constraint in constraints:
+        registry = getattr(getattr(constraint, "func", None), "registry", None)
+        if registry is not None:
+            return registry
+    return None
+
+
+def _specs_in(annotation) -> list[tuple[type[BaseModel], str]]:
+    """The spec classes a field holds, each with the key-path suffix that reaches it (an
+    extension point's kinds are listed apart, by :func:`_field_bounds`)."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, "")]
+    if origin is typing.Annotated:
+        if _registry_of(annotation.__metadata__) is not None:
+            return []
+        return _specs_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [found for inner in typing.get_args(annotation) for found in _specs_in(inner)]
+    if origin is list:
+        return [(spec, "[]" + rest) for spec, rest in _specs_in(typing.get_args(annotation)[0])]
+    if origin is dict:
+        return [(spec, ".NAME" + rest) for spec, rest in _specs_in(typing.get_args(annotation)[1])]
+    return []
+
+
+def _registries_in(annotation, metadata) -> list:
+    found = [_registry_of(metadata)]
+    stack = [annotation]
+    while stack:
+        current = stack.pop()
+        if typing.get_origin(current) is typing.Annotated:
+            found.append(_registry_of(current.__metadata__))
+        stack.extend(typing.get_args(current))
+    return [registry for registry in found if registry is not None]
+
+
+def _field_bounds(
+    spec: type[BaseModel], path: str, rows: dict[str, str], registries: dict, within: tuple = ()
+) -> None:
+    """Every bounded field under ``spec``, by key path; the extension points met on the way
+    (distributions, policies, detectors, failure models) are gathered in ``registries``."""
+    for name, field in spec.model_fields.items():
+        key = f"{path}{field.alias or name}"
+        bounds = _upper_bounds(field.metadata, field.annotation)
+        if bounds:
+            rows.setdefault(key, ", ".join(bounds))
+        for registry in _registries_in(field.annotation, field.metadata):
+            registries.setdefault(registry.what, registry)
+        for inner, suffix in _specs_in(field.annotation):
+            if inner not in within:
+                _field_bounds(inner, f"{key}{suffix}.", rows, registries, (*within, spec))
+
+
+def _key(key: str) -> str:
+    """A key path in code style; ``a distribution `erlang`: k`` keeps its prose."""
+    prose, _, path = key.rpartition(": ")
+    return f"{prose}: `{path}`" if prose else f"`{path}`"
+
+
+def limits(quick: bool, work: Path) -> str:
+    rows: dict[str, str] = {}
+    registries: dict = {}
+    _field_bounds(Scenario, "", rows, registries)
+    done: set[str] = set()
+    while len(done) < len(registries):  # a kind may hold another extension point
+        for what, registry in list(registries.items()):
+            if what in done:
+                continue
+            done.add(what)
+            for kind in registry.names():
+                _field_bounds(registry.get(kind), f"{what} `{kind}`: ", rows, registries)
+    reading = [
+        f"at most {yaml_reader.MAX_BYTES:,} bytes of UTF-8 text, from a regular file (not a"
+        " pipe or a device)",
+        f"nesting at most {yaml_reader.MAX_DEPTH} levels deep",
+        f"at most {yaml_reader.MAX_VALUES:,} values once aliases are expanded; no alias inside"
+        " the node it names",
+        f"numbers of at most {yaml_reader.MAX_DIGITS} digits; no tags (`!!binary`, `!!python/...`)",
+    ]
+    options = {
+        "--seed": f"0 to {cli.MAX_SEED:,}",
+        "--workers": f"1 to {cli.MAX_WORKERS:,}",
+        "--replications, --max-replications": f"at most {cli.MAX_REPLICATIONS:,}",
+        "--years": f"more than 0, at most {cli.MAX_YEARS:,.0f}, a number (not nan or inf)",
+    }
+    running = [
+        f"a queue without `queue_capacity` that passes {server.MAX_QUEUE:,} waiting attempts,"
+        " or that many writes waiting for a new master, ends the run with exit code 2",
+        f"{timing.STALL_EVENTS:,} events without simulated time moving end the run with exit"
+        " code 2, naming the callbacks involved",
+        f"a shard remembers at most {database.MAX_PENDING:,} writes some replica lacks",
+        f"a run estimated at more than {advice.LONG_RUN_S / 60:.0f} minutes of work (at"
+        f" {advice.REQUESTS_PER_S:,} requests a second) is warned about, with the estimate",
+    ]
+    return "\n".join(
+        [
+            "Scenario files are read within bounds:",
+            "",
+            *[f"- {line}" for line in reading],
+            "",
+            "Scenario fields, upper bounds (lower bounds are in the messages):",
+            "",
+            "| key | bound |",
+            "| --- | --- |",
+            *[f"| {_key(key)} | {bound} |" for key, bound in rows.items()],
+            "",
+            "Options:",
+            "",
+            *[f"- `{option}`: {bound}" for option, bound in options.items()],
+            "",
+            "Runs:",
+            "",
+            *[f"- {line}" for line in running],
+        ]
+    )
 
 
 def four_nines(quick: bool, work: Path) -> str:
@@ -161,6 +304,7 @@ def sweep_benchmark(quick: bool, work: Path) -> str:
 
 BLOCKS: dict[str, Callable[[bool, Path], str]] = {
     "metrics": metrics,
+    "limits": limits,
     "four-nines": four_nines,
     "slow-server": slow_server,
     "replication": replication,

@@ -142,4 +142,5 @@ def registered(registry, base: type[Spec], shorthand=None):
         implementation = registry.validate_kind(value["kind"])
         return implementation.model_validate(value)
 
+    parse.registry = registry  # for tools that list a field's kinds (the README's limits)
     return Annotated[SerializeAsAny[base], PlainValidator(parse)]

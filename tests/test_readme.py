@@ -30,6 +30,16 @@ def test_the_readme_metric_table_is_the_catalogue():
     )
 
 
+def test_the_readme_limits_are_the_bounds_in_the_code():
+    generator = _generator()
+    text = README.read_text(encoding="utf-8")
+    assert generator.block(text, "limits") == generator.limits(False, Path("."))
+    limits = generator.block(text, "limits")
+    assert "| `servers[].workers` | ≤ 100,000 |" in limits  # a field of a list item
+    assert "failure detector `phi_accrual`: `window` | ≤ 10,000" in limits  # a registered kind
+    assert "distribution `erlang`: `k` | ≤ 10,000" in limits  # a kind met inside other specs
+
+
 def test_every_generated_block_of_the_readme_exists_and_was_generated():
     generator = _generator()
     text = README.read_text(encoding="utf-8")
