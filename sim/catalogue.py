@@ -31,6 +31,7 @@ __all__ = [
     "LOWER",
     "METRICS",
     "NEUTRAL",
+    "UNITS",
     "Metric",
     "UnknownMetricError",
     "check_summary",
@@ -42,6 +43,23 @@ __all__ = [
 
 HIGHER, LOWER, NEUTRAL = 1, -1, 0
 """Directions: higher is better, lower is better, or a fact with no better side."""
+
+_COUNT = (0.0, math.inf)
+UNITS: dict[str, tuple[float, float] | None] = {
+    "s": (0.0, math.inf),
+    "1/s": (0.0, math.inf),
+    "fraction": (0.0, 1.0),
+    "ratio": (0.0, math.inf),  # a fraction that may pass 1 (an overspent error budget)
+    "nines": (0.0, math.inf),
+    **dict.fromkeys(
+        ("requests", "attempts", "servers", "workers", "incidents", "events", "operations"),
+        _COUNT,
+    ),
+    "failovers": _COUNT,
+    "bool": None,
+    "": None,  # a label: the seed, the replication
+}
+"""Every unit a metric may have, with the closed range its values lie in (None: no range)."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +222,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("groups.<group>.workers", "workers", NEUTRAL, "workers of the group in all"),
     Metric(
         "groups.<group>.utilization",
-        "fraction",
+        "ratio",
         NEUTRAL,
         "worker-seconds of service done in the window / (workers x window); promoted spares"
         " add workers, so a group with spares can pass 1",
@@ -292,7 +310,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("slo.availability_met", "bool", HIGHER, "availability.request_based >= the target"),
     Metric(
         "slo.error_budget_consumed",
-        "fraction",
+        "ratio",
         LOWER,
         "(1 - request_based) / (1 - target): 1 is the whole error budget",
     ),

@@ -13,25 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import parse_scenario, run
-from sim.catalogue import flatten, metric
+from sim.catalogue import UNITS, flatten, metric
 from sim.model.balancing import BALANCING_POLICIES
-
-NON_NEGATIVE_UNITS = {
-    "s",
-    "1/s",
-    "requests",
-    "attempts",
-    "servers",
-    "workers",
-    "incidents",
-    "events",
-    "operations",
-    "failovers",
-    "nines",
-}
-# Fractions that may pass 1: promoted spares add workers to a group, an error budget can be
-# overspent.
-MAY_EXCEED_ONE = ("utilization", "error_budget_consumed")
 
 detectors = st.sampled_from(
     [
@@ -153,12 +136,9 @@ def out_of_range(summary: dict) -> list[str]:
     for key, value in flat.items():
         if isinstance(value, float) and math.isnan(value):
             continue
-        entry = metric(key)
-        if entry.unit in NON_NEGATIVE_UNITS and value < 0:
-            wrong.append(f"{key} = {value} < 0")
-        allowed_above_one = key.endswith(MAY_EXCEED_ONE) and value >= 0
-        if entry.unit == "fraction" and not 0 <= value <= 1 + 1e-9 and not allowed_above_one:
-            wrong.append(f"{key} = {value} outside [0, 1]")
+        bounds = UNITS[metric(key).unit]
+        if bounds is not None and not bounds[0] <= value <= bounds[1] * (1 + 1e-9):
+            wrong.append(f"{key} = {value} outside [{bounds[0]:g}, {bounds[1]:g}]")
     for prefix in {key.rsplit(".", 1)[0] for key in flat if key.endswith(".p50")}:
         order = ["p50", "p90", "p95", "p99", "p99.9", "max"]
         values = [flat.get(f"{prefix}.{q}") for q in order]
