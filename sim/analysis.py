@@ -23,6 +23,7 @@ __all__ = [
     "nines",
     "slo_summary",
     "summarize",
+    "time_based_figures",
     "wait_summary",
 ]
 
@@ -167,9 +168,9 @@ def summarize(
     ``groups`` holds, per server group, its ``name``, ``servers``, ``workers`` and the totals of
     the window: ``busy_time_s``, ``wait_time_s``, ``accepted``, ``queued``, ``rejected``.
     ``waits`` holds per group, per class, the histogram of queueing delays in the window.
-    ``service`` holds the service's ``up_s`` in the window, the ``incidents`` (records) and the
-    ``false_suspicions``; ``slo`` the ``availability`` target, ``latency`` and
-    ``latency_percentile``.
+    ``service`` holds the seconds of :func:`time_based_figures` and ``class_up_s`` per class,
+    the ``incidents`` (records) and the ``false_suspicions``; ``slo`` the ``availability``
+    target, ``latency`` and ``latency_percentile``.
     """
     totals = [sum(column) for column in zip(*measurement.causes, strict=True)]
     overall = _outcome_summary(totals, sum(measurement.good))
@@ -223,13 +224,9 @@ def summarize(
         "groups": group_summaries,
     }
     if service is not None:
-        # Up time is integrated from event times: rounding may put it a hair past the window.
-        service = {**service, "up_s": min(service["up_s"], measured_s)}
-        time_based = service["up_s"] / measured_s
-        availability["time_based"] = time_based
-        availability["time_based_nines"] = nines(time_based)
-        availability["downtime_s"] = measured_s - service["up_s"]
-        availability["downtime_per_year_s"] = downtime_per_year_s(time_based)
+        availability.update(time_based_figures(service, measured_s))
+        for name, up_s in service["class_up_s"].items():
+            classes[name]["availability"]["time_based"] = _fraction_of(up_s, measured_s)
         summary["incidents"] = incident_summary(service["incidents"], service["false_suspicions"])
     if slo is not None:
         summary["slo"] = slo_summary(
@@ -240,6 +237,31 @@ def summarize(
             latency,
         )
     return summary
+
+
+def _fraction_of(seconds: float, window_s: float) -> float:
+    # Times are integrated from event times: rounding may put them a hair past the window.
+    return min(seconds, window_s) / window_s
+
+
+def time_based_figures(service: dict[str, Any], window_s: float) -> dict[str, Any]:
+    """The service's time-based availability over a window of ``window_s`` seconds.
+
+    ``service`` holds seconds within the window: ``up_s`` (each class up, weighted by its
+    share), ``all_up_s`` and ``downtime_by_cause_s`` (see :mod:`sim.model.service`).
+    """
+    time_based = _fraction_of(service["up_s"], window_s)
+    return {
+        "time_based": time_based,
+        "time_based_nines": nines(time_based),
+        "time_based_all_classes": _fraction_of(service["all_up_s"], window_s),
+        "downtime_s": window_s * (1.0 - time_based),
+        "downtime_per_year_s": downtime_per_year_s(time_based),
+        "downtime_by_cause_s": {
+            cause: min(seconds, window_s)
+            for cause, seconds in service["downtime_by_cause_s"].items()
+        },
+    }
 
 
 def _incomplete_beta(x: float, a: float, b: float) -> float:

@@ -7,7 +7,8 @@ catalogue, and a test holds the summary of a run with every feature on to it, ke
 
 Keys are dotted paths into the summary. Parts in angle brackets stand for names from the
 scenario: ``<class>`` a request class, ``<group>`` a server group, ``<server>`` a server behind
-the balancer, ``<shard>`` a database shard number, ``<cause>`` a cause of error.
+the balancer, ``<shard>`` a database shard number, ``<component>`` a cause of downtime
+(:func:`sim.model.service.downtime_causes`).
 
     from sim.catalogue import metric, keys_for
     metric("availability.request_based_within_latency").direction   # +1: higher is better
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from sim.model.service import downtime_causes
 from sim.registry import did_you_mean
 from sim.request import Cause, Outcome
 
@@ -191,16 +193,35 @@ METRICS: tuple[Metric, ...] = (
         "availability.time_based",
         "fraction",
         HIGHER,
-        "fraction of the window the service was up: the balancer up and at least"
-        " slo.min_servers servers it routes to alive and reachable",
+        "mean over the request classes, weighted by their share of requests, of the fraction"
+        " of the window each class was up (every tier on its path could serve it)",
     ),
     Metric("availability.time_based_nines", "nines", HIGHER, "-log10(1 - time_based)"),
-    Metric("availability.downtime_s", "s", LOWER, "seconds the service was down in the window"),
+    Metric(
+        "availability.time_based_all_classes",
+        "fraction",
+        HIGHER,
+        "fraction of the window every request class was up at once",
+    ),
+    Metric(
+        "availability.downtime_s",
+        "s",
+        LOWER,
+        "(1 - time_based) x the window: seconds of downtime, classes weighted by share",
+    ),
     Metric(
         "availability.downtime_per_year_s",
         "s",
         LOWER,
         "(1 - time_based) x one year (365.25 days)",
+    ),
+    Metric(
+        "availability.downtime_by_cause_s.<component>",
+        "s",
+        LOWER,
+        "the part of downtime_s charged to one cause: balancer, servers, shard_<k>, zone_<zone>"
+        " (a zone-wide failure explains every failed component) or combined (several tiers"
+        " down at once); the causes sum to downtime_s",
     ),
     Metric(
         "availability.markov.value",
@@ -216,6 +237,14 @@ METRICS: tuple[Metric, ...] = (
     *_latency("latency_s", "latency"),
     *_requests("classes.<class>.requests", "requests of the class"),
     *_availability("classes.<class>.availability"),
+    Metric(
+        "classes.<class>.availability.time_based",
+        "fraction",
+        HIGHER,
+        "fraction of the window the class was up: the balancer working, at least"
+        " slo.min_servers servers in rotation serving, and every shard it writes (reads)"
+        " writable (readable)",
+    ),
     *_latency("classes.<class>.latency_s", "latency of the class"),
     *_wait("classes.<class>.wait_s", "of the class"),
     Metric("groups.<group>.servers", "servers", NEUTRAL, "servers of the group (spares aside)"),
@@ -402,7 +431,7 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 
-_PLACEHOLDER = re.compile(r"<(class|group|server|shard)>")
+_PLACEHOLDER = re.compile(r"<(class|group|server|shard|component)>")
 
 
 @cache
@@ -450,6 +479,7 @@ def _names(scenario: Any) -> dict[str, list[str]]:
         "group": [group.name for group in scenario.servers],
         "server": [name for group in scenario.backend_groups() for name in group.server_names()],
         "shard": [str(shard) for shard in range(database.shards)] if database else [],
+        "component": downtime_causes(scenario),
     }
 
 

@@ -94,7 +94,7 @@ def run(
             cluster.tallies.measured_groups(),
             cluster.client.in_flight,
             service={
-                "up_s": cluster.monitor.window_up_time()[0],
+                **cluster.monitor.service_totals(),
                 "incidents": incidents,
                 "false_suspicions": cluster.monitor.false_suspicions,
             },

@@ -24,6 +24,7 @@ from sim.analysis import (
     incident_summary,
     mean_confidence_interval,
     nines,
+    time_based_figures,
 )
 from sim.distributions import Exponential
 from sim.model.cluster import Cluster
@@ -37,17 +38,39 @@ YEAR_S = 365.25 * 86400
 
 
 def simulate_years(scenario: Scenario, years: float, seed: int, replication: int) -> dict[str, Any]:
-    """One replication: the fraction of ``years`` the service was up, and its incidents."""
+    """One replication of ``years``: the time-based figures of the service
+    (:func:`sim.analysis.time_based_figures`), each class's, and the incidents."""
     cluster = Cluster.build(scenario, Streams(seed, replication), requests=False)
     cluster.start()
     cluster.run(years * YEAR_S)
-    up_s, elapsed_s = cluster.monitor.window_up_time()
+    totals = cluster.monitor.service_totals()
+    elapsed_s = totals["elapsed_s"]
     records = [incident.record() for incident in cluster.monitor.incidents]
+    figures = time_based_figures(totals, elapsed_s)
     return {
         "replication": replication,
-        "availability": up_s / elapsed_s,
-        "downtime_s": elapsed_s - up_s,
+        "availability": figures["time_based"],
+        "all_classes": figures["time_based_all_classes"],
+        "classes": {name: up_s / elapsed_s for name, up_s in totals["class_up_s"].items()},
+        "downtime_s": figures["downtime_s"],
+        "downtime_by_cause_s": figures["downtime_by_cause_s"],
         "incidents": incident_summary(records, cluster.monitor.false_suspicions),
+    }
+
+
+def _interval(values: list[float], confidence: float) -> dict[str, float]:
+    """An availability's mean over replications, its Student-t interval, nines and downtime."""
+    mean, half_width = mean_confidence_interval(values, confidence)
+    low, high = max(0.0, mean - half_width), min(1.0, mean + half_width)
+    return {
+        **availability_figures(mean),
+        "half_width": half_width,
+        "low": low,
+        "high": high,
+        "nines_low": nines(low),
+        "nines_high": nines(high),
+        "downtime_per_year_s_low": downtime_per_year_s(high),
+        "downtime_per_year_s_high": downtime_per_year_s(low),
     }
 
 
@@ -59,7 +82,13 @@ def estimate_availability(
     confidence: float = 0.95,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Time-based availability over ``years`` in all, split into independent replications."""
+    """Time-based availability over ``years`` in all, split into independent replications.
+
+    Returns the service's availability (classes weighted by share), that of all classes at
+    once and of each class, each with a Student-t interval over the replications, and the
+    downtime per year charged to each cause (:mod:`sim.model.service`) with its interval.
+    Raises ``ValueError`` for fewer than 2 replications.
+    """
     if replications < 2:
         raise ValueError("a confidence interval needs at least 2 replications")
     seed = scenario.seed if seed is None else seed
@@ -71,10 +100,17 @@ def estimate_availability(
         if progress is not None:
             progress((replication + 1) / replications)
     values = [run["availability"] for run in runs]
-    mean, half_width = mean_confidence_interval(values, confidence)
-    low, high = mean - half_width, min(1.0, mean + half_width)
     incidents = sum(run["incidents"]["count"] for run in runs)
     markov = markov_availability(scenario)
+    by_cause = {}
+    for cause in runs[0]["downtime_by_cause_s"]:
+        per_year = [run["downtime_by_cause_s"][cause] / per_replication for run in runs]
+        mean, half_width = mean_confidence_interval(per_year, confidence)
+        by_cause[cause] = {
+            "per_year_s": mean,
+            "low": max(0.0, mean - half_width),
+            "high": mean + half_width,
+        }
     return {
         "scenario": scenario.name,
         "seed": seed,
@@ -82,16 +118,13 @@ def estimate_availability(
         "years": years,
         "replications": replications,
         "confidence": confidence,
-        "availability": {
-            **availability_figures(mean),
-            "half_width": half_width,
-            "low": low,
-            "high": high,
-            "nines_low": nines(low),
-            "nines_high": nines(high),
-            "downtime_per_year_s_low": downtime_per_year_s(high),
-            "downtime_per_year_s_high": downtime_per_year_s(low),
+        "availability": _interval(values, confidence),
+        "all_classes": _interval([run["all_classes"] for run in runs], confidence),
+        "classes": {
+            name: _interval([run["classes"][name] for run in runs], confidence)
+            for name in runs[0]["classes"]
         },
+        "downtime_by_cause": by_cause,
         "markov": markov,
         "incidents_per_year": incidents / years,
         "mean_time_to_detect_s": _weighted(runs, "mean_time_to_detect_s", "detected"),

@@ -207,10 +207,21 @@ def _time_based(availability: dict[str, Any]) -> list[str]:
     if "time_based" not in availability:
         return []
     lines = [
-        f"time-based    {_percent(availability['time_based'])} of the time up "
-        f"({_nines(availability['time_based'], 'never down')}; "
-        f"{_seconds(availability['downtime_s'])} down in the window)"
+        f"time-based    {_percent(availability['time_based'])} of the time up, classes weighted"
+        f" by share ({_nines(availability['time_based'], 'never down')}; "
+        f"{_seconds(availability['downtime_s'])} down in the window; all classes up "
+        f"{_percent(availability['time_based_all_classes'])})"
     ]
+    causes = {
+        cause: seconds
+        for cause, seconds in availability["downtime_by_cause_s"].items()
+        if seconds > 0
+    }
+    if causes:
+        lines.append(
+            "down because  "
+            + ", ".join(f"{cause} {_seconds(seconds)}" for cause, seconds in causes.items())
+        )
     markov = availability.get("markov") or {}
     if markov.get("value") is not None:
         lines.append(
@@ -303,6 +314,8 @@ def format_availability(estimate: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"markov chain   n/a: {markov['reason']}")
+    lines += _class_lines(estimate, confidence)
+    lines += _cause_lines(estimate, confidence)
     lines += [
         "",
         f"incidents      {estimate['incidents_per_year']:.2f} per year; "
@@ -311,6 +324,48 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"recover {_downtime(estimate['mean_time_to_recover_s'])}",
     ]
     return "\n".join(lines)
+
+
+def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
+    everything = estimate["all_classes"]
+    rows = [
+        [
+            name,
+            _percent(value["value"], 5),
+            f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)}",
+            _fixed(value["nines"]),
+            _downtime(value["downtime_per_year_s"]),
+        ]
+        for name, value in [*estimate["classes"].items(), ("all classes at once", everything)]
+    ]
+    return [
+        "",
+        *_table(
+            ["request class", "availability", f"{confidence} CI", "nines", "downtime/year"], rows
+        ),
+    ]
+
+
+def _cause_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
+    causes = estimate["downtime_by_cause"]
+    total = sum(cause["per_year_s"] for cause in causes.values())
+    if total <= 0:
+        return []
+    rows = [
+        [
+            cause,
+            _downtime(figures["per_year_s"]),
+            f"{_downtime(figures['low'])} to {_downtime(figures['high'])}",
+            f"{figures['per_year_s'] / total * 100:.1f}%",
+        ]
+        for cause, figures in sorted(causes.items(), key=lambda item: -item[1]["per_year_s"])
+        if figures["per_year_s"] > 0
+    ]
+    return [
+        "",
+        "where the minutes go (downtime per year, classes weighted by share)",
+        *_table(["cause", "downtime/year", f"{confidence} CI", "share"], rows),
+    ]
 
 
 KEY_METRICS = (

@@ -22,6 +22,7 @@ from sim.model.failover import StandbyController
 from sim.model.failures import INJECTORS, FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.server import Server
+from sim.model.service import class_paths, downtime_causes
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
@@ -51,7 +52,12 @@ class Cluster:
             scenario.slo.latency if scenario.slo.latency is not None else math.inf,
         )
         self.monitor = Monitor(
-            self.env, scenario.slo.min_servers, self.recorder.failed_total, log_events=requests
+            self.env,
+            scenario.slo.min_servers,
+            self.recorder.failed_total,
+            class_paths(scenario),
+            downtime_causes(scenario),
+            log_events=requests,
         )
         self.servers: list[Server] = []
         self.backends: list[Backend] = []
@@ -202,6 +208,7 @@ class Cluster:
             )
         self.data_tier = DataTier(self.env, spec, self.database_nodes, self.streams, self.monitor)
         self.monitor.views.append(self.data_tier)
+        self.monitor.data_tier = self.data_tier
         plan = [
             (c.name, c.database.reads, c.database.writes)
             if c.database is not None and (c.database.reads or c.database.writes)

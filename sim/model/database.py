@@ -589,15 +589,28 @@ class DataTier:
             shard.writable_s += elapsed * shard._writable
             shard.readable_s += elapsed * shard._readable
         shard._since = now
+        shard._writable, shard._readable = self._serves(shard)
+
+    def _serves(self, shard: _Shard) -> tuple[bool, bool]:
         serving = [shard.believed_up[i] and n.serving for i, n in enumerate(shard.nodes)]
         if shard.multi_master:
-            shard._writable = any(serving)
+            writable = any(serving)
         else:
-            shard._writable = shard.master is not None and serving[shard.master]
+            writable = shard.master is not None and serving[shard.master]
         if not shard.multi_master and self.replication.read_from == "master":
-            shard._readable = shard._writable
-        else:
-            shard._readable = any(serving)
+            return writable, writable
+        return writable, any(serving)
+
+    def shard_states(self) -> list[tuple[bool, bool]]:
+        """Per shard, whether it can take a write and serve a read now: a node serves when it
+        is alive, reachable and believed up; a write needs the master (any node in
+        multi-master), a read any node it may read from."""
+        return [self._serves(shard) for shard in self.shards]
+
+    def failed_nodes(self, index: int) -> list[Server]:
+        """The nodes of shard ``index`` that cannot serve now."""
+        shard = self.shards[index]
+        return [n for i, n in enumerate(shard.nodes) if not (shard.believed_up[i] and n.serving)]
 
     def start_window(self) -> None:
         for shard in self.shards:

@@ -76,8 +76,10 @@ class FailureInjector:
 
     # -- faults -------------------------------------------------------------------------------
 
-    def crash(self, kind: str, component: str, servers: list[Server]) -> Incident:
-        incident = self.monitor.open_incident(kind, component, servers)
+    def crash(
+        self, kind: str, component: str, servers: list[Server], zone: str | None = None
+    ) -> Incident:
+        incident = self.monitor.open_incident(kind, component, servers, zone)
         _hold(self._crashes, servers, Server.crash)
         self.on_change(servers)
         self.monitor.refresh()
@@ -107,7 +109,7 @@ class FailureInjector:
     def _crash_for(self, target: TargetSpec, servers: list[Server], kind: str) -> Incident:
         if target.balancer:
             return self.crash_balancer(kind)
-        return self.crash(kind, component_name(target, servers), servers)
+        return self.crash(kind, component_name(target, servers), servers, target.zone)
 
     def _mend(self, target: TargetSpec, incident: Incident) -> None:
         if target.balancer:
@@ -220,7 +222,7 @@ def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> No
     def partition():
         yield env.timeout(spec.at)
         incident = injector.monitor.open_incident(
-            "partition", component_name(spec.target, servers), servers
+            "partition", component_name(spec.target, servers), servers, spec.target.zone
         )
         _hold(injector._partitions, servers, Server.disconnect)
         injector.on_change(servers)

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from sim.model.service import COMBINED, ClassPath, ServiceState
+
 if TYPE_CHECKING:
     from sim.model.balancer import Balancer
+    from sim.model.database import DataTier
     from sim.model.server import Server
 
 __all__ = ["EVENT_COLUMNS", "INCIDENT_COLUMNS", "Incident", "Monitor"]
@@ -52,6 +55,8 @@ class Incident:
     restored_at: float | None = None
     failed_requests: int | None = None
     ended: bool = False
+    zone: str | None = None
+    """The zone a zone-wide failure hit as a whole, else None."""
     routed: bool = True
     """Whether traffic went to an affected server when it failed: if not (an idle spare, a
     server already out), there is no traffic to move and no failover time."""
@@ -86,6 +91,8 @@ class Monitor:
         env: simpy.Environment,
         min_servers: int,
         failed_requests: Any,
+        paths: list[ClassPath],
+        causes: list[str],
         log_events: bool = True,
     ) -> None:
         self.env = env
@@ -93,6 +100,7 @@ class Monitor:
         self.min_servers = min_servers
         self._failed_requests = failed_requests
         self.balancer: Balancer | None = None
+        self.data_tier: DataTier | None = None
         self.views: list[Any] = []
         """Whoever routes work to servers (the balancer, the data tier): asked whether a
         server is in their rotation."""
@@ -100,11 +108,7 @@ class Monitor:
         self.incidents: list[Incident] = []
         self._open: list[Incident] = []
         self.false_suspicions = 0
-        self.up = True
-        self.up_time_s = 0.0
-        self._since = 0.0
-        self._window_start_up_time = 0.0
-        self._window_start = 0.0
+        self.service = ServiceState(paths, causes)
         self._pending_promotions: dict[str, int] = {}
 
     # -- the timeline -------------------------------------------------------------------------
@@ -118,8 +122,11 @@ class Monitor:
 
     # -- incidents ----------------------------------------------------------------------------
 
-    def open_incident(self, kind: str, component: str, servers: list[Server]) -> Incident:
-        """A failure is about to be applied; call :meth:`refresh` once it has been."""
+    def open_incident(
+        self, kind: str, component: str, servers: list[Server], zone: str | None = None
+    ) -> Incident:
+        """A failure is about to be applied; call :meth:`refresh` once it has been. ``zone``
+        names the zone when the failure hits a whole zone at once."""
         incident = Incident(
             len(self.incidents) + 1,
             kind,
@@ -127,6 +134,7 @@ class Monitor:
             list(servers),
             self.env.now,
             self._failed_requests(),
+            zone=zone,
         )
         incident.routed = not servers or any(self._routes_to(server) for server in servers)
         self.incidents.append(incident)
@@ -218,33 +226,72 @@ class Monitor:
     # -- service state ------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Recompute incidents and whether the service is up, after any change."""
+        """Recompute incidents and which classes are up, after any change."""
         if self.balancer is None:
             return
         self._update_incidents()
-        now = self.env.now
-        up = self.balancer.working and self.balancer.serving_count() >= self.min_servers
-        if up != self.up:
-            self._integrate(now)
-            self.up = up
-            self.log("service", "up" if up else "down")
+        balancer = self.balancer
+        failing: dict[str, list[Server]] = {}
+        if not balancer.working:
+            failing["balancer"] = []
+        if balancer.serving_count() < self.min_servers:
+            failing["servers"] = [
+                backend.server
+                for backend in balancer.backends
+                if backend.member and not (backend in balancer.up and backend.server.serving)
+            ]
+        unwritable: list[int] = []
+        unreadable: list[int] = []
+        if self.data_tier is not None:
+            for index, (writable, readable) in enumerate(self.data_tier.shard_states()):
+                if not writable:
+                    unwritable.append(index)
+                if not readable:
+                    unreadable.append(index)
+        service = self.service
+        up = []
+        needed: dict[str, list[Server]] = {}
+        for path in service.paths:
+            shards = [*(unwritable if path.writes else []), *(unreadable if path.reads else [])]
+            class_up = not failing and not shards
+            up.append(class_up)
+            if not class_up:
+                needed.update(failing)
+                for index in shards:
+                    needed[f"shard_{index}"] = self.data_tier.failed_nodes(index)
+        cause = self._blame(needed) if needed else ""
+        was = service.all_up
+        service.set(self.env.now, up, cause)
+        if service.all_up != was:
+            self.log("service", "up" if service.all_up else "down", cause)
 
-    def _integrate(self, now: float) -> None:
-        if self.up:
-            self.up_time_s += now - self._since
-        self._since = now
+    def _blame(self, needed: dict[str, list[Server]]) -> str:
+        """The cause of downtime while the tiers in ``needed`` (with the components of each
+        that do not serve) are down: a tier whose failed components all lie in the servers of
+        one open zone-wide incident is charged to that zone."""
+        culprits = []
+        for tier, failed in needed.items():
+            culprit = tier
+            if failed:
+                for incident in self._open:
+                    if incident.zone is not None and set(failed) <= set(incident.servers):
+                        culprit = f"zone_{incident.zone}"
+                        break
+            if culprit not in culprits:
+                culprits.append(culprit)
+        return culprits[0] if len(culprits) == 1 else COMBINED
+
+    @property
+    def up(self) -> bool:
+        """Whether every request class can be served now."""
+        return self.service.all_up
 
     def start_window(self) -> None:
-        now = self.env.now
-        self._integrate(now)
-        self._window_start_up_time = self.up_time_s
-        self._window_start = now
+        self.service.start_window(self.env.now)
 
-    def window_up_time(self) -> tuple[float, float]:
-        """Seconds up and seconds elapsed since the measurement window started."""
-        now = self.env.now
-        self._integrate(now)
-        return self.up_time_s - self._window_start_up_time, now - self._window_start
+    def service_totals(self) -> dict[str, Any]:
+        """Seconds since the measurement window started: see :meth:`ServiceState.totals`."""
+        return self.service.totals(self.env.now)
 
     def close_open_incidents(self) -> None:
         """At the end of a run: incidents still open count the failures so far."""

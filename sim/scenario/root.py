@@ -33,8 +33,9 @@ class SloSpec(Spec):
 
     ``availability`` is the target the error budget is measured against. A request is *good*
     when it ends ``ok`` within ``latency``; the latency objective holds when the
-    ``latency_percentile`` of ok requests is within ``latency``. The service is *up* while the
-    balancer is up and at least ``min_servers`` working servers are in its rotation.
+    ``latency_percentile`` of ok requests is within ``latency``. A request class is *up* while
+    the balancer is up, at least ``min_servers`` working servers are in its rotation, and the
+    database shards it needs can serve it (:mod:`sim.model.service`).
     """
 
     availability: Fraction = 0.999

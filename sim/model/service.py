@@ -1,0 +1,136 @@
+"""The service as a user of the shop sees it: each request class up or down over its whole path.
+
+A request class is *up* at an instant when every tier it needs can serve it: the balancer
+works, at least ``slo.min_servers`` servers in its rotation can serve, and, for a class that
+writes, every database shard its keys fall on has a writable master (for a class that reads,
+a node it may read from). A class's keys are spread over the whole ring, so a class that
+touches the database needs every shard: one shard without a master fails a share of its
+requests, and that is an outage for the class. "Can serve" is the truth combined with belief:
+a live server the balancer has not yet taken back does not serve, nor does a dead one it still
+routes to.
+
+The service's time-based availability is the mean of the classes weighted by their share of
+requests (so an outage of checkout alone costs checkout's share), and beside it the fraction
+of the time *all* classes were up. Every second a class is down is charged, with the class's
+weight, to the component that caused it: the balancer, the servers, a database shard, a zone
+whose outage explains every failed component, or ``combined`` when several tiers are down at
+once. The charges sum to the service's downtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["COMBINED", "ClassPath", "ServiceState", "class_paths", "downtime_causes"]
+
+COMBINED = "combined"
+"""The cause of downtime while more than one tier is down at once."""
+
+
+@dataclass(frozen=True)
+class ClassPath:
+    """What one request class needs to be served: its weight in the mix, and the data tier."""
+
+    name: str
+    weight: float
+    """The class's share of requests: of arrivals (open loop), else of the session steps."""
+    reads: bool
+    writes: bool
+
+
+def class_paths(scenario: Any) -> list[ClassPath]:
+    """The path of every request class of ``scenario`` (a :class:`sim.scenario.Scenario`)."""
+    workload = scenario.workload
+    classes = workload.classes
+    if workload.arrivals is not None:
+        weights = [request_class.share for request_class in classes]
+    else:
+        steps = workload.sessions.steps
+        weights = [steps.count(request_class.name) / len(steps) for request_class in classes]
+    total = sum(weights)
+    paths = []
+    for request_class, weight in zip(classes, weights, strict=True):
+        use = request_class.database if scenario.database is not None else None
+        reads, writes = (use.reads > 0, use.writes > 0) if use is not None else (False, False)
+        paths.append(ClassPath(request_class.name, float(weight / total), reads, writes))
+    return paths
+
+
+def downtime_causes(scenario: Any) -> list[str]:
+    """Every cause downtime can be charged to in ``scenario``, in report order: ``balancer``,
+    ``servers``, ``shard_<k>`` per database shard, ``zone_<zone>`` per zone some failure
+    targets as a whole, and ``combined``."""
+    causes = ["balancer", "servers"]
+    if scenario.database is not None:
+        causes += [f"shard_{index}" for index in range(scenario.database.shards)]
+    zones = [failure.target.zone for failure in scenario.failures if failure.target.zone]
+    causes += [f"zone_{zone}" for zone in dict.fromkeys(zones)]
+    return [*causes, COMBINED]
+
+
+class ServiceState:
+    """Per class, up or down; integrated over time from the start of the measurement window.
+
+    :meth:`set` is called with the classes' states and the cause of any downtime after every
+    change; the integrals are exact (piecewise constant between changes).
+    """
+
+    def __init__(self, paths: list[ClassPath], causes: list[str], now: float = 0.0) -> None:
+        self.paths = paths
+        self.up = [True] * len(paths)
+        self.cause = ""
+        self._since = now
+        self.up_s = [0.0] * len(paths)
+        self.weighted_up_s = 0.0
+        self.all_up_s = 0.0
+        self.downtime_s = dict.fromkeys(causes, 0.0)
+        self._window_start = now
+
+    @property
+    def all_up(self) -> bool:
+        return all(self.up)
+
+    def _integrate(self, now: float) -> None:
+        elapsed = now - self._since
+        if elapsed > 0:
+            weighted = 0.0
+            for index, up in enumerate(self.up):
+                if up:
+                    self.up_s[index] += elapsed
+                    weighted += self.paths[index].weight
+            self.weighted_up_s += elapsed * weighted
+            if self.all_up:
+                self.all_up_s += elapsed
+            elif self.cause:
+                self.downtime_s[self.cause] += elapsed * (1.0 - weighted)
+        self._since = now
+
+    def set(self, now: float, up: list[bool], cause: str) -> None:
+        """From ``now`` on, class ``i`` is up when ``up[i]``; downtime is charged to ``cause``."""
+        self._integrate(now)
+        self.up = up
+        self.cause = cause
+
+    def start_window(self, now: float) -> None:
+        """Count from ``now``: what came before is warm-up."""
+        self._integrate(now)
+        self.up_s = [0.0] * len(self.paths)
+        self.weighted_up_s = 0.0
+        self.all_up_s = 0.0
+        self.downtime_s = dict.fromkeys(self.downtime_s, 0.0)
+        self._window_start = now
+
+    def totals(self, now: float) -> dict[str, Any]:
+        """Seconds since the window started: ``elapsed_s``, ``up_s`` (weighted), ``all_up_s``,
+        ``class_up_s`` per class name and ``downtime_by_cause_s`` per cause."""
+        self._integrate(now)
+        return {
+            "elapsed_s": now - self._window_start,
+            "up_s": self.weighted_up_s,
+            "all_up_s": self.all_up_s,
+            "class_up_s": {
+                path.name: seconds for path, seconds in zip(self.paths, self.up_s, strict=True)
+            },
+            "downtime_by_cause_s": dict(self.downtime_s),
+        }
