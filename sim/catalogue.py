@@ -232,6 +232,25 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric("availability.markov.nines", "nines", HIGHER, "-log10(1 - markov.value)"),
     Metric("availability.markov.downtime_per_year_s", "s", LOWER, "(1 - markov.value) x one year"),
+    Metric(
+        "availability.markov.all_classes",
+        "fraction",
+        HIGHER,
+        "the chain's probability that every request class is up at once",
+    ),
+    Metric(
+        "availability.markov.classes.<class>",
+        "fraction",
+        HIGHER,
+        "the chain's availability of one class: the product of the tiers on its path",
+    ),
+    Metric(
+        "availability.markov.phase_error",
+        "fraction",
+        NEUTRAL,
+        "how much markov.value moves when the Erlang stages standing for fixed delays double:"
+        " an estimate of the error the stages leave",
+    ),
     Metric("arrival_rate_per_s", "1/s", NEUTRAL, "requests.arrived / measured_s"),
     Metric("throughput_per_s", "1/s", HIGHER, "requests.ok / measured_s"),
     *_latency("latency_s", "latency"),

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from sim.analysis import (
     availability_figures,
     downtime_per_year_s,
@@ -28,9 +30,15 @@ from sim.analysis import (
 )
 from sim.distributions import Exponential
 from sim.model.cluster import Cluster
+from sim.model.service import class_paths
 from sim.scenario import CrashRepairSpec, Scenario
 from sim.streams import Streams
-from sim.theory import single_component_availability, standby_group_availability
+from sim.theory import (
+    erlang_stages,
+    replica_group_availability,
+    single_component_availability,
+    standby_group_availability,
+)
 
 __all__ = ["YEAR_S", "estimate_availability", "markov_availability", "simulate_years"]
 
@@ -58,11 +66,12 @@ def simulate_years(scenario: Scenario, years: float, seed: int, replication: int
     }
 
 
-def _interval(values: list[float], confidence: float) -> dict[str, float]:
+def _interval(values: list[float], confidence: float) -> dict[str, Any]:
     """An availability's mean over replications, its Student-t interval, nines and downtime."""
     mean, half_width = mean_confidence_interval(values, confidence)
     low, high = max(0.0, mean - half_width), min(1.0, mean + half_width)
     return {
+        "per_replication": values,
         **availability_figures(mean),
         "half_width": half_width,
         "low": low,
@@ -145,40 +154,47 @@ def _weighted(runs: list[dict[str, Any]], key: str, weight: str) -> float:
     return sum(value * count for value, count in pairs) / total if total else math.nan
 
 
-def _no_chain(reason: str) -> dict[str, Any]:
-    return {"value": None, "nines": None, "downtime_per_year_s": None, "reason": reason}
+def _no_chain(scenario: Scenario, reason: str) -> dict[str, Any]:
+    return {
+        "value": None,
+        "nines": None,
+        "downtime_per_year_s": None,
+        "all_classes": None,
+        "classes": {request_class.name: None for request_class in scenario.workload.classes},
+        "phase_error": None,
+        "reason": reason,
+    }
 
 
-def markov_availability(scenario: Scenario) -> dict[str, Any]:
-    """The CTMC steady-state availability of the design, or why there is none.
+class _OutsideChain(Exception):
+    """The design breaks an assumption of the chain; the message says which."""
 
-    Applies to one server group behind the balancer, failing by one ``crash_repair`` entry on
-    the group with exponential times, with or without spares and repair crews, and optionally
-    a balancer failing by its own ``crash_repair`` (any distributions: it is in series, and a
-    single alternating component's availability is MTTF / (MTTF + MTTR) whatever the
-    distributions). Detection and promotion delays enter as one exponential failover delay of
-    the same mean: exact when they are negligible or exponential, an approximation otherwise.
-    """
-    groups = scenario.backend_groups()
-    if len(groups) != 1:
-        return _no_chain("the chain covers a single server group")
-    group = groups[0]
-    group_failures, balancer_failures = [], []
-    for failure in scenario.failures:
-        if isinstance(failure, CrashRepairSpec) and failure.target.group == group.name:
-            group_failures.append(failure)
-        elif isinstance(failure, CrashRepairSpec) and failure.target.balancer:
-            balancer_failures.append(failure)
-        else:
-            return _no_chain(f"{failure.kind} on {failure.target.describe()} is outside the chain")
-    if len(group_failures) != 1 or len(balancer_failures) > 1:
-        return _no_chain("the chain needs one crash_repair entry on the group")
-    failure = group_failures[0]
+
+def _exponential_entry(failures: list[CrashRepairSpec], what: str) -> CrashRepairSpec | None:
+    if not failures:
+        return None
+    if len(failures) > 1:
+        raise _OutsideChain(f"the chain needs at most one crash_repair entry on {what}")
+    failure = failures[0]
     if not (
         isinstance(failure.time_to_failure, Exponential)
         and isinstance(failure.time_to_repair, Exponential)
     ):
-        return _no_chain("times to failure and repair must be exponential")
+        raise _OutsideChain(f"times to failure and repair of {what} must be exponential")
+    return failure
+
+
+def _delay_moments(sample: Callable[[np.random.Generator], float]) -> tuple[float, float]:
+    """Mean and variance of a delay, from 20,000 draws of a fixed stream (a detector's delay
+    has no closed-form variance in general)."""
+    rng = np.random.default_rng(20_000)
+    draws = np.array([sample(rng) for _ in range(20_000)])
+    return float(draws.mean()), float(draws.var())
+
+
+def _servers_tier(scenario: Scenario, group, failure: CrashRepairSpec | None) -> float:
+    if failure is None:
+        return 1.0
     detection = scenario.balancer.detection
     standby = group.standby
     failover_s = detection.mean_detection_delay(refused=True)  # crashes refuse connections
@@ -188,7 +204,7 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
             failover_s += standby.boot_time.mean()
     # The rejoin after a repair is folded into the repair time, of the same mean.
     repair_s = failure.time_to_repair.mean() + detection.mean_rejoin_delay()
-    value = standby_group_availability(
+    return standby_group_availability(
         active=group.count,
         required=min(scenario.slo.min_servers, group.count),
         spares=standby.count if standby else 0,
@@ -198,9 +214,115 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
         hot_spares=standby is None or standby.mode == "hot",
         repair_crews=failure.repair_crews,
     )
-    if balancer_failures:
-        spec = balancer_failures[0]
-        value *= single_component_availability(
+
+
+def _shard_tier(
+    scenario: Scenario, failure: CrashRepairSpec | None, stages_scale: int
+) -> tuple[float, float]:
+    """(writable, readable) of one shard, with ``stages_scale`` times the matched stages."""
+    database = scenario.database
+    if failure is None:
+        return 1.0, 1.0
+    detection = database.detection
+    replication = database.replication
+    detect_mean, detect_variance = _delay_moments(
+        lambda rng: detection.detection_delay(rng, refused=True)
+    )
+    promotion = replication.promotion_delay
+    promote_mean, promote_variance = promotion.mean(), promotion.variance()
+    writable, readable = replica_group_availability(
+        database.nodes_per_shard(),
+        failure_rate=1 / failure.time_to_failure.mean(),
+        repair_rate=1 / (failure.time_to_repair.mean() + detection.mean_rejoin_delay()),
+        detection_rate=1 / max(detect_mean, 1e-9),
+        promotion_rate=1 / max(promote_mean, 1e-9),
+        detection_stages=stages_scale * erlang_stages(detect_mean, detect_variance, 8),
+        promotion_stages=stages_scale * erlang_stages(promote_mean, promote_variance, 8),
+        repair_crews=failure.repair_crews,
+        multi_master=replication.kind == "multi_master",
+    )
+    if replication.kind == "master_slave" and replication.read_from == "master":
+        readable = writable
+    return writable, readable
+
+
+def markov_availability(scenario: Scenario) -> dict[str, Any]:
+    """The design's availability from Markov chains, per request class and for the service.
+
+    The tiers on a class's path fail independently, so the class is up with the product of
+    their availabilities (a series system of redundant blocks: a reliability block diagram;
+    Trivedi, *Probability and Statistics with Reliability, Queuing and Computer Science
+    Applications*, ch. 8): the balancer, an alternating component (MTTF / (MTTF + MTTR), for
+    any distributions: renewal-reward); the server group, the standby chain of
+    :func:`sim.theory.standby_group_availability`; every shard the class writes (reads), the
+    chain of :func:`sim.theory.replica_group_availability`, solved once since shards are alike.
+    The service's value is the share-weighted mean of the classes, as the simulation defines
+    it. Each tier may fail by at most one ``crash_repair`` entry with exponential times (on the
+    group, ``balancer``, or the ``db`` group); anything else is outside the chain and the
+    reason is returned instead of a value.
+
+    The server group's detection and promotion enter as one exponential failover delay of the
+    same mean, its rejoin delay folded into the repair; a shard's detection and promotion are
+    Erlang stages matched to each delay's variance (up to 8, fixed delays included), solved
+    again with twice the stages: ``phase_error`` is the difference, an estimate of what the
+    stages leave (the error of Erlang-k for a fixed delay falls like 1/k).
+    """
+    groups = scenario.backend_groups()
+    if len(groups) != 1:
+        return _no_chain(scenario, "the chain covers a single server group")
+    group = groups[0]
+    on_group, on_balancer, on_database = [], [], []
+    for failure in scenario.failures:
+        if isinstance(failure, CrashRepairSpec) and failure.target.group == group.name:
+            on_group.append(failure)
+        elif isinstance(failure, CrashRepairSpec) and failure.target.balancer:
+            on_balancer.append(failure)
+        elif (
+            isinstance(failure, CrashRepairSpec)
+            and failure.target.group == "db"
+            and scenario.database is not None
+        ):
+            on_database.append(failure)
+        else:
+            return _no_chain(
+                scenario, f"{failure.kind} on {failure.target.describe()} is outside the chain"
+            )
+    if not (on_group or on_balancer or on_database):
+        return _no_chain(scenario, "no crash_repair entry: nothing fails in the long run")
+    try:
+        servers = _servers_tier(scenario, group, _exponential_entry(on_group, "the group"))
+        database_failure = _exponential_entry(on_database, "the database")
+    except _OutsideChain as error:
+        return _no_chain(scenario, str(error))
+    if on_balancer:
+        spec = on_balancer[0]
+        if len(on_balancer) > 1:
+            return _no_chain(scenario, "the chain needs one crash_repair entry on the balancer")
+        balancer = single_component_availability(
             spec.time_to_failure.mean(), spec.time_to_repair.mean()
         )
-    return {**availability_figures(value), "reason": ""}
+    else:
+        balancer = 1.0
+    shards = scenario.database.shards if scenario.database is not None else 0
+    front = balancer * servers
+    values = {}
+    for stages_scale in (1, 2):
+        writable, readable = _shard_tier(scenario, database_failure, stages_scale)
+        per_class = {}
+        for path in class_paths(scenario):
+            shard = writable if path.writes else readable if path.reads else 1.0
+            per_class[path.name] = (path.weight, front * shard**shards)
+        writes = any(path.writes for path in class_paths(scenario))
+        reads = any(path.reads for path in class_paths(scenario))
+        every = writable if writes else readable if reads else 1.0
+        values[stages_scale] = (per_class, front * every**shards)
+    per_class, all_classes = values[2]
+    service = sum(weight * value for weight, value in per_class.values())
+    coarse = sum(weight * value for weight, value in values[1][0].values())
+    return {
+        **availability_figures(service),
+        "all_classes": all_classes,
+        "classes": {name: value for name, (_, value) in per_class.items()},
+        "phase_error": abs(service - coarse),
+        "reason": "",
+    }

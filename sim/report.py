@@ -327,6 +327,8 @@ def format_availability(estimate: dict[str, Any]) -> str:
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
+    markov = estimate["markov"]
+    chain = {**markov["classes"], "all classes at once": markov["all_classes"]}
     everything = estimate["all_classes"]
     rows = [
         [
@@ -335,15 +337,12 @@ def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
             f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)}",
             _fixed(value["nines"]),
             _downtime(value["downtime_per_year_s"]),
+            _percent(chain[name], 5),
         ]
         for name, value in [*estimate["classes"].items(), ("all classes at once", everything)]
     ]
-    return [
-        "",
-        *_table(
-            ["request class", "availability", f"{confidence} CI", "nines", "downtime/year"], rows
-        ),
-    ]
+    header = ["request class", "availability", f"{confidence} CI", "nines", "downtime/year"]
+    return ["", *_table([*header, "markov chain"], rows)]
 
 
 def _cause_lines(estimate: dict[str, Any], confidence: str) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "ctmc_steady_state",
     "erlang_c",
+    "erlang_stages",
     "expected_lost_writes",
     "mg1_mean_wait",
     "mm1_mean_response",
@@ -24,6 +25,7 @@ __all__ = [
     "mmck_blocking",
     "observed_replication_lag_cdf",
     "parallel_availability",
+    "replica_group_availability",
     "single_component_availability",
     "standby_group_availability",
 ]
@@ -293,3 +295,98 @@ def expected_lost_writes(write_rate: float, survival) -> float:
     _, jacobian, du, h = _survival_integral(survival)
     integral = np.trapezoid(-np.expm1(-write_rate * h) * jacobian, dx=du)
     return float(-np.expm1(-write_rate * h[0]) + write_rate * integral)
+
+
+def erlang_stages(mean: float, variance: float, most: int = 16) -> int:
+    """Stages k of an Erlang distribution with the mean and about the squared coefficient of
+    variation (1/k) of a delay: 1 for an exponential, ``most`` for a fixed delay. An Erlang-k
+    stage keeps a chain Markovian while matching a near-deterministic delay far better than one
+    exponential of the same mean (the method of stages: Kleinrock, vol. 1, section 4.2)."""
+    if mean <= 0 or variance <= 0:
+        return most
+    return max(1, min(most, round(mean * mean / variance)))
+
+
+def replica_group_availability(
+    nodes: int,
+    failure_rate: float,
+    repair_rate: float,
+    detection_rate: float,
+    promotion_rate: float,
+    detection_stages: int = 1,
+    promotion_stages: int = 1,
+    repair_crews: int | None = None,
+    multi_master: bool = False,
+) -> tuple[float, float]:
+    """Steady-state probabilities that a database shard can take a write and serve a read.
+
+    ``nodes`` copies each fail at ``failure_rate`` and are repaired at ``repair_rate`` by one
+    of ``repair_crews`` crews (unlimited when None). Master-slave: when the master dies, the
+    failure is detected after an Erlang(``detection_stages``) delay of mean
+    1/``detection_rate``, then a live replica is promoted after an Erlang(``promotion_stages``)
+    delay of mean 1/``promotion_rate``; a master repaired before its death is detected stays
+    master; a promotion that finds no live replica waits for the next node to come back and
+    starts again. Writes need a live master; reads need any live node. Multi-master: any live
+    node takes both. Returns (writable, readable). The state is (nodes up, master status,
+    phase); the chain is solved by :func:`ctmc_steady_state`.
+    """
+    if nodes < 1:
+        raise ValueError("a shard needs at least one node")
+
+    def moves(state):
+        up, status, phase = state
+        down = nodes - up
+        out = []
+        if up:
+            if status == "ok" and not multi_master:
+                out.append((failure_rate, (up - 1, "detect", 1)))
+                if up > 1:
+                    out.append(((up - 1) * failure_rate, (up - 1, "ok", 0)))
+            else:
+                out.append((up * failure_rate, (up - 1, status, phase)))
+        if down:
+            busy = down if repair_crews is None else min(down, repair_crews)
+            each = busy * repair_rate / down
+            if status == "detect":
+                out.append((each, (up + 1, "ok", 0)))  # the master itself is back
+                if down > 1:
+                    out.append(((down - 1) * each, (up + 1, "detect", phase)))
+            elif status == "wait":
+                out.append((down * each, (up + 1, "promote", 1)))
+            else:
+                out.append((down * each, (up + 1, status, phase)))
+        if status == "detect":
+            rate = detection_rate * detection_stages
+            last = phase == detection_stages
+            out.append((rate, (up, "promote", 1) if last else (up, "detect", phase + 1)))
+        elif status == "promote":
+            rate = promotion_rate * promotion_stages
+            if phase < promotion_stages:
+                out.append((rate, (up, "promote", phase + 1)))
+            else:
+                out.append((rate, (up, "ok", 0) if up else (up, "wait", 0)))
+        return out
+
+    start = (nodes, "ok", 0)
+    index = {start: 0}
+    edges = []
+    frontier = [start]
+    while frontier:
+        state = frontier.pop()
+        for rate, target in moves(state):
+            if target not in index:
+                index[target] = len(index)
+                frontier.append(target)
+            edges.append((index[state], index[target], rate))
+    generator = np.zeros((len(index), len(index)))
+    for source, target, rate in edges:
+        generator[source, target] += rate
+    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
+    stationary = ctmc_steady_state(generator)
+    writable = sum(
+        stationary[i]
+        for (up, status, _), i in index.items()
+        if (up > 0 if multi_master else status == "ok")
+    )
+    readable = sum(stationary[i] for (up, _, _), i in index.items() if up > 0)
+    return float(writable), float(readable)
