@@ -204,6 +204,13 @@ METRICS: tuple[Metric, ...] = (
         "fraction of the window every request class was up at once",
     ),
     Metric(
+        "availability.windowed",
+        "fraction",
+        HIGHER,
+        "good windows / all windows (time-weighted): a window of slo.window is good when at"
+        " least slo.window_good of the requests that ended in it were good; overload counts",
+    ),
+    Metric(
         "availability.downtime_s",
         "s",
         LOWER,
@@ -263,6 +270,12 @@ METRICS: tuple[Metric, ...] = (
         "fraction of the window the class was up: the balancer working, at least"
         " slo.min_servers servers in rotation serving, and every shard it writes (reads)"
         " writable (readable)",
+    ),
+    Metric(
+        "classes.<class>.availability.windowed",
+        "fraction",
+        HIGHER,
+        "the class's good windows / all windows (see availability.windowed)",
     ),
     *_latency("classes.<class>.latency_s", "latency of the class"),
     *_wait("classes.<class>.wait_s", "of the class"),

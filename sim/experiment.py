@@ -107,6 +107,10 @@ def run(
         ),
     }
     summary["availability"]["markov"] = markov_availability(scenario)
+    windowed, per_class = cluster.good_windows.fractions()
+    summary["availability"]["windowed"] = windowed
+    for request_class, fraction in zip(scenario.workload.classes, per_class, strict=True):
+        summary["classes"][request_class.name]["availability"]["windowed"] = fraction
     latency_rows = []
     for name, histogram in zip(measurement.class_names, measurement.latency, strict=True):
         for value, count in zip(*histogram.distribution(), strict=True):

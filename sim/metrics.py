@@ -20,6 +20,7 @@ from sim.request import Cause, Outcome
 __all__ = [
     "ERROR_CAUSES",
     "OUTCOMES",
+    "GoodWindows",
     "LatencyHistogram",
     "Measurement",
     "Recorder",
@@ -253,6 +254,60 @@ class Measurement:
     """Requests ended, per class and per :class:`Cause`."""
     latency: list[LatencyHistogram]
     good: list[int]
+
+
+class GoodWindows:
+    """Windowed availability as SRE teams measure it: the share of windows in which the SLO held.
+
+    Every ``window_s`` the requests that ended in the window are read off the recorder's
+    counters; the window is good for a class when at least ``threshold`` of its ended requests
+    were good (ok within the SLO latency), and good for the service when that holds for all
+    its requests together. A window in which nothing ended is good. The last window may be
+    shorter: windows count by their length. Memory: a few counters per class.
+    """
+
+    def __init__(self, recorder: Recorder, threshold: float) -> None:
+        self.recorder = recorder
+        self.threshold = threshold
+        classes = len(recorder.class_names)
+        self.good_s = [0.0] * classes
+        self.service_good_s = 0.0
+        self.elapsed_s = 0.0
+        self._start = self._counts()
+
+    def _counts(self) -> tuple[list[int], list[int]]:
+        recorder = self.recorder
+        return [sum(counts) for counts in recorder.causes], list(recorder.good)
+
+    def restart(self) -> None:
+        """Count from now on (the warm-up is over)."""
+        self.good_s = [0.0] * len(self.good_s)
+        self.service_good_s = 0.0
+        self.elapsed_s = 0.0
+        self._start = self._counts()
+
+    def close(self, length_s: float) -> None:
+        """A window of ``length_s`` seconds ends now."""
+        ended, good = self._counts()
+        ended_before, good_before = self._start
+        threshold = self.threshold
+        all_ended = all_good = 0
+        windows = zip(ended, good, ended_before, good_before, strict=True)
+        for index, (now_ended, now_good, ended_then, good_then) in enumerate(windows):
+            all_ended += now_ended - ended_then
+            all_good += now_good - good_then
+            if now_good - good_then >= threshold * (now_ended - ended_then):
+                self.good_s[index] += length_s
+        if all_good >= threshold * all_ended:
+            self.service_good_s += length_s
+        self.elapsed_s += length_s
+        self._start = (ended, good)
+
+    def fractions(self) -> tuple[float, list[float]]:
+        """The service's and each class's fraction of good window time (NaN before any)."""
+        if self.elapsed_s <= 0:
+            return math.nan, [math.nan] * len(self.good_s)
+        return self.service_good_s / self.elapsed_s, [g / self.elapsed_s for g in self.good_s]
 
 
 class Recorder:

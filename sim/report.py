@@ -212,6 +212,11 @@ def _time_based(availability: dict[str, Any]) -> list[str]:
         f"{_seconds(availability['downtime_s'])} down in the window; all classes up "
         f"{_percent(availability['time_based_all_classes'])})"
     ]
+    if not math.isnan(availability["windowed"]):
+        lines.append(
+            f"windowed      {_percent(availability['windowed'])} of the time in good windows"
+            " (the SLO held in the window; overload counts)"
+        )
     causes = {
         cause: seconds
         for cause, seconds in availability["downtime_by_cause_s"].items()

@@ -132,6 +132,14 @@ def test_an_override_lands_in_the_loaded_scenario():
     assert load_scenario(BASELINE, ["servers[0].count=3"]).servers[0].count == 3
 
 
+def test_zero_spares_is_a_group_without_standby_so_a_sweep_can_start_at_zero():
+    four_nines = BASELINE.parent / "four_nines.yaml"
+    assert load_scenario(four_nines).servers[0].standby.count >= 1
+    group = load_scenario(four_nines, ["servers[0].standby.count=0"]).servers[0]
+    assert group.standby is None
+    assert group.server_names() == [f"web-{n}" for n in range(1, group.count + 1)]
+
+
 def test_an_overridden_value_is_validated_like_one_written_in_the_file():
     with pytest.raises(ScenarioError) as raised:
         load_scenario(BASELINE, ["servers[0].workers=0"])

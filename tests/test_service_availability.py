@@ -126,3 +126,44 @@ def test_the_long_horizon_mode_counts_database_failovers_with_the_same_rules():
     down_s = DURATION_S * (1 - years["classes"]["checkout"])
     assert years["classes"]["browse"] == 1.0
     assert 2.0 + PROMOTION_S <= down_s <= 3.0 + PROMOTION_S
+
+
+def single_server(failures: list, **workload) -> dict:
+    return {
+        "name": "windows",
+        "duration": 600,
+        "workload": {
+            "arrivals": {"rate": workload.get("rate", 20)},
+            "classes": [
+                {
+                    "name": "request",
+                    "share": 1,
+                    "service_time": {"kind": "exponential", "mean": workload.get("mean", 0.01)},
+                    "timeout": 2.0,
+                }
+            ],
+        },
+        "balancer": {"detection": {"kind": "health_check", "interval": 1.0}},
+        "servers": [{"name": "web", "count": 1}],
+        "failures": failures,
+        "slo": {"window": 60, "window_good": 0.99},
+    }
+
+
+def test_a_window_is_good_when_the_slo_held_in_it_and_an_outage_spoils_every_window_it_touches():
+    """An outage from 150 s to 270 s (and the second or so to take the server back) spoils
+    the windows [120, 180), [180, 240) and [240, 300): three of ten."""
+    crash = {"kind": "crash", "target": {"server": "web-1"}, "at": 150, "duration": 120}
+    summary = run(parse_scenario(single_server([crash]))).summary
+    assert summary["availability"]["windowed"] == pytest.approx(0.7, rel=1e-12)
+    assert summary["classes"]["request"]["availability"]["windowed"] == pytest.approx(0.7)
+    assert run(parse_scenario(single_server([]))).summary["availability"]["windowed"] == 1.0
+
+
+def test_overload_spoils_the_windows_while_every_component_is_up():
+    """Offered load 1.5 times capacity: most requests time out, yet nothing is down."""
+    summary = run(parse_scenario(single_server([], rate=15, mean=0.1))).summary
+    availability = summary["availability"]
+    assert availability["time_based"] == 1.0
+    assert availability["request_based"] < 0.9
+    assert availability["windowed"] < 0.2

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.metrics import LatencyHistogram, Recorder
+from sim.metrics import GoodWindows, LatencyHistogram, Recorder
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
@@ -59,6 +59,8 @@ class Cluster:
             downtime_causes(scenario),
             log_events=requests,
         )
+        self.good_windows = GoodWindows(self.recorder, scenario.slo.window_good)
+        self._good_window_start = 0.0
         self.servers: list[Server] = []
         self.backends: list[Backend] = []
         self.client: Client
@@ -269,6 +271,20 @@ class Cluster:
         self.monitor.start_window()
         if self.data_tier is not None:
             self.data_tier.start_window()
+        if self.requests:
+            self.good_windows.restart()
+            self._good_window_start = self.env.now
+            self.env.process(self._close_good_windows())
+
+    def _close_good_windows(self):
+        length = self.scenario.slo.window
+        start = self.env.now
+        tick = 0
+        while True:
+            tick += 1
+            yield self.env.timeout(max(0.0, start + tick * length - self.env.now))
+            self.good_windows.close(self.env.now - self._good_window_start)
+            self._good_window_start = self.env.now
 
     def _sample_time_series(self):
         step = self.scenario.metrics.step
@@ -327,3 +343,6 @@ class Cluster:
         # A row narrower than a millionth of a step is rounding, not time.
         if self.requests and self.env.now - self._row_start > 1e-6 * self.scenario.metrics.step:
             self._close_row()
+        window = self.env.now - self._good_window_start
+        if self.requests and window > 1e-6 * self.scenario.slo.window:
+            self.good_windows.close(window)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
@@ -23,7 +23,8 @@ class StandbySpec(Spec):
     cannot while they are off.
     """
 
-    count: int = Field(1, ge=1, le=1_000)
+    count: int = Field(1, ge=0, le=1_000)
+    """Spares; 0 is a group without any (as ``standby: null``), so a sweep can start there."""
     mode: Literal["hot", "cold"] = "hot"
     promotion_delay: DelaySpec = Deterministic(value=0.0)
     boot_time: DelaySpec = Deterministic(value=0.0)
@@ -45,6 +46,11 @@ class ServerGroupSpec(Spec):
     weight: float = Field(1.0, gt=0, le=1_000_000)
     zone: Name = "default"
     standby: StandbySpec | None = None
+
+    @field_validator("standby", mode="after")
+    @classmethod
+    def _no_spares(cls, standby: StandbySpec | None) -> StandbySpec | None:
+        return None if standby is not None and standby.count == 0 else standby
 
     def server_names(self) -> list[str]:
         """Names of the active servers, then of the spares: web-1, web-2, web-standby-1."""

@@ -42,6 +42,11 @@ class SloSpec(Spec):
     latency: PositiveDuration | None = None
     latency_percentile: Fraction = 0.99
     min_servers: int = Field(1, ge=1, le=100_000)
+    window: PositiveDuration = 60.0
+    """Windowed availability ("good minutes"): the measurement window is cut into windows of
+    this length, and a window is good when at least ``window_good`` of the requests that
+    ended in it were good (a window where none ended is good)."""
+    window_good: Fraction = 0.99
 
 
 class Scenario(Spec):
