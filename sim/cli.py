@@ -56,7 +56,13 @@ from sim.results import (
     batch_identity,
     new_run_folder,
 )
-from sim.scenario import DETECTORS, FAILURE_MODELS, ScenarioError, load_scenario
+from sim.scenario import (
+    BALANCER_REDUNDANCY,
+    DETECTORS,
+    FAILURE_MODELS,
+    ScenarioError,
+    load_scenario,
+)
 from sim.scenario.advice import advise
 from sim.scenario.loading import read_text_file
 from sim.units import parse_duration, parse_fraction
@@ -1025,3 +1031,6 @@ def list_kinds() -> None:
     click.echo("distributions (kind): " + ", ".join(DISTRIBUTIONS.names()))
     click.echo("failure models (failures[].kind): " + ", ".join(FAILURE_MODELS.names()))
     click.echo("failure detectors (balancer.detection): " + ", ".join(DETECTORS.names()))
+    click.echo(
+        "balancer redundancy (balancer.redundancy): " + ", ".join(BALANCER_REDUNDANCY.names())
+    )

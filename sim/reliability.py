@@ -35,6 +35,7 @@ from sim.scenario import CrashRepairSpec, Scenario
 from sim.streams import Streams
 from sim.theory import (
     erlang_stages,
+    redundant_balancer_availability,
     replica_group_availability,
     single_component_availability,
     standby_group_availability,
@@ -192,6 +193,32 @@ def _delay_moments(sample: Callable[[np.random.Generator], float]) -> tuple[floa
     return float(draws.mean()), float(draws.var())
 
 
+def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float:
+    """A single balancer is an alternating component whatever its distributions; redundant
+    ones are the chain of :func:`sim.theory.redundant_balancer_availability`, the takeover in
+    Erlang stages matched to its law (that of the first backup)."""
+    redundancy = scenario.balancer.redundancy
+    if not failures:
+        return 1.0
+    if len(failures) > 1:
+        raise _OutsideChain("the chain needs at most one crash_repair entry on the balancer")
+    spec = failures[0]
+    if redundancy is None:
+        return single_component_availability(
+            spec.time_to_failure.mean(), spec.time_to_repair.mean()
+        )
+    _exponential_entry(failures, "the balancers")
+    mean, variance = _delay_moments(lambda rng: redundancy.takeover_delay(rng, 1))
+    return redundant_balancer_availability(
+        redundancy.count,
+        failure_rate=1 / spec.time_to_failure.mean(),
+        repair_rate=1 / spec.time_to_repair.mean(),
+        takeover_rate=1 / max(mean, 1e-9),
+        takeover_stages=erlang_stages(mean, variance),
+        repair_crews=spec.repair_crews,
+    )
+
+
 def _servers_tier(scenario: Scenario, group, failure: CrashRepairSpec | None) -> float:
     if failure is None:
         return 1.0
@@ -252,8 +279,9 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     The tiers on a class's path fail independently, so the class is up with the product of
     their availabilities (a series system of redundant blocks: a reliability block diagram;
     Trivedi, *Probability and Statistics with Reliability, Queuing and Computer Science
-    Applications*, ch. 8): the balancer, an alternating component (MTTF / (MTTF + MTTR), for
-    any distributions: renewal-reward); the server group, the standby chain of
+    Applications*, ch. 8): a single balancer, an alternating component (MTTF / (MTTF + MTTR),
+    for any distributions: renewal-reward), redundant ones the chain of
+    :func:`sim.theory.redundant_balancer_availability`; the server group, the standby chain of
     :func:`sim.theory.standby_group_availability`; every shard the class writes (reads), the
     chain of :func:`sim.theory.replica_group_availability`, solved once since shards are alike.
     The service's value is the share-weighted mean of the classes, as the simulation defines
@@ -294,15 +322,10 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
         database_failure = _exponential_entry(on_database, "the database")
     except _OutsideChain as error:
         return _no_chain(scenario, str(error))
-    if on_balancer:
-        spec = on_balancer[0]
-        if len(on_balancer) > 1:
-            return _no_chain(scenario, "the chain needs one crash_repair entry on the balancer")
-        balancer = single_component_availability(
-            spec.time_to_failure.mean(), spec.time_to_repair.mean()
-        )
-    else:
-        balancer = 1.0
+    try:
+        balancer = _balancer_tier(scenario, on_balancer)
+    except _OutsideChain as error:
+        return _no_chain(scenario, str(error))
     shards = scenario.database.shards if scenario.database is not None else 0
     front = balancer * servers
     values = {}

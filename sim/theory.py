@@ -25,6 +25,7 @@ __all__ = [
     "mmck_blocking",
     "observed_replication_lag_cdf",
     "parallel_availability",
+    "redundant_balancer_availability",
     "replica_group_availability",
     "single_component_availability",
     "standby_group_availability",
@@ -390,3 +391,61 @@ def replica_group_availability(
     )
     readable = sum(stationary[i] for (up, _, _), i in index.items() if up > 0)
     return float(writable), float(readable)
+
+
+def redundant_balancer_availability(
+    count: int,
+    failure_rate: float,
+    repair_rate: float,
+    takeover_rate: float,
+    takeover_stages: int = 1,
+    repair_crews: int | None = None,
+) -> float:
+    """Probability that a live instance of ``count`` redundant balancers holds the address.
+
+    Each instance fails at ``failure_rate`` and is repaired at ``repair_rate`` (by one of
+    ``repair_crews`` crews; unlimited when None). When the holder dies, a live backup takes the
+    address after an Erlang(``takeover_stages``) delay of mean 1/``takeover_rate`` (VRRP's
+    master-down interval); when none is alive, the first one repaired waits for the same delay.
+    The state is (instances alive, holding or pending, phase); solved by
+    :func:`ctmc_steady_state`.
+    """
+    if count < 1:
+        raise ValueError("need at least one balancer")
+
+    def moves(state):
+        alive, holding, phase = state
+        down = count - alive
+        out = []
+        if holding:
+            out.append((failure_rate, (alive - 1, False, 1)))
+            if alive > 1:
+                out.append(((alive - 1) * failure_rate, (alive - 1, True, 0)))
+        else:
+            if alive:
+                out.append((alive * failure_rate, (alive - 1, False, phase if alive > 1 else 1)))
+                rate = takeover_rate * takeover_stages
+                last = phase == takeover_stages
+                out.append((rate, (alive, True, 0) if last else (alive, False, phase + 1)))
+        if down:
+            busy = down if repair_crews is None else min(down, repair_crews)
+            out.append((busy * repair_rate, (alive + 1, holding, phase if alive else 1)))
+        return out
+
+    start = (count, True, 0)
+    index = {start: 0}
+    edges = []
+    frontier = [start]
+    while frontier:
+        state = frontier.pop()
+        for rate, target in moves(state):
+            if target not in index:
+                index[target] = len(index)
+                frontier.append(target)
+            edges.append((index[state], index[target], rate))
+    generator = np.zeros((len(index), len(index)))
+    for source, target, rate in edges:
+        generator[source, target] += rate
+    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
+    stationary = ctmc_steady_state(generator)
+    return float(sum(stationary[i] for (_, holding, _), i in index.items() if holding))

@@ -21,6 +21,7 @@ from sim.model.detection import DETECTOR_PROCESSES, SampledDetection, start_dete
 from sim.model.failover import StandbyController
 from sim.model.failures import INJECTORS, FailureInjector
 from sim.model.monitor import Monitor
+from sim.model.redundancy import build_balancers
 from sim.model.server import Server
 from sim.model.service import class_paths, downtime_causes
 from sim.model.tallies import ServerTallies
@@ -180,10 +181,13 @@ class Cluster:
             self.backends,
             self.queue_waits,
         )
+        self.balancers = build_balancers(
+            env, balancer_spec, self.balancer, self.monitor, streams.generator("balancer/address")
+        )
         self.injector = FailureInjector(
             env,
             [*self.servers, *self.database_nodes],
-            self.balancer,
+            self.balancers,
             self.monitor,
             streams,
             self._truth_changed,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import simpy
 
-from sim.model.balancer import Balancer
 from sim.model.monitor import Incident, Monitor
+from sim.model.redundancy import BalancerNode, SingleBalancer, VrrpGroup
 from sim.model.server import Server
 from sim.registry import Registry
 from sim.scenario import (
@@ -44,21 +44,22 @@ class FailureInjector:
         self,
         env: simpy.Environment,
         servers: list[Server],
-        balancer: Balancer,
+        balancers: SingleBalancer | VrrpGroup,
         monitor: Monitor,
         streams: Streams,
         on_change: Callable[[list[Server]], None],
     ) -> None:
         self.env = env
         self.servers = servers
-        self.balancer = balancer
+        self.balancers = balancers
         self.monitor = monitor
         self.streams = streams
         self.on_change = on_change
         self._crashes: Counter[str] = Counter()
         self._partitions: Counter[str] = Counter()
         self._slowdowns: dict[str, list[float]] = {}
-        self._balancer_crashes = 0
+        self._balancer_crashes: Counter[str] = Counter()
+        self._crashed_node: dict[int, BalancerNode] = {}
 
     def start(self, failures: list) -> None:
         for index, spec in enumerate(failures):
@@ -90,25 +91,34 @@ class FailureInjector:
         self.on_change(incident.servers)
         self.monitor.clear_fault(incident, "repaired")
 
-    def crash_balancer(self, kind: str) -> Incident:
-        incident = self.monitor.open_incident(kind, "balancer", [])
-        self._balancer_crashes += 1
-        if self._balancer_crashes == 1:
-            self.balancer.crash()
+    def crash_balancer(self, kind: str, node: BalancerNode | None = None) -> Incident:
+        """Crash a balancer instance: ``node``, or the one holding the address now (the first
+        when none does)."""
+        if node is None:
+            node = self.balancers.holder() or self.balancers.nodes[0]
+        incident = self.monitor.open_incident(kind, node.name, [])
+        incident.routed = node is self.balancers.holder()
+        self._crashed_node[incident.number] = node
+        self._balancer_crashes[node.name] += 1
+        if self._balancer_crashes[node.name] == 1:
+            node.alive = False
+            self.balancers.node_changed(node)
         self.monitor.refresh()
         return incident
 
     def repair_balancer(self, incident: Incident) -> None:
-        self._balancer_crashes -= 1
-        if self._balancer_crashes == 0:
-            self.balancer.repair()
+        node = self._crashed_node.pop(incident.number)
+        self._balancer_crashes[node.name] -= 1
+        if self._balancer_crashes[node.name] == 0:
+            node.alive = True
+            self.balancers.node_changed(node)
         self.monitor.clear_fault(incident, "repaired")
 
     # -- failure models -----------------------------------------------------------------------
 
-    def _crash_for(self, target: TargetSpec, servers: list[Server], kind: str) -> Incident:
+    def _crash_for(self, target: TargetSpec, servers: list, kind: str) -> Incident:
         if target.balancer:
-            return self.crash_balancer(kind)
+            return self.crash_balancer(kind, servers[0] if servers else None)
         return self.crash(kind, component_name(target, servers), servers, target.zone)
 
     def _mend(self, target: TargetSpec, incident: Incident) -> None:
@@ -120,7 +130,7 @@ class FailureInjector:
     def _components(self, target: TargetSpec) -> list[list[Server]]:
         """The independent units a stochastic failure hits: each server, or a zone as one."""
         if target.balancer:
-            return [[]]
+            return [[node] for node in self.balancers.nodes]
         if target.zone is not None:
             return [self.resolve(target)]
         return [[server] for server in self.resolve(target)]

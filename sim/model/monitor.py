@@ -148,6 +148,14 @@ class Monitor:
         self.log(incident.component, event)
         self.refresh()
 
+    def address_taken_over(self) -> None:
+        """A backup balancer took over the service address: the failure of the instance that
+        held it was detected (the advertisements stopped) and its traffic has moved."""
+        now = self.env.now
+        for incident in self._open:
+            if not incident.servers and incident.routed and incident.traffic_moved_at is None:
+                incident.detected_at = incident.traffic_moved_at = now
+
     def promotion_started(self, group: str) -> None:
         self._pending_promotions[group] = self._pending_promotions.get(group, 0) + 1
 

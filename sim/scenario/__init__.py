@@ -25,6 +25,7 @@ from sim.scenario.failures import (
     ZoneOutageSpec,
 )
 from sim.scenario.loading import Problem, ScenarioError, load_scenario, parse_scenario
+from sim.scenario.redundancy import BALANCER_REDUNDANCY, ActivePassiveSpec, RedundancySpec
 from sim.scenario.root import MetricsSpec, Scenario, SloSpec
 from sim.scenario.workload import (
     ArrivalsSpec,
@@ -36,8 +37,10 @@ from sim.scenario.workload import (
 )
 
 __all__ = [
+    "BALANCER_REDUNDANCY",
     "DETECTORS",
     "FAILURE_MODELS",
+    "ActivePassiveSpec",
     "ArrivalsSpec",
     "BalancerSpec",
     "CrashRepairSpec",
@@ -54,6 +57,7 @@ __all__ = [
     "PhiAccrualSpec",
     "Problem",
     "RateChange",
+    "RedundancySpec",
     "ReplicationSpec",
     "RequestClassSpec",
     "RetrySpec",

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
+from sim.scenario.redundancy import RedundancySpecField
 from sim.spec import Name, NonNegativeDuration, Spec
 
 __all__ = ["BalancerSpec", "ServerGroupSpec", "StandbySpec"]
@@ -67,7 +68,7 @@ class BalancerSpec(Spec):
     ``outlier_ejection`` adds passive detection from real traffic. An attempt sent to a backend
     it cannot reach fails after ``connect_timeout``; with ``hot_migration``, an attempt whose
     backend fails under it (connection refused or reset) is sent once to another backend
-    instead of failing.
+    instead of failing. ``redundancy`` runs several instances (an active/passive pair).
     """
 
     policy: PolicySpecField = RoundRobinSpec()
@@ -76,3 +77,6 @@ class BalancerSpec(Spec):
     outlier_ejection: OutlierEjectionSpec | None = None
     connect_timeout: NonNegativeDuration = 1.0
     hot_migration: bool = False
+    redundancy: RedundancySpecField | None = None
+    """Several balancer instances and how the address moves between them
+    (:mod:`sim.scenario.redundancy`); one instance, a single point of failure, when omitted."""
