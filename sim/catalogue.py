@@ -524,13 +524,16 @@ def _expand(key: str, names: dict[str, list[str]]) -> Iterator[str]:
         yield from _expand(key[: found.start()] + name + key[found.end() :], names)
 
 
-def keys_for(scenario: Any) -> list[str]:
+def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
     """The flat summary keys a run of ``scenario`` (a :class:`sim.scenario.Scenario`) reports,
-    in catalogue order: every class, group, server and shard filled in."""
+    in catalogue order: every class, group, server and shard filled in. ``only``: the
+    catalogue keys (placeholders unexpanded) a mode reports, when not all of them."""
     names = _names(scenario)
     keys = []
     for entry in METRICS:
         if entry.key.startswith("data.") and scenario.database is None:
+            continue
+        if only is not None and entry.key not in only:
             continue
         keys.extend(_expand(entry.key, names))
     return keys

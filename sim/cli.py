@@ -39,9 +39,10 @@ from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
 from sim.registry import did_you_mean
-from sim.reliability import estimate_availability
+from sim.reliability import availability_report
 from sim.report import (
     format_availability,
+    format_availability_sweep,
     format_comparison,
     format_incidents,
     format_intervals,
@@ -266,7 +267,7 @@ def _prepare(
             batch_identity(name, scenario.to_dict()),
             resume=resume,
             overwrite=overwrite,
-            can_resume=name not in {"run", "availability"},
+            can_resume=name != "run",
         )
     except FolderInUse as error:
         _fail(str(error))
@@ -778,36 +779,12 @@ def sweep(
     """
     if bool(params) == bool(points_file):
         _fail("give --param (a grid) or --points (a CSV file of points)")
-    swept = {}
-    for text in params:
-        try:
-            path, values = parse_alternatives(text)
-        except ValueError as error:
-            _fail(f"--param: {error}")
-        swept[path] = values
+    swept = _parse_params(params)
     extra = (f"replications={replications}",) if replications else ()
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "sweep", extra, duration, warmup, resume, overwrite
     )
-    if points_file:
-        points = _read_points(points_file)
-        swept = dict.fromkeys(points[0])
-    else:
-        points = grid(swept)
-    invalid = []
-    for index, point in enumerate(points):
-        values = ", ".join(f"{p}={v}" for p, v in point.items())
-        try:
-            variant = with_overrides(scenario, point)
-        except ScenarioError as error:
-            invalid += [f"point {index} ({values}): {problem}" for problem in error.problems]
-        else:
-            _warn(f"point {index} ({values})", variant, skip=advise(scenario))
-    if invalid:
-        click.echo("error: some points are not valid scenarios:", err=True)
-        for line in invalid[:20]:
-            click.echo(f"  {line}", err=True)
-        sys.exit(USER_ERROR)
+    swept, points = _sweep_points(scenario, swept, points_file)
     store = folder.path / RUNS
     executor = _make_executor(workers, scheduler)
     total = len(points) * scenario.replications
@@ -846,6 +823,42 @@ def sweep(
         sys.exit(1)
     if plot:
         _draw(folder.path)
+
+
+def _parse_params(params: tuple[str, ...]) -> dict[str, list]:
+    swept = {}
+    for text in params:
+        try:
+            path, values = parse_alternatives(text)
+        except ValueError as error:
+            _fail(f"--param: {error}")
+        swept[path] = values
+    return swept
+
+
+def _sweep_points(scenario, swept: dict, points_file: str | None) -> tuple[list[str], list[dict]]:
+    """The swept key paths and the points (a grid, or the rows of a points file), every point
+    checked as a scenario before anything runs (exit 2 naming each invalid one)."""
+    if points_file:
+        points = _read_points(points_file)
+        swept = dict.fromkeys(points[0])
+    else:
+        points = grid(swept)
+    invalid = []
+    for index, point in enumerate(points):
+        values = ", ".join(f"{p}={v}" for p, v in point.items())
+        try:
+            variant = with_overrides(scenario, point)
+        except ScenarioError as error:
+            invalid += [f"point {index} ({values}): {problem}" for problem in error.problems]
+        else:
+            _warn(f"point {index} ({values})", variant, skip=advise(scenario))
+    if invalid:
+        click.echo("error: some points are not valid scenarios:", err=True)
+        for line in invalid[:20]:
+            click.echo(f"  {line}", err=True)
+        sys.exit(USER_ERROR)
+    return list(swept), points
 
 
 def _read_points(path: str) -> list[dict]:
@@ -905,50 +918,129 @@ def _label(value) -> str:
     type=FiniteFloatRange(min=0, max=MAX_YEARS, min_open=True),
     default=1000.0,
     show_default=True,
-    help="Simulated years in all, split over the replications.",
+    help="Simulated years in all per design, split over the replications.",
 )
 @click.option(
     "--replications",
     type=click.IntRange(2, MAX_REPLICATIONS),
     default=10,
     show_default=True,
-    help="Independent replications, for the confidence interval.",
+    help="Independent replications per design, for the confidence interval.",
 )
 @click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace the results already in the --out folder (only files ecsim wrote go).",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY.PATH=V1,V2,...",
+    help="Compare designs: a parameter and its values (repeatable: the full grid is run).",
 )
-def availability(scenario_file, seed, overrides, out, years, replications, overwrite) -> None:
+@click.option(
+    "--points",
+    "points_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Designs listed in a CSV file instead of a grid: a column per key path, a row each.",
+)
+@_folder_options
+@_executor_options
+@_plot_option
+def availability(
+    scenario_file,
+    seed,
+    overrides,
+    out,
+    years,
+    replications,
+    params,
+    points_file,
+    resume,
+    overwrite,
+    workers,
+    scheduler,
+    plot,
+) -> None:
     """Estimate time-based availability over centuries: failures, detection and repair only.
 
-    No request is simulated, so a thousand years take seconds. Prints the availability with a
-    95% confidence interval, in nines and downtime per year, and the Markov-chain value where
-    the design allows one.
+    No request is simulated, so a thousand years take seconds. Prints the service's and each
+    request class's availability with a 95% confidence interval, in nines and downtime per
+    year, the downtime per year by cause, and the Markov-chain value where the design allows
+    one. With --param or --points, one such estimate per design, in a tidy table
+    (sweep.csv, sweep.parquet; --plot draws the availability curve).
 
     \b
     Examples:
       ecsim availability scenarios/four_nines.yaml
       ecsim availability scenarios/four_nines.yaml --years 5000 --set servers[0].count=3
+      ecsim availability scenarios/four_nines.yaml --param servers[0].standby.count=0,1,2,3 --plot
     """
+    swept = _parse_params(params)
+    if params and points_file:
+        _fail("give --param (a grid) or --points (a CSV file of points), not both")
     scenario, folder = _prepare(
-        scenario_file, seed, overrides, out, "availability", overwrite=overwrite
+        scenario_file, seed, overrides, out, "availability", (), None, None, resume, overwrite
+    )
+    names, points = (
+        _sweep_points(scenario, swept, points_file)
+        if swept or points_file
+        else (
+            [],
+            [{}],
+        )
+    )
+    executor = _make_executor(workers, scheduler)
+    label = f"simulating {years:g} years of {scenario.name}" + (
+        f" at {len(points)} designs" if names else ""
     )
 
     def work(metadata):
-        progress = LazyProgressBar(f"simulating {years:g} years of {scenario.name}")
-        try:
-            estimate = estimate_availability(scenario, years, replications, progress=progress)
-        finally:
-            progress.close()
-        metadata["wall_time_s"] = estimate["wall_time_s"]
-        folder.write_summary({k: v for k, v in estimate.items() if k != "wall_time_s"})
-        return estimate
+        started = time.perf_counter()
+        table = _run_batch(
+            lambda progress: run_sweep(
+                scenario,
+                points,
+                replications,
+                executor=executor,
+                store=folder.path / RUNS,
+                progress=progress,
+                years=years / replications,
+            ),
+            len(points) * replications,
+            label,
+            executor,
+        )
+        metadata["wall_time_s"] = time.perf_counter() - started
+        metadata["executor"] = executor.name
+        failed = table[table.error.notna()]
+        if len(failed):
+            raise BatchError([f"point {row.point}: {row.error}" for row in failed.itertuples()])
+        estimates = [
+            {
+                **availability_report(
+                    with_overrides(scenario, point),
+                    years,
+                    replications,
+                    table[table.point == index],
+                ),
+                "point": point,
+            }
+            for index, point in enumerate(points)
+        ]
+        if names:
+            folder.write_table("sweep.csv", table)
+            folder.write_parquet("sweep.parquet", table)
+            folder.write_summary({"mode": "availability", "designs": estimates})
+        else:
+            folder.write_summary(estimates[0])
+        return estimates, metadata["wall_time_s"]
 
-    estimate = _execute(folder, scenario, work)
-    click.echo(format_availability(finite_or_none(estimate)))
+    estimates, wall_time_s = _execute(folder, scenario, work)
+    if names:
+        click.echo(format_availability_sweep(estimates, points, names))
+    else:
+        click.echo(format_availability(finite_or_none(estimates[0])))
     click.echo("")
-    click.echo(f"run folder: {folder.path}  ({estimate['wall_time_s']:.1f}s wall time)")
+    click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
+    if plot:
+        _draw(folder.path)
 
 
 @main.command()

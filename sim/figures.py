@@ -104,7 +104,23 @@ def draw_folder(
                 out / f"comparison.{fmt}",
             )
         )
-    elif (folder / "sweep.parquet").exists():
+    elif (folder / "summary.json").exists() and _availability_summary(folder) is not None:
+        summary = _availability_summary(folder)
+        designs = summary.get("designs", [summary])
+        labels = [_design_label(design, index) for index, design in enumerate(designs)]
+        written.append(
+            _save(
+                plots.downtime_by_cause(
+                    [
+                        (label, design["downtime_by_cause"])
+                        for label, design in zip(labels, designs, strict=True)
+                    ],
+                    f"{designs[0]['scenario']}: where the minutes go",
+                ),
+                out / f"downtime_by_cause.{fmt}",
+            )
+        )
+    if (folder / "sweep.parquet").exists() and not (folder / "timeseries.csv").exists():
         table = pd.read_parquet(folder / "sweep.parquet")
         parameters = [
             c
@@ -114,7 +130,12 @@ def draw_folder(
         if not parameters:
             raise NothingToDraw(f"{folder}: the sweep has no parameter column")
         group_by = parameters[1] if len(parameters) > 1 else None
-        shown = metric or "availability.request_based"
+        default = (
+            "availability.request_based"
+            if "availability.request_based" in table.columns
+            else "availability.time_based"  # a long-horizon sweep: no request, no request_based
+        )
+        shown = metric or default
         if shown not in table.columns:
             raise NothingToDraw(f"{folder}: the sweep has no metric {shown!r}")
         if not plots.is_availability(shown):
@@ -143,9 +164,19 @@ def draw_folder(
                 out / f"availability_curve.{fmt}",
             )
         )
-    else:
+    if not written:
         raise NothingToDraw(f"{folder}: no run, comparison or sweep results here (nothing to draw)")
     return written
+
+
+def _availability_summary(folder: Path) -> dict | None:
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return summary if summary.get("mode") == "availability" else None
+
+
+def _design_label(design: dict, index: int) -> str:
+    point = design.get("point") or {}
+    return ", ".join(f"{key}={value}" for key, value in point.items()) or f"design {index}"
 
 
 def _swept(table: pd.DataFrame) -> list[str]:

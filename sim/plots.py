@@ -25,6 +25,7 @@ from sim.catalogue import metric as metric_of
 __all__ = [
     "availability_curve",
     "comparison_chart",
+    "downtime_by_cause",
     "incident_timeline",
     "latency_cdf",
     "nines_axis",
@@ -541,4 +542,65 @@ def comparison_chart(
     figure.legend(handles=handles, fontsize=8, loc="lower center", ncol=len(handles))
     figure.suptitle(title + " (error bars: 95% interval of the paired difference)")
     figure.tight_layout(rect=(0, 0.06, 1, 1))
+    return figure
+
+
+def downtime_by_cause(
+    designs: Sequence[tuple[str, dict[str, dict[str, float]]]],
+    title: str = "Where the minutes go",
+) -> Figure:
+    """Minutes of downtime per year by cause, for one design or several side by side.
+
+    ``designs`` holds (label, causes) pairs, ``causes`` mapping a cause to its ``per_year_s``
+    with the ``low`` and ``high`` ends of its 95% interval (as ``ecsim availability``
+    reports them). Each cause is a bar with its interval as an error bar; several designs
+    are grouped per cause in greyscale with hatches. Causes that cost nothing anywhere are
+    left out."""
+    causes = [
+        cause
+        for cause in designs[0][1]
+        if any(figures[cause]["per_year_s"] > 0 for _, figures in designs)
+    ]
+    figure, axes = plt.subplots(figsize=(8, 0.6 * max(len(causes), 2) * len(designs) + 1.5))
+    if not causes:
+        axes.text(0.5, 0.5, "no downtime in any replication", ha="center", va="center")
+        axes.set_axis_off()
+        axes.set_title(title)
+        return figure
+    height = 0.8 / len(designs)
+    hatches = ["", "//", "..", "xx", "\\\\"]
+    for index, (label, figures) in enumerate(designs):
+        minutes = np.array([figures[c]["per_year_s"] / 60 for c in causes])
+        # A log scale has no zero: an interval reaching it is drawn down to a hundredth.
+        low = np.maximum([figures[c]["low"] / 60 for c in causes], minutes / 100)
+        high = np.array([figures[c]["high"] / 60 for c in causes])
+        positions = np.arange(len(causes)) + index * height
+        axes.barh(
+            positions,
+            minutes,
+            height=height,
+            xerr=[minutes - low, high - minutes],
+            color=GREYS[index % len(GREYS)] if len(designs) > 1 else "0.45",
+            hatch=hatches[index % len(hatches)],
+            edgecolor="black",
+            capsize=3,
+            label=label,
+        )
+    shown = [
+        figures[c]["per_year_s"] / 60
+        for _, figures in designs
+        for c in causes
+        if figures[c]["per_year_s"] > 0
+    ]
+    if max(shown) > 100 * min(shown):  # designs decades apart: each readable on a log scale
+        axes.set_xscale("log")
+    axes.set_yticks(np.arange(len(causes)) + height * (len(designs) - 1) / 2)
+    axes.set_yticklabels(causes)
+    axes.invert_yaxis()
+    axes.set_xlabel("downtime per year (minutes; requests weighted by class share)")
+    axes.grid(True, axis="x", alpha=0.3)
+    if len(designs) > 1:
+        axes.legend(fontsize=8)
+    axes.set_title(title + " (error bars: 95% intervals)")
+    figure.tight_layout()
     return figure

@@ -28,6 +28,7 @@ from sim.analysis import (
     nines,
     time_based_figures,
 )
+from sim.catalogue import flatten
 from sim.distributions import Exponential
 from sim.model.cluster import Cluster
 from sim.model.service import class_paths
@@ -38,31 +39,82 @@ from sim.theory import (
     redundant_balancer_availability,
     replica_group_availability,
     single_component_availability,
-    standby_group_availability,
+    standby_group_serving,
 )
 
-__all__ = ["YEAR_S", "estimate_availability", "markov_availability", "simulate_years"]
+__all__ = [
+    "AVAILABILITY_METRICS",
+    "YEAR_S",
+    "availability_estimate",
+    "availability_report",
+    "estimate_availability",
+    "markov_availability",
+    "simulate_years",
+]
 
 YEAR_S = 365.25 * 86400
 
 
-def simulate_years(scenario: Scenario, years: float, seed: int, replication: int) -> dict[str, Any]:
-    """One replication of ``years``: the time-based figures of the service
-    (:func:`sim.analysis.time_based_figures`), each class's, and the incidents."""
+AVAILABILITY_METRICS = frozenset(
+    {
+        "seed",
+        "replication",
+        "measured_s",
+        "availability.time_based",
+        "availability.time_based_nines",
+        "availability.time_based_all_classes",
+        "availability.downtime_s",
+        "availability.downtime_per_year_s",
+        "availability.downtime_by_cause_s.<component>",
+        "availability.markov.value",
+        "availability.markov.nines",
+        "availability.markov.downtime_per_year_s",
+        "availability.markov.all_classes",
+        "availability.markov.classes.<class>",
+        "availability.markov.phase_error",
+        "classes.<class>.availability.time_based",
+        "incidents.count",
+        "incidents.detected",
+        "incidents.recovered",
+        "incidents.mean_time_to_detect_s",
+        "incidents.mean_failover_time_s",
+        "incidents.max_failover_time_s",
+        "incidents.mean_time_to_recover_s",
+        "incidents.failed_requests",
+        "incidents.false_suspicions",
+    }
+)
+"""The catalogue metrics a long-horizon replication reports (no request, so no latency)."""
+
+
+def simulate_years(
+    scenario: Scenario,
+    years: float,
+    seed: int,
+    replication: int,
+    markov: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One replication of ``years``, as a summary whose flat keys are the catalogue's
+    (:data:`AVAILABILITY_METRICS`): the service's time-based figures, each class's, the
+    downtime by cause and the incidents; ``markov`` (computed when not given) rides along."""
     cluster = Cluster.build(scenario, Streams(seed, replication), requests=False)
     cluster.start()
     cluster.run(years * YEAR_S)
     totals = cluster.monitor.service_totals()
     elapsed_s = totals["elapsed_s"]
     records = [incident.record() for incident in cluster.monitor.incidents]
-    figures = time_based_figures(totals, elapsed_s)
     return {
+        "seed": seed,
         "replication": replication,
-        "availability": figures["time_based"],
-        "all_classes": figures["time_based_all_classes"],
-        "classes": {name: up_s / elapsed_s for name, up_s in totals["class_up_s"].items()},
-        "downtime_s": figures["downtime_s"],
-        "downtime_by_cause_s": figures["downtime_by_cause_s"],
+        "measured_s": elapsed_s,
+        "availability": {
+            **time_based_figures(totals, elapsed_s),
+            "markov": markov if markov is not None else markov_availability(scenario),
+        },
+        "classes": {
+            name: {"availability": {"time_based": min(up_s, elapsed_s) / elapsed_s}}
+            for name, up_s in totals["class_up_s"].items()
+        },
         "incidents": incident_summary(records, cluster.monitor.false_suspicions),
     }
 
@@ -104,23 +156,12 @@ def estimate_availability(
     seed = scenario.seed if seed is None else seed
     started = time.perf_counter()
     per_replication = years / replications
+    markov = markov_availability(scenario)
     runs = []
     for replication in range(replications):
-        runs.append(simulate_years(scenario, per_replication, seed, replication))
+        runs.append(simulate_years(scenario, per_replication, seed, replication, markov))
         if progress is not None:
             progress((replication + 1) / replications)
-    values = [run["availability"] for run in runs]
-    incidents = sum(run["incidents"]["count"] for run in runs)
-    markov = markov_availability(scenario)
-    by_cause = {}
-    for cause in runs[0]["downtime_by_cause_s"]:
-        per_year = [run["downtime_by_cause_s"][cause] / per_replication for run in runs]
-        mean, half_width = mean_confidence_interval(per_year, confidence)
-        by_cause[cause] = {
-            "per_year_s": mean,
-            "low": max(0.0, mean - half_width),
-            "high": mean + half_width,
-        }
     return {
         "scenario": scenario.name,
         "seed": seed,
@@ -128,31 +169,83 @@ def estimate_availability(
         "years": years,
         "replications": replications,
         "confidence": confidence,
-        "availability": _interval(values, confidence),
-        "all_classes": _interval([run["all_classes"] for run in runs], confidence),
-        "classes": {
-            name: _interval([run["classes"][name] for run in runs], confidence)
-            for name in runs[0]["classes"]
-        },
-        "downtime_by_cause": by_cause,
+        **availability_estimate(
+            [flatten(run) for run in runs], list(runs[0]["classes"]), confidence
+        ),
         "markov": markov,
-        "incidents_per_year": incidents / years,
-        "mean_time_to_detect_s": _weighted(runs, "mean_time_to_detect_s", "detected"),
-        "mean_failover_time_s": _weighted(runs, "mean_failover_time_s", "detected"),
-        "mean_time_to_recover_s": _weighted(runs, "mean_time_to_recover_s", "recovered"),
-        "per_replication": values,
         "wall_time_s": time.perf_counter() - started,
     }
 
 
-def _weighted(runs: list[dict[str, Any]], key: str, weight: str) -> float:
-    pairs = [
-        (run["incidents"][key], run["incidents"][weight])
-        for run in runs
-        if run["incidents"][weight] and not math.isnan(run["incidents"][key])
-    ]
-    total = sum(count for _, count in pairs)
-    return sum(value * count for value, count in pairs) / total if total else math.nan
+def availability_report(
+    scenario: Scenario,
+    years: float,
+    replications: int,
+    table: Any,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The estimate for one design from the rows of its replications in a batch table (a
+    pandas frame of :func:`simulate_years` summaries, flat), as :func:`estimate_availability`
+    returns it."""
+    rows = table.to_dict("records")
+    return {
+        "scenario": scenario.name,
+        "seed": int(rows[0]["seed"]),
+        "mode": "availability",
+        "years": years,
+        "replications": replications,
+        "confidence": confidence,
+        **availability_estimate(
+            rows, [request_class.name for request_class in scenario.workload.classes], confidence
+        ),
+        "markov": markov_availability(scenario),
+    }
+
+
+def availability_estimate(
+    rows: list[dict[str, Any]], classes: list[str], confidence: float = 0.95
+) -> dict[str, Any]:
+    """The estimate from independent replications (flat summaries of :func:`simulate_years`):
+    the service's, all classes' and each class's availability with Student-t intervals, the
+    downtime per year by cause with intervals, and the incidents per year."""
+    years = sum(row["measured_s"] for row in rows) / YEAR_S
+    by_cause = {}
+    prefix = "availability.downtime_by_cause_s."
+    for key in [key for key in rows[0] if key.startswith(prefix)]:
+        per_year = [row[key] / (row["measured_s"] / YEAR_S) for row in rows]
+        mean, half_width = mean_confidence_interval(per_year, confidence)
+        by_cause[key.removeprefix(prefix)] = {
+            "per_year_s": mean,
+            "low": max(0.0, mean - half_width),
+            "high": mean + half_width,
+        }
+
+    def values(key: str) -> list[float]:
+        return [row[key] for row in rows]
+
+    def weighted(key: str, weight: str) -> float:
+        pairs = [
+            (row[f"incidents.{key}"], row[f"incidents.{weight}"])
+            for row in rows
+            if row[f"incidents.{weight}"] and not math.isnan(row[f"incidents.{key}"])
+        ]
+        total = sum(count for _, count in pairs)
+        return sum(value * count for value, count in pairs) / total if total else math.nan
+
+    return {
+        "availability": _interval(values("availability.time_based"), confidence),
+        "all_classes": _interval(values("availability.time_based_all_classes"), confidence),
+        "classes": {
+            name: _interval(values(f"classes.{name}.availability.time_based"), confidence)
+            for name in classes
+        },
+        "downtime_by_cause": by_cause,
+        "incidents_per_year": sum(values("incidents.count")) / years,
+        "mean_time_to_detect_s": weighted("mean_time_to_detect_s", "detected"),
+        "mean_failover_time_s": weighted("mean_failover_time_s", "detected"),
+        "mean_time_to_recover_s": weighted("mean_time_to_recover_s", "recovered"),
+        "per_replication": values("availability.time_based"),
+    }
 
 
 def _no_chain(scenario: Scenario, reason: str) -> dict[str, Any]:
@@ -219,9 +312,12 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
     )
 
 
-def _servers_tier(scenario: Scenario, group, failure: CrashRepairSpec | None) -> float:
+def _group_serving(scenario: Scenario, group, failure: CrashRepairSpec | None) -> np.ndarray:
+    """The distribution of a group's servers up and in rotation (index: how many)."""
     if failure is None:
-        return 1.0
+        serving = np.zeros(group.count + 1)
+        serving[group.count] = 1.0
+        return serving
     detection = scenario.balancer.detection
     standby = group.standby
     failover_s = detection.mean_detection_delay(refused=True)  # crashes refuse connections
@@ -231,9 +327,8 @@ def _servers_tier(scenario: Scenario, group, failure: CrashRepairSpec | None) ->
             failover_s += standby.boot_time.mean()
     # The rejoin after a repair is folded into the repair time, of the same mean.
     repair_s = failure.time_to_repair.mean() + detection.mean_rejoin_delay()
-    return standby_group_availability(
+    return standby_group_serving(
         active=group.count,
-        required=min(scenario.slo.min_servers, group.count),
         spares=standby.count if standby else 0,
         failure_rate=1 / failure.time_to_failure.mean(),
         repair_rate=1 / repair_s,
@@ -241,6 +336,15 @@ def _servers_tier(scenario: Scenario, group, failure: CrashRepairSpec | None) ->
         hot_spares=standby is None or standby.mode == "hot",
         repair_crews=failure.repair_crews,
     )
+
+
+def _servers_tier(scenario: Scenario, serving: list[np.ndarray]) -> float:
+    """P(at least slo.min_servers serve) over independent groups: their distributions
+    convolved."""
+    total = np.ones(1)
+    for distribution in serving:
+        total = np.convolve(total, distribution)
+    return float(total[min(scenario.slo.min_servers, len(total) - 1) :].sum())
 
 
 def _shard_tier(
@@ -281,28 +385,28 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     Trivedi, *Probability and Statistics with Reliability, Queuing and Computer Science
     Applications*, ch. 8): a single balancer, an alternating component (MTTF / (MTTF + MTTR),
     for any distributions: renewal-reward), redundant ones the chain of
-    :func:`sim.theory.redundant_balancer_availability`; the server group, the standby chain of
-    :func:`sim.theory.standby_group_availability`; every shard the class writes (reads), the
-    chain of :func:`sim.theory.replica_group_availability`, solved once since shards are alike.
+    :func:`sim.theory.redundant_balancer_availability`; the servers, at least slo.min_servers
+    serving over the server groups, each the standby chain of
+    :func:`sim.theory.standby_group_serving`, their counts convolved; every shard the class
+    writes (reads), the chain of :func:`sim.theory.replica_group_availability`, solved once
+    since shards are alike.
     The service's value is the share-weighted mean of the classes, as the simulation defines
-    it. Each tier may fail by at most one ``crash_repair`` entry with exponential times (on the
-    group, ``balancer``, or the ``db`` group); anything else is outside the chain and the
-    reason is returned instead of a value.
+    it. Each tier may fail by at most one ``crash_repair`` entry with exponential times (on a
+    group behind the balancer, ``balancer``, or the ``db`` group); anything else is outside the
+    chain and the reason is returned instead of a value.
 
-    The server group's detection and promotion enter as one exponential failover delay of the
+    A server group's detection and promotion enter as one exponential failover delay of the
     same mean, its rejoin delay folded into the repair; a shard's detection and promotion are
     Erlang stages matched to each delay's variance (up to 8, fixed delays included), solved
     again with twice the stages: ``phase_error`` is the difference, an estimate of what the
     stages leave (the error of Erlang-k for a fixed delay falls like 1/k).
     """
-    groups = scenario.backend_groups()
-    if len(groups) != 1:
-        return _no_chain(scenario, "the chain covers a single server group")
-    group = groups[0]
-    on_group, on_balancer, on_database = [], [], []
+    groups = {group.name: group for group in scenario.backend_groups()}
+    on_group: dict[str, list[CrashRepairSpec]] = {name: [] for name in groups}
+    on_balancer, on_database = [], []
     for failure in scenario.failures:
-        if isinstance(failure, CrashRepairSpec) and failure.target.group == group.name:
-            on_group.append(failure)
+        if isinstance(failure, CrashRepairSpec) and failure.target.group in groups:
+            on_group[failure.target.group].append(failure)
         elif isinstance(failure, CrashRepairSpec) and failure.target.balancer:
             on_balancer.append(failure)
         elif (
@@ -315,10 +419,14 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
             return _no_chain(
                 scenario, f"{failure.kind} on {failure.target.describe()} is outside the chain"
             )
-    if not (on_group or on_balancer or on_database):
+    if not (any(on_group.values()) or on_balancer or on_database):
         return _no_chain(scenario, "no crash_repair entry: nothing fails in the long run")
     try:
-        servers = _servers_tier(scenario, group, _exponential_entry(on_group, "the group"))
+        serving = [
+            _group_serving(scenario, group, _exponential_entry(on_group[name], f"group {name}"))
+            for name, group in groups.items()
+        ]
+        servers = _servers_tier(scenario, serving)
         database_failure = _exponential_entry(on_database, "the database")
     except _OutsideChain as error:
         return _no_chain(scenario, str(error))

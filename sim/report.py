@@ -9,7 +9,12 @@ from sim.analysis import mean_confidence_interval
 from sim.catalogue import direction
 from sim.catalogue import metric as metric_of
 
-__all__ = ["format_availability", "format_incidents", "format_summary"]
+__all__ = [
+    "format_availability",
+    "format_availability_sweep",
+    "format_incidents",
+    "format_summary",
+]
 
 
 def _ms(seconds: float | None) -> str:
@@ -329,6 +334,29 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"recover {_downtime(estimate['mean_time_to_recover_s'])}",
     ]
     return "\n".join(lines)
+
+
+def format_availability_sweep(
+    estimates: list[dict[str, Any]], points: list[dict[str, Any]], parameters: list[str]
+) -> str:
+    """Per design of an availability sweep: its parameters, the service's availability with
+    its interval, nines, downtime per year and the Markov chain's value."""
+    confidence = f"{estimates[0]['confidence'] * 100:g}%"
+    rows = []
+    for estimate, point in zip(estimates, points, strict=True):
+        value = estimate["availability"]
+        rows.append(
+            [
+                *(str(point[p]) for p in parameters),
+                _percent(value["value"], 5),
+                f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)}",
+                _fixed(value["nines"]),
+                _downtime(value["downtime_per_year_s"]),
+                _percent(estimate["markov"]["value"], 5),
+            ]
+        )
+    header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
+    return "\n".join(_table([*header, "markov chain"], rows))
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:

@@ -29,6 +29,7 @@ __all__ = [
     "replica_group_availability",
     "single_component_availability",
     "standby_group_availability",
+    "standby_group_serving",
 ]
 
 
@@ -160,17 +161,16 @@ def parallel_availability(availability: float, count: int) -> float:
     return 1.0 - (1.0 - availability) ** count
 
 
-def standby_group_availability(
+def standby_group_serving(
     active: int,
-    required: int,
     spares: int,
     failure_rate: float,
     repair_rate: float,
     failover_rate: float = math.inf,
     hot_spares: bool = True,
     repair_crews: int | None = None,
-) -> float:
-    """Probability that at least ``required`` servers are up and in rotation, from a CTMC.
+) -> np.ndarray:
+    """Steady-state distribution of the servers up and in rotation (0 to ``active``), a CTMC.
 
     The group keeps ``active`` servers in rotation; each fails at ``failure_rate`` and is
     repaired at ``repair_rate`` by one of ``repair_crews`` crews (unlimited when None). When a
@@ -184,8 +184,6 @@ def standby_group_availability(
     shared among the kinds in proportion to their numbers (an approximation of first-come
     first-served repair, exact when only one kind is down).
     """
-    if not 1 <= required <= active:
-        raise ValueError(f"need 1 <= required ({required}) <= active ({active})")
 
     def reconcile(state):
         members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down = state
@@ -243,9 +241,32 @@ def standby_group_availability(
             generator[source, target] += rate
     generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
     stationary = ctmc_steady_state(generator)
-    return float(
-        sum(stationary[i] for state, i in index.items() if state[0] + state[2] >= required)
+    serving = np.zeros(active + 1)
+    for state, i in index.items():
+        serving[state[0] + state[2]] += stationary[i]
+    return serving
+
+
+def standby_group_availability(
+    active: int,
+    required: int,
+    spares: int,
+    failure_rate: float,
+    repair_rate: float,
+    failover_rate: float = math.inf,
+    hot_spares: bool = True,
+    repair_crews: int | None = None,
+) -> float:
+    """Probability that at least ``required`` servers are up and in rotation, from a CTMC.
+
+    The chain is that of :func:`standby_group_serving`, whose arguments these are.
+    """
+    if not 1 <= required <= active:
+        raise ValueError(f"need 1 <= required ({required}) <= active ({active})")
+    serving = standby_group_serving(
+        active, spares, failure_rate, repair_rate, failover_rate, hot_spares, repair_crews
     )
+    return float(serving[required:].sum())
 
 
 def _survival_integral(survival, points: int = 200_001):

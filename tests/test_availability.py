@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy import stats
@@ -312,6 +313,37 @@ def test_the_availability_command_prints_the_estimate_and_writes_its_summary(tmp
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["mode"] == "availability" and summary["replications"] == 4
     assert 0.999 < summary["availability"]["value"] <= 1
+
+
+def test_availability_compares_designs_on_common_random_numbers_and_draws_them(tmp_path):
+    """One estimate per design, on the executor; the design the file already describes gives
+    exactly the estimate of a plain run (same streams), and zero spares is a valid design."""
+    from test_cli import ROOT
+
+    four_nines = str(ROOT / "scenarios" / "four_nines.yaml")
+    common = ["--years", "40", "--replications", "4", "--workers", "2"]
+
+    def invoke(*arguments):
+        result = CliRunner().invoke(main, ["availability", four_nines, *common, *arguments])
+        assert result.exit_code == 0, result.output
+        return result
+
+    plain = invoke("--out", str(tmp_path / "plain"))
+    swept = invoke(
+        "--param", "servers[0].standby.count=0,2", "--out", str(tmp_path / "sweep"), "--plot"
+    )
+    table = pd.read_csv(tmp_path / "sweep" / "sweep.csv")
+    assert len(table) == 2 * 4 and table.error.isna().all()
+    single = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    designs = json.loads((tmp_path / "sweep" / "summary.json").read_text())["designs"]
+    assert designs[1]["availability"]["value"] == single["availability"]["value"]
+    assert designs[0]["availability"]["value"] < designs[1]["availability"]["value"]
+    assert "markov chain" in swept.output and "markov chain" in plain.output
+    for figure in ("availability_curve.png", "downtime_by_cause.png"):
+        assert (tmp_path / "sweep" / figure).stat().st_size > 10_000
+    # The causes of each replication sum to its downtime.
+    causes = table.filter(like="availability.downtime_by_cause_s.").sum(axis=1)
+    assert causes.to_numpy() == pytest.approx(table["availability.downtime_s"].to_numpy())
 
 
 def balancer_pair(interval: str, count: int = 2) -> dict:
