@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT))
 import annotated_types  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from sim import cli, yaml_reader  # noqa: E402
+from sim import cli, overrides, yaml_reader  # noqa: E402
 from sim.catalogue import METRICS  # noqa: E402
-from sim.model import database, server, timing  # noqa: E402
+from sim.model import database, monitor, server, timing  # noqa: E402
 from sim.results import atomic_write_text  # noqa: E402
-from sim.scenario import Scenario, advice  # noqa: E402
+from sim.scenario import Scenario, advice, root  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
 
@@ -191,6 +191,8 @@ def limits(quick: bool, work: Path) -> str:
         "--workers": f"1 to {cli.MAX_WORKERS:,}",
         "--replications, --max-replications": f"at most {cli.MAX_REPLICATIONS:,}",
         "--years": f"more than 0, at most {cli.MAX_YEARS:,.0f}, a number (not nan or inf)",
+        "--param, --points": f"at most {cli.MAX_POINTS:,} points, each key path once",
+        "--set": f"key paths at most {overrides.MAX_PATH_PARTS} keys deep",
     }
     running = [
         f"a queue without `queue_capacity` that passes {server.MAX_QUEUE:,} waiting attempts,"
@@ -199,7 +201,11 @@ def limits(quick: bool, work: Path) -> str:
         " code 2, naming the callbacks involved",
         f"a shard remembers at most {database.MAX_PENDING:,} writes some replica lacks",
         f"a run estimated at more than {advice.LONG_RUN_S / 60:.0f} minutes of work (at"
-        f" {advice.REQUESTS_PER_S:,} requests a second) is warned about, with the estimate",
+        f" {advice.REQUESTS_PER_S:,} requests and {advice.EVENTS_PER_S:,} probes, heartbeats"
+        " or failures a second) is warned about, with the estimate",
+        f"at most {root.MAX_ROWS:,} time-series rows, per-server rows or SLO windows",
+        f"events.csv and incidents.csv keep the first {monitor.MAX_RECORDED:,} rows; the"
+        " summary counts every incident",
     ]
     return "\n".join(
         [

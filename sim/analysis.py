@@ -15,6 +15,7 @@ from sim.request import Outcome
 
 __all__ = [
     "LATENCY_QUANTILES",
+    "IncidentTally",
     "availability_figures",
     "downtime_per_year_s",
     "finite_or_none",
@@ -104,28 +105,53 @@ def _outcome_summary(causes: Sequence[int], good: int) -> dict[str, Any]:
     }
 
 
+class IncidentTally:
+    """Counts and sums over incident records, added one by one: a run of a million incidents
+    keeps a few numbers, not a million records."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.failed_requests = 0
+        self._sums = {"time_to_detect_s": 0.0, "failover_time_s": 0.0, "time_to_recover_s": 0.0}
+        self._counts = dict.fromkeys(self._sums, 0)
+        self.max_failover_time_s = math.nan
+
+    def add(self, record: dict[str, Any]) -> None:
+        """One incident (see ``Incident.record``); NaN times (not reached) are left out."""
+        self.count += 1
+        self.failed_requests += record["failed_requests"] or 0
+        for key in self._sums:
+            value = record[key]
+            if not math.isnan(value):
+                self._sums[key] += value
+                self._counts[key] += 1
+        failover = record["failover_time_s"]
+        if not math.isnan(failover) and not failover <= self.max_failover_time_s:
+            self.max_failover_time_s = failover
+
+    def _mean(self, key: str) -> float:
+        return self._sums[key] / self._counts[key] if self._counts[key] else math.nan
+
+    def summary(self, false_suspicions: int) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "detected": self._counts["time_to_detect_s"],
+            "recovered": self._counts["time_to_recover_s"],
+            "mean_time_to_detect_s": self._mean("time_to_detect_s"),
+            "mean_failover_time_s": self._mean("failover_time_s"),
+            "max_failover_time_s": self.max_failover_time_s,
+            "mean_time_to_recover_s": self._mean("time_to_recover_s"),
+            "failed_requests": self.failed_requests,
+            "false_suspicions": false_suspicions,
+        }
+
+
 def incident_summary(incidents: Sequence[dict[str, Any]], false_suspicions: int) -> dict[str, Any]:
     """Counts and means over the incident records of a run (see ``Incident.record``)."""
-
-    def figures(key: str) -> list[float]:
-        return [i[key] for i in incidents if not math.isnan(i[key])]
-
-    detect, failover, recover = (
-        figures("time_to_detect_s"),
-        figures("failover_time_s"),
-        figures("time_to_recover_s"),
-    )
-    return {
-        "count": len(incidents),
-        "detected": len(detect),
-        "recovered": len(recover),
-        "mean_time_to_detect_s": math.fsum(detect) / len(detect) if detect else math.nan,
-        "mean_failover_time_s": math.fsum(failover) / len(failover) if failover else math.nan,
-        "max_failover_time_s": max(failover) if failover else math.nan,
-        "mean_time_to_recover_s": math.fsum(recover) / len(recover) if recover else math.nan,
-        "failed_requests": sum(i["failed_requests"] or 0 for i in incidents),
-        "false_suspicions": false_suspicions,
-    }
+    tally = IncidentTally()
+    for record in incidents:
+        tally.add(record)
+    return tally.summary(false_suspicions)
 
 
 def slo_summary(
@@ -169,7 +195,7 @@ def summarize(
     the window: ``busy_time_s``, ``wait_time_s``, ``accepted``, ``queued``, ``rejected``.
     ``waits`` holds per group, per class, the histogram of queueing delays in the window.
     ``service`` holds the seconds of :func:`time_based_figures` and ``class_up_s`` per class,
-    the ``incidents`` (records) and the ``false_suspicions``; ``slo`` the ``availability``
+    and ``incident_figures`` (:meth:`IncidentTally.summary`); ``slo`` the ``availability``
     target, ``latency`` and ``latency_percentile``.
     """
     totals = [sum(column) for column in zip(*measurement.causes, strict=True)]
@@ -227,7 +253,7 @@ def summarize(
         availability.update(time_based_figures(service, measured_s))
         for name, up_s in service["class_up_s"].items():
             classes[name]["availability"]["time_based"] = _fraction_of(up_s, measured_s)
-        summary["incidents"] = incident_summary(service["incidents"], service["false_suspicions"])
+        summary["incidents"] = service["incident_figures"]
     if slo is not None:
         summary["slo"] = slo_summary(
             slo["availability"],

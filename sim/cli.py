@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import signal
 import sys
 import threading
@@ -76,6 +77,8 @@ MAX_SEED = 2**63 - 1
 MAX_WORKERS = 1024
 MAX_REPLICATIONS = 100_000
 MAX_YEARS = 1_000_000.0
+MAX_POINTS = 10_000
+"""The most points a sweep or availability comparison runs (each one replications times)."""
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -826,13 +829,19 @@ def sweep(
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, list]:
+    """The swept key paths and their values; each path once, the grid within MAX_POINTS."""
     swept = {}
     for text in params:
         try:
             path, values = parse_alternatives(text)
         except ValueError as error:
             _fail(f"--param: {error}")
+        if path in swept:
+            _fail(f"--param: {path} is given twice; list all its values in one --param")
         swept[path] = values
+    points = math.prod(len(values) for values in swept.values())
+    if swept and points > MAX_POINTS:
+        _fail(f"--param: the grid has {points:,} points, more than {MAX_POINTS:,}")
     return swept
 
 
@@ -887,6 +896,8 @@ def _read_points(path: str) -> list[dict]:
     ]
     if not body:
         _fail(f"--points: {path} has no rows")
+    if len(body) > MAX_POINTS:
+        _fail(f"--points: {path} has {len(body):,} points, more than {MAX_POINTS:,}")
     points = []
     for number, row in body:
         if len(row) != len(header):
@@ -1081,7 +1092,10 @@ def plot(results_folder, out, fmt, metric) -> None:
         written = draw_folder(Path(results_folder), Path(out) if out else None, fmt, metric)
     except NothingToDraw as error:
         _fail(str(error))
-    except (OSError, KeyError, ValueError) as error:
+    except KeyError as error:
+        _fail(f"cannot read the results in {results_folder}: no {error} in them")
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        # A damaged or hand-edited file: a summary that is not a mapping, a missing column.
         _fail(f"cannot read the results in {results_folder}: {error}")
     for path in written:
         click.echo(f"figure: {path}")

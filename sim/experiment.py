@@ -95,8 +95,7 @@ def run(
             cluster.client.in_flight,
             service={
                 **cluster.monitor.service_totals(),
-                "incidents": incidents,
-                "false_suspicions": cluster.monitor.false_suspicions,
+                "incident_figures": cluster.monitor.incident_figures(),
             },
             slo={
                 "availability": scenario.slo.availability,

@@ -18,22 +18,38 @@ __all__ = ["apply_overrides", "parse_alternatives", "parse_override", "set_path"
 _PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
+MAX_PATH_PARTS = 32
+"""The deepest key path: scenarios nest a few levels, so a longer path is a mistake."""
+
+
 def split_path(path: str) -> list[str | int]:
-    """``servers[1].workers`` as ``['servers', 1, 'workers']``."""
+    """``servers[1].workers`` as ``['servers', 1, 'workers']``.
+
+    Raises ``ValueError`` for a path that cannot be read or is deeper than
+    :data:`MAX_PATH_PARTS`."""
     parts: list[str | int] = []
     position = 0
     text = path.strip()
+    if text.count(".") + text.count("[") >= MAX_PATH_PARTS:
+        raise ValueError(
+            f"key path {_short(path)} is deeper than {MAX_PATH_PARTS} keys; no scenario key is"
+        )
     while position < len(text):
         if text[position] == "." and parts:
             position += 1
         match = _PART.match(text, position)
         if not match:
-            raise ValueError(f"cannot read key path {path!r}")
+            raise ValueError(f"cannot read key path {_short(path)}")
         parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
         position = match.end()
     if not parts or not isinstance(parts[0], str):
-        raise ValueError(f"cannot read key path {path!r}")
+        raise ValueError(f"cannot read key path {_short(path)}")
     return parts
+
+
+def _short(text: str, most: int = 80) -> str:
+    """A text quoted for a message, cut to ``most`` characters."""
+    return repr(text) if len(text) <= most else repr(text[: most - 3] + "...")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

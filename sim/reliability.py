@@ -23,7 +23,6 @@ import numpy as np
 from sim.analysis import (
     availability_figures,
     downtime_per_year_s,
-    incident_summary,
     mean_confidence_interval,
     nines,
     time_based_figures,
@@ -102,7 +101,6 @@ def simulate_years(
     cluster.run(years * YEAR_S)
     totals = cluster.monitor.service_totals()
     elapsed_s = totals["elapsed_s"]
-    records = [incident.record() for incident in cluster.monitor.incidents]
     return {
         "seed": seed,
         "replication": replication,
@@ -115,7 +113,7 @@ def simulate_years(
             name: {"availability": {"time_based": min(up_s, elapsed_s) / elapsed_s}}
             for name, up_s in totals["class_up_s"].items()
         },
-        "incidents": incident_summary(records, cluster.monitor.false_suspicions),
+        "incidents": cluster.monitor.incident_figures(),
     }
 
 

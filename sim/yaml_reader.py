@@ -119,11 +119,9 @@ class _BoundedLoader(yaml.CSafeLoader if _FAST else yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, str | int | float | bool):
+                what = "an empty key (null)" if key is None else "a list or a mapping"
                 raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    "a key must be a plain name, not a list or a mapping",
-                    key_node.start_mark,
+                    None, None, f"a key must be a plain name, not {what}", key_node.start_mark
                 )
             if key in seen:
                 raise yaml.constructor.ConstructorError(

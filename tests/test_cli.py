@@ -319,7 +319,20 @@ def test_a_run_that_would_take_hours_is_warned_about_with_its_estimate(tmp_path)
     result = invoke("validate", _scenario_file(tmp_path, changes))
     assert result.exit_code == 0
     assert "duration: this run simulates about 3,600,000,000 requests" in result.stderr
-    assert "about 1,200 minutes of work at 50,000 requests a second" in result.stderr
+    assert "about 1,200 minutes of work at 50,000 requests and 200,000 other" in result.stderr
+
+
+def test_probes_and_failures_count_in_the_work_estimate(tmp_path):
+    # Almost no request, but a 1 ms heartbeat on 1,000 servers for a day: 8.64e10 heartbeats.
+    changes = {
+        "duration": "1d",
+        "workload": {**BASE["workload"], "arrivals": {"rate": "0.01/s"}},
+        "balancer": {"detection": {"kind": "heartbeat", "interval": "1ms"}},
+        "servers": [{"name": "web", "count": 1000}],
+    }
+    result = invoke("validate", _scenario_file(tmp_path, changes))
+    assert result.exit_code == 0
+    assert "and 86,400,000,000 probes, failures and repairs" in result.stderr
 
 
 def test_the_work_estimate_integrates_the_rate_profile_and_counts_database_operations():
@@ -500,3 +513,35 @@ def test_a_comparison_with_no_value_in_its_baseline_says_so():
     )
     row = paired_differences(runs, ["a", "b"]).iloc[1]
     assert row.verdict == "baseline has no value" and np.isnan(row.difference)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (
+            ["--param", f"servers[0].count={','.join(map(str, range(1, 201)))}"] * 1
+            + ["--param", f"servers[0].workers={','.join(map(str, range(1, 101)))}"],
+            "the grid has 20,000 points, more than 10,000",
+        ),
+        (
+            ["--param", "servers[0].count=1,2", "--param", "servers[0].count=3,4"],
+            "servers[0].count is given twice",
+        ),
+        (
+            ["--param", "servers[0].count=1", "--set", "description." + "a." * 40 + "b=1"],
+            "is deeper than 32 keys",
+        ),
+    ],
+)
+def test_a_sweep_too_large_or_ambiguous_is_refused_before_anything_runs(tmp_path, arguments, says):
+    result = invoke("sweep", _scenario_file(tmp_path), *arguments, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and says in result.stderr, result.stderr
+    assert not (tmp_path / "o" / "sweep.csv").exists()
+
+
+@pytest.mark.parametrize("summary", ["[]", "{}", "{not json"])
+def test_plotting_a_damaged_folder_says_so_with_exit_code_2(tmp_path, summary):
+    (tmp_path / "summary.json").write_text(summary)
+    (tmp_path / "timeseries.csv").write_text("time_s\n0\n")
+    result = invoke("plot", tmp_path)
+    assert result.exit_code == 2 and "cannot read the results" in result.stderr, result.stderr

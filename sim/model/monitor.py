@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from sim.analysis import IncidentTally
 from sim.model.service import COMBINED, ClassPath, ServiceState
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ INCIDENT_COLUMNS = [
     "failed_requests",
 ]
 EVENT_COLUMNS = ["time_s", "component", "event", "detail"]
+MAX_RECORDED = 100_000
+"""The most events and incidents a run keeps as rows (events.csv, incidents.csv); the summary
+counts every incident whatever their number, so memory stays bounded over any horizon."""
 
 
 @dataclass
@@ -108,13 +112,15 @@ class Monitor:
         self.incidents: list[Incident] = []
         self._open: list[Incident] = []
         self.false_suspicions = 0
+        self.incident_tally = IncidentTally()
+        self._opened = 0
         self.service = ServiceState(paths, causes)
         self._pending_promotions: dict[str, int] = {}
 
     # -- the timeline -------------------------------------------------------------------------
 
     def log(self, component: str, event: str, detail: str = "") -> None:
-        if not self.log_events:
+        if not self.log_events or len(self.events) >= MAX_RECORDED:
             return
         self.events.append(
             {"time_s": self.env.now, "component": component, "event": event, "detail": detail}
@@ -127,8 +133,9 @@ class Monitor:
     ) -> Incident:
         """A failure is about to be applied; call :meth:`refresh` once it has been. ``zone``
         names the zone when the failure hits a whole zone at once."""
+        self._opened += 1
         incident = Incident(
-            len(self.incidents) + 1,
+            self._opened,
             kind,
             component,
             list(servers),
@@ -137,7 +144,8 @@ class Monitor:
             zone=zone,
         )
         incident.routed = not servers or any(self._routes_to(server) for server in servers)
-        self.incidents.append(incident)
+        if self.log_events and len(self.incidents) < MAX_RECORDED:
+            self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         self._open.append(incident)
         self.log(component, kind)
         return incident
@@ -214,6 +222,7 @@ class Monitor:
                     )
                     incident.ended = True
                     self._open.remove(incident)
+                    self.incident_tally.add(incident.record())
 
     def _view(self, server: Server) -> Any:
         for view in self.views:
@@ -302,6 +311,13 @@ class Monitor:
         return self.service.totals(self.env.now)
 
     def close_open_incidents(self) -> None:
-        """At the end of a run: incidents still open count the failures so far."""
+        """At the end of a run: incidents still open count the failures so far, and join
+        the tally."""
         for incident in self._open:
             incident.failed_requests = self._failed_requests() - incident.failed_requests_before
+            self.incident_tally.add(incident.record())
+        self._open = []
+
+    def incident_figures(self) -> dict[str, Any]:
+        """Counts and means over every incident of the run (after :meth:`close_open_incidents`)."""
+        return self.incident_tally.summary(self.false_suspicions)

@@ -22,6 +22,9 @@ LONG_TIMEOUT_S = 600.0
 REQUESTS_PER_S = 50_000
 """Simulated requests a second of work on one core, a prudent figure for the estimate (the
 README's examples run at 50,000 to 90,000 a second); a database operation counts as three."""
+EVENTS_PER_S = 200_000
+"""Other simulated events (probes, heartbeats, failures) a second of work on one core: a
+heartbeat detector on ten backends runs about 250,000 a second."""
 LONG_RUN_S = 300.0
 """A run estimated to take longer than five minutes is warned about, with the estimate."""
 
@@ -75,20 +78,61 @@ def work_of(scenario: Scenario) -> tuple[float, float]:
     return requests, requests * operations_per_request
 
 
+def background_events(scenario: Scenario) -> float:
+    """Events a run simulates besides requests: the probes or heartbeats of the balancer's
+    detector (one per backend and interval) and the failures and repairs of every
+    ``crash_repair`` component (about 20 events each: crash, detection, failover, repair,
+    rejoin)."""
+    detection = scenario.balancer.detection
+    backends = sum(
+        group.count + (group.standby.count if group.standby else 0)
+        for group in scenario.backend_groups()
+    )
+    events = backends * scenario.duration / detection.interval
+    for failure in scenario.failures:
+        if failure.kind == "crash_repair":
+            cycle = failure.time_to_failure.mean() + failure.time_to_repair.mean()
+            components = (
+                1
+                if failure.target.zone or failure.target.balancer
+                else _count(scenario, failure.target)
+            )
+            events += 20 * components * scenario.duration / max(cycle, 1e-9)
+    return events
+
+
+def _count(scenario: Scenario, target) -> int:
+    """How many servers a server or group target names (database nodes included)."""
+    if target.server is not None:
+        return 1
+    groups = {group.name: group.count for group in scenario.servers}
+    if scenario.database is not None:
+        groups["db"] = scenario.database.shards * scenario.database.nodes_per_shard()
+    return groups.get(target.group, 1)
+
+
 def _long_run(scenario: Scenario) -> list[Advice]:
     requests, operations = work_of(scenario)
-    seconds = (requests + 3 * operations) / REQUESTS_PER_S
+    events = background_events(scenario)
+    seconds = (requests + 3 * operations) / REQUESTS_PER_S + events / EVENTS_PER_S
     if seconds <= LONG_RUN_S:
         return []
     data = f" and {operations:,.0f} database operations" if operations else ""
+    other = f" and {events:,.0f} probes, failures and repairs" if events > 1e6 else ""
     return [
         Advice(
             "duration",
-            f"this run simulates about {requests:,.0f} requests{data}: about"
-            f" {seconds / 60:,.0f} minutes of work at {REQUESTS_PER_S:,} requests a second;"
-            " a shorter --duration or a lower rate gives a first answer sooner",
+            f"this run simulates about {requests:,.0f} requests{data}{other}: about"
+            f" {_amount(seconds / 60)} minutes of work at {REQUESTS_PER_S:,} requests and"
+            f" {EVENTS_PER_S:,} other events a second; a shorter --duration, a lower rate or"
+            " longer intervals give a first answer sooner",
         )
     ]
+
+
+def _amount(value: float) -> str:
+    """A count for a message: digits up to a billion, then powers of ten."""
+    return f"{value:,.0f}" if value < 1e9 else f"{value:.2g}"
 
 
 def _late_failures(scenario: Scenario) -> list[Advice]:
@@ -170,7 +214,8 @@ def _overload(scenario: Scenario) -> list[Advice]:
         Advice(
             "workload.arrivals",
             f"at its peak ({peak:g}/s) the workload needs {offered:.3g} workers busy all the time,"
-            f" and the servers have {capacity:g}: {offered / capacity:.0%} of capacity, so queues"
+            f" and the servers have {capacity:g}: {_amount(offered / capacity * 100)}% of"
+            " capacity, so queues"
             " grow while that rate lasts (intended for an overload study?)",
         )
     ]

@@ -7,6 +7,7 @@ path (``servers[1].workers``), what was expected and, for names, the closest kno
 from __future__ import annotations
 
 import re
+import reprlib
 import stat
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,15 @@ _TYPES = {
 }
 
 
+_SHORT = reprlib.Repr()
+"""Values quoted in messages: a few levels and items, long texts cut (a 1 MB value, or one a
+thousand levels deep, is quoted in a line)."""
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 5
+
+
 def _shown(value: Any) -> str:
-    return "nothing (null)" if value is None else repr(value)
+    return "nothing (null)" if value is None else _SHORT.repr(value)
 
 
 def _problem(error: dict[str, Any]) -> Problem:
@@ -100,8 +108,8 @@ def _problem(error: dict[str, Any]) -> Problem:
         message = "missing required key"
     elif kind == "literal_error":
         choices = re.findall(r"'([^']*)'", context.get("expected", ""))
-        message = f"expected {context.get('expected')}, got {_shown(given)}" + did_you_mean(
-            str(given), choices
+        message = f"expected {context.get('expected')}, got {_shown(given)}" + (
+            did_you_mean(given, choices) if isinstance(given, str) and len(given) < 100 else ""
         )
     elif kind in _BOUNDS:
         bound = next(iter(context.values()))

@@ -75,6 +75,24 @@ class Scenario(Spec):
                 f"a {self.metrics.step:g}s step over {self.duration:g}s makes more than"
                 f" {MAX_ROWS:,} time-series rows; use a longer step",
             )
+        if self.duration / self.slo.window > MAX_ROWS:
+            raise located_error(
+                ".slo.window",
+                f"{self.slo.window:g}s windows over {self.duration:g}s make more than"
+                f" {MAX_ROWS:,} windows; use longer windows",
+            )
+        if self.metrics.per_server:
+            servers = sum(
+                group.count + (group.standby.count if group.standby else 0)
+                for group in self.servers
+            )
+            if servers * self.duration / self.metrics.step > MAX_ROWS:
+                raise located_error(
+                    ".metrics.per_server",
+                    f"{servers:,} servers over {self.duration / self.metrics.step:,.0f} steps make"
+                    f" more than {MAX_ROWS:,} per-server rows; use a longer step, or no"
+                    " per_server",
+                )
         if self.warmup >= self.duration:
             raise located_error(
                 ".warmup",
