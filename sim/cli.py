@@ -39,8 +39,9 @@ from sim.model.balancing import BALANCING_POLICIES
 from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
+from sim.rare_events import biasing_applies, estimate_by_failure_biasing
 from sim.registry import did_you_mean
-from sim.reliability import availability_report
+from sim.reliability import availability_report, markov_availability
 from sim.report import (
     format_availability,
     format_availability_sweep,
@@ -951,6 +952,22 @@ def _label(value) -> str:
     type=click.Path(dir_okay=False, exists=True),
     help="Designs listed in a CSV file instead of a grid: a column per key path, a row each.",
 )
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "crude", "biased"]),
+    default="auto",
+    show_default=True,
+    help="crude: replications of simulated years; biased: failure biasing on regenerative"
+    " cycles, for five and six nines; auto: biased when the Markov chain puts the"
+    " unavailability below 1e-5 and the design allows it.",
+)
+@click.option(
+    "--cycles",
+    type=click.IntRange(30, 10_000_000),
+    default=20_000,
+    show_default=True,
+    help="Regenerative cycles of the biased method.",
+)
 @_folder_options
 @_executor_options
 @_plot_option
@@ -963,6 +980,8 @@ def availability(
     replications,
     params,
     points_file,
+    method,
+    cycles,
     resume,
     overwrite,
     workers,
@@ -989,6 +1008,14 @@ def availability(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "availability", (), None, None, resume, overwrite
     )
+    if swept or points_file:
+        if method == "biased":
+            _fail("--method biased estimates one design at a time: leave out --param and --points")
+    else:
+        note = _choose_method(scenario, method)
+        if note is not None:
+            _biased_availability(scenario, folder, cycles, note, plot)
+            return
     names, points = (
         _sweep_points(scenario, swept, points_file)
         if swept or points_file
@@ -1050,6 +1077,50 @@ def availability(
         click.echo(format_availability(finite_or_none(estimates[0])))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
+    if plot:
+        _draw(folder.path)
+
+
+UNAVAILABILITY_FOR_BIASING = 1e-5
+"""Below this unavailability (by the Markov chain) ``--method auto`` uses failure biasing."""
+
+
+def _choose_method(scenario, method: str) -> str | None:
+    """Why failure biasing runs (the text printed), or None for crude simulation."""
+    reason = biasing_applies(scenario)
+    if method == "biased":
+        if reason:
+            _fail(f"--method biased: {reason}")
+        return "failure biasing on regenerative cycles (--method biased)"
+    if method == "crude" or reason:
+        return None
+    markov = markov_availability(scenario)["value"]
+    if markov is None or 1 - markov >= UNAVAILABILITY_FOR_BIASING:
+        return None
+    return (
+        f"failure biasing on regenerative cycles, chosen because the Markov chain puts the"
+        f" unavailability at {1 - markov:.2g}, below {UNAVAILABILITY_FOR_BIASING:g}, where"
+        " crude simulation sees too few coincident failures (--method crude forces it)"
+    )
+
+
+def _biased_availability(scenario, folder: RunFolder, cycles: int, note: str, plot: bool):
+    def work(metadata):
+        progress = LazyProgressBar(f"failure biasing on {scenario.name}")
+        try:
+            estimate = estimate_by_failure_biasing(scenario, cycles, progress=progress)
+        finally:
+            progress.close()
+        estimate["markov"] = markov_availability(scenario)
+        estimate["method_note"] = note
+        metadata["wall_time_s"] = estimate["wall_time_s"]
+        folder.write_summary({k: v for k, v in estimate.items() if k != "wall_time_s"})
+        return estimate
+
+    estimate = _execute(folder, scenario, work)
+    click.echo(format_availability(finite_or_none(estimate)))
+    click.echo("")
+    click.echo(f"run folder: {folder.path}  ({estimate['wall_time_s']:.1f}s wall time)")
     if plot:
         _draw(folder.path)
 

@@ -292,11 +292,18 @@ def format_availability(estimate: dict[str, Any]) -> str:
     value = estimate["availability"]
     markov = estimate["markov"]
     confidence = f"{estimate['confidence'] * 100:g}%"
-    lines = [
-        f"scenario {estimate['scenario']}  seed {estimate['seed']}  "
-        f"{estimate['years']:g} simulated years in {estimate['replications']} replications",
-        "",
-    ]
+    biased = estimate.get("method") == "biased"
+    if biased:
+        how = (
+            f"{estimate['cycles']:,} regenerative cycles ({estimate['simulated_years']:,.0f}"
+            f" simulated years under failure biasing)"
+        )
+    else:
+        how = f"{estimate['years']:g} simulated years in {estimate['replications']} replications"
+    lines = [f"scenario {estimate['scenario']}  seed {estimate['seed']}  {how}"]
+    if estimate.get("method_note"):
+        lines.append(f"method         {estimate['method_note']}")
+    lines.append("")
     if value["value"] is not None and value["value"] >= 1.0:
         lines.append(
             "availability   100%: the service was never down in any replication"
@@ -304,9 +311,11 @@ def format_availability(estimate: dict[str, Any]) -> str:
         )
         lines.append(f"markov chain   {_markov_line(markov)}")
         return "\n".join(lines)
+    # Enough decimals to tell the interval's ends apart at five and six nines.
+    digits = 5 if not value["nines"] or value["nines"] < 4.5 else int(value["nines"]) + 2
     lines += [
-        f"availability   {_percent(value['value'], 5)}  ({confidence} CI "
-        f"{_percent(value['low'], 5)} to {_percent(value['high'], 5)})",
+        f"availability   {_percent(value['value'], digits)}  ({confidence} CI "
+        f"{_percent(value['low'], digits)} to {_percent(value['high'], digits)})",
         f"nines          {_fixed(value['nines'])}  ({confidence} CI "
         f"{_fixed(value['nines_low'])} to {_fixed(value['nines_high'])})",
         f"downtime/year  {_downtime(value['downtime_per_year_s'])}  ({confidence} CI "
@@ -326,6 +335,19 @@ def format_availability(estimate: dict[str, Any]) -> str:
         lines.append(f"markov chain   n/a: {markov['reason']}")
     lines += _class_lines(estimate, confidence)
     lines += _cause_lines(estimate, confidence)
+    if biased:
+        lines += [
+            "",
+            f"failure biasing  relative half-width {value['relative_half_width']:.1%} of the"
+            f" unavailability; {estimate['cycles_with_downtime']:,} cycles saw downtime; mean"
+            f" likelihood ratio {estimate['mean_likelihood_ratio']:.3f} (1 expected); largest"
+            f" cycle {estimate['largest_cycle_share']:.1%} of the estimate",
+        ]
+        if not estimate["reliable"]:
+            lines.append(
+                f"warning: the interval may be too narrow: {estimate['warning']}; run more --cycles"
+            )
+        return "\n".join(lines)
     lines += [
         "",
         f"incidents      {estimate['incidents_per_year']:.2f} per year; "

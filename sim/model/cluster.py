@@ -138,6 +138,7 @@ class Cluster:
             outlier_ejection=balancer_spec.outlier_ejection,
             hot_migration=balancer_spec.hot_migration,
         )
+        self._members = {backend.index for backend in self.backends if backend.member}
         self.monitor.balancer = self.balancer
         self.monitor.views.append(self.balancer)
         self.client.dispatch = self.balancer.dispatch
@@ -223,6 +224,29 @@ class Cluster:
         ]
         for server in self.servers:
             server.use_database(self.data_tier, plan)
+
+    def quiescent(self) -> bool:
+        """Whether the cluster is as it started, up to which replica is master: every component
+        alive and believed up, the initial members in rotation and no spare, every shard with
+        a master, the first balancer holding the address, no incident open and nothing under
+        way. The long-horizon runs regenerate here: only exponential failure clocks, which
+        have no memory, carry over."""
+        balancers = self.balancers
+        if not self.monitor.settled() or balancers.holder() is not balancers.nodes[0]:
+            return False
+        if not all(node.alive for node in balancers.nodes):
+            return False
+        if not all(server.alive and server.reachable for server in self.servers):
+            return False
+        up = self.balancer.up
+        for backend in self.backends:
+            if not backend.server.alive or not backend.detected_up:
+                return False
+            if backend.member != (backend.index in self._members):
+                return False
+            if backend.member and (backend not in up or not backend.server.serving):
+                return False
+        return self.data_tier is None or self.data_tier.settled()
 
     def _rotation_changed(self, backend: Backend) -> None:
         controller = self.controllers.get(backend.server.group)

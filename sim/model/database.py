@@ -601,6 +601,18 @@ class DataTier:
             return writable, writable
         return writable, any(serving)
 
+    def settled(self) -> bool:
+        """Every node alive and believed up, every shard with a master and no failover or
+        waiting write under way."""
+        return all(
+            not shard.promoting
+            and not shard.waiting
+            and (shard.multi_master or shard.master is not None)
+            and all(shard.believed_up)
+            and all(node.alive and node.serving for node in shard.nodes)
+            for shard in self.shards
+        )
+
     def shard_states(self) -> list[tuple[bool, bool]]:
         """Per shard, whether it can take a write and serve a read now: a node serves when it
         is alive, reachable and believed up; a write needs the master (any node in

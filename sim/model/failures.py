@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import simpy
 
+from sim.model.biasing import FailureBiasing
 from sim.model.monitor import Incident, Monitor
 from sim.model.redundancy import BalancerNode, SingleBalancer, VrrpGroup
 from sim.model.server import Server
@@ -58,6 +59,8 @@ class FailureInjector:
         self._crashes: Counter[str] = Counter()
         self._partitions: Counter[str] = Counter()
         self._slowdowns: dict[str, list[float]] = {}
+        self.biasing: FailureBiasing | None = None
+        """Set before :meth:`start` to bias the failure clocks (``sim.model.biasing``)."""
         self._balancer_crashes: Counter[str] = Counter()
         self._crashed_node: dict[int, BalancerNode] = {}
 
@@ -175,17 +178,26 @@ def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) 
         time_to_repair = spec.time_to_repair.sampler(stream, block=64)
 
         def life(servers=servers, time_to_failure=time_to_failure, time_to_repair=time_to_repair):
+            biasing = injector.biasing
             while True:
-                yield env.timeout(next(time_to_failure))
+                if biasing is None:
+                    yield env.timeout(next(time_to_failure))
+                else:
+                    rate = 1 / spec.time_to_failure.mean()  # exponential: checked before
+                    yield from biasing.time_to_failure(tuple(servers), rate)
                 if not injector._can_fail(servers):
                     continue
                 incident = injector._crash_for(spec.target, servers, "crash")
+                if biasing is not None:
+                    biasing.failed()
                 if crews is None:
                     yield env.timeout(next(time_to_repair))
                 else:
                     with crews.request() as crew:
                         yield crew
                         yield env.timeout(next(time_to_repair))
+                if biasing is not None:
+                    biasing.repaired()  # before the mend, which lets the monitor take stock
                 injector._mend(spec.target, incident)
 
         env.process(life())

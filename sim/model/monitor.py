@@ -112,6 +112,8 @@ class Monitor:
         self.incidents: list[Incident] = []
         self._open: list[Incident] = []
         self.false_suspicions = 0
+        self.listeners: list[Any] = []
+        """Called after every refresh (an estimator watching for regeneration points)."""
         self.incident_tally = IncidentTally()
         self._opened = 0
         self.service = ServiceState(paths, causes)
@@ -281,6 +283,8 @@ class Monitor:
         service.set(self.env.now, up, cause)
         if service.all_up != was:
             self.log("service", "up" if service.all_up else "down", cause)
+        for listener in self.listeners:
+            listener()
 
     def _blame(self, needed: dict[str, list[Server]]) -> str:
         """The cause of downtime while the tiers in ``needed`` (with the components of each
@@ -309,6 +313,10 @@ class Monitor:
     def service_totals(self) -> dict[str, Any]:
         """Seconds since the measurement window started: see :meth:`ServiceState.totals`."""
         return self.service.totals(self.env.now)
+
+    def settled(self) -> bool:
+        """No incident open and no promotion under way."""
+        return not self._open and not any(self._pending_promotions.values())
 
     def close_open_incidents(self) -> None:
         """At the end of a run: incidents still open count the failures so far, and join
