@@ -2,7 +2,8 @@
 
     python docs/make_images.py          # about two minutes on 2 cores
 
-Writes docs/images/{latency_cdf,timeseries,incidents,availability_curve,comparison}.png.
+Writes docs/images/{latency_cdf,timeseries,incidents,availability_curve,downtime_by_cause,
+comparison}.png.
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ def main() -> None:
             title="four_nines: availability against hot spares",
         ),
         "availability_curve.png",
+    )
+
+    trading = load_scenario(ROOT / "scenarios" / "trading_system.yaml")
+    designs = []
+    for label, promotion in (("promotion 30 s", "30s"), ("promotion 10 s", "10s")):
+        variant = with_overrides(trading, {"database.replication.promotion_delay": promotion})
+        estimate = estimate_availability(variant, years=500, replications=8)
+        designs.append((label, estimate["downtime_by_cause"]))
+    save(
+        plots.downtime_by_cause(designs, "trading_system: where the minutes go"),
+        "downtime_by_cause.png",
     )
 
     slow = load_scenario(ROOT / "scenarios" / "slow_server.yaml", ["duration=10m"])

@@ -237,6 +237,33 @@ def four_nines(quick: bool, work: Path) -> str:
     return _command_block(arguments, work / "four-nines")
 
 
+def trading_system(quick: bool, work: Path) -> str:
+    arguments = ["availability", "scenarios/trading_system.yaml"]
+    if quick:
+        arguments += ["--years", "10", "--replications", "2"]
+    return _command_block(arguments, work / "trading-system")
+
+
+def trading_system_changes(quick: bool, work: Path) -> str:
+    arguments = [
+        "availability",
+        "scenarios/trading_system.yaml",
+        "--points",
+        "scenarios/trading_system_changes.csv",
+    ]
+    if quick:
+        arguments += ["--years", "10", "--replications", "2"]
+    return _command_block(arguments, work / "trading-system-changes", " on 2 cores")
+
+
+def long_horizon(quick: bool, work: Path) -> str:
+    command = [sys.executable, "benchmarks/long_horizon.py"]
+    if quick:
+        command += ["--years", "10", "--crude-years", "100", "--cycles", "500", "--repeats", "1"]
+    text, _ = _run(command)
+    return f"```\n$ python benchmarks/long_horizon.py\n{text.rstrip()}\n```"
+
+
 def slow_server(quick: bool, work: Path) -> str:
     arguments = [
         "compare",
@@ -312,11 +339,14 @@ BLOCKS: dict[str, Callable[[bool, Path], str]] = {
     "metrics": metrics,
     "limits": limits,
     "four-nines": four_nines,
+    "trading-system": trading_system,
+    "trading-system-changes": trading_system_changes,
     "slow-server": slow_server,
     "replication": replication,
     "examples": examples,
     "benchmark": benchmark,
     "sweep-benchmark": sweep_benchmark,
+    "long-horizon": long_horizon,
 }
 
 

@@ -39,7 +39,7 @@ from sim.streams import Streams
 
 __all__ = ["BIAS", "BiasingUnsupported", "biasing_applies", "estimate_by_failure_biasing"]
 
-BIAS = 0.5
+BIAS = 0.3
 """The share of failure-or-repair races a failure wins while something is down (balanced
 failure biasing commonly uses 0.3 to 0.5)."""
 DOMINANT_SHARE = 0.1
@@ -174,7 +174,8 @@ def estimate_by_failure_biasing(
     weighted = data[:, service_column] * data[:, 1]
     largest = float(weighted.max() / weighted.sum()) if weighted.sum() > 0 else 1.0
     ratios = data[:, 1]
-    ratio_half = z * ratios.std(ddof=1) / math.sqrt(len(ratios))
+    # Checked at 99.9%, so that a sound run is flagged once in a thousand, not once in twenty.
+    ratio_half = stats.norm.ppf(0.9995) * ratios.std(ddof=1) / math.sqrt(len(ratios))
     with_downtime = int((data[:, service_column] > 0).sum())
     warnings = []
     if largest > DOMINANT_SHARE:

@@ -375,10 +375,11 @@ def format_availability_sweep(
                 _fixed(value["nines"]),
                 _downtime(value["downtime_per_year_s"]),
                 _percent(estimate["markov"]["value"], 5),
+                _percent(estimate["all_classes"]["value"], 5),
             ]
         )
     header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
-    return "\n".join(_table([*header, "markov chain"], rows))
+    return "\n".join(_table([*header, "markov chain", "all classes"], rows))
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
@@ -413,11 +414,12 @@ def _cause_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
             f"{figures['per_year_s'] / total * 100:.1f}%",
         ]
         for cause, figures in sorted(causes.items(), key=lambda item: -item[1]["per_year_s"])
-        if figures["per_year_s"] > 0
+        if figures["per_year_s"] >= 0.05
     ]
     return [
         "",
-        "where the minutes go (downtime per year, classes weighted by share)",
+        "where the minutes go (downtime per year, classes weighted by share; causes under"
+        " 0.1 s left out)",
         *_table(["cause", "downtime/year", f"{confidence} CI", "share"], rows),
     ]
 

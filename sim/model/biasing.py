@@ -26,7 +26,9 @@ from collections.abc import Generator
 import numpy as np
 import simpy
 
-__all__ = ["FailureBiasing"]
+__all__ = ["WINDOW_REPAIRS", "FailureBiasing"]
+
+WINDOW_REPAIRS = 10.0
 
 
 class FailureBiasing:
@@ -54,12 +56,16 @@ class FailureBiasing:
         self.log_ratio = 0.0
         self.changed = env.event()
         self._since = env.now
+        self._window_open = False
+        self._window = 0
+        self.window_repairs = WINDOW_REPAIRS
 
     def biased_rate(self, rate: float) -> float:
-        """The rate a clock of true rate ``rate`` runs at now: unchanged while nothing is down;
-        else the same for every clock, so that together they fail at bias / (1 - bias) times
-        the repair rate (never slower than the truth)."""
-        if self.down == 0 or not self.running:
+        """The rate a clock of true rate ``rate`` runs at now: unchanged while nothing is down
+        or once the biasing window after the last failure is over; else the same for every
+        clock, so that together they fail at bias / (1 - bias) per mean repair time (never
+        slower than the truth)."""
+        if self.down == 0 or not self.running or not self._window_open:
             return rate
         total = self.bias / (1 - self.bias) / self.repair_s
         return max(rate, total / len(self.running))
@@ -77,10 +83,26 @@ class FailureBiasing:
         event.succeed()
 
     def failed(self) -> None:
-        """A component went down."""
+        """A component went down: the others run biased for one mean repair time from now.
+
+        The window bounds the likelihood ratio of a path with no further failure by
+        exp(bias / (1 - bias)), whatever the law of the repair time: biasing for the whole
+        repair would make the ratio's variance infinite under heavy-tailed (or even
+        exponential) repairs."""
         self._account()
         self.down += 1
+        self._window_open = True
+        self._window += 1
+        window = self._window
+        timer = self.env.timeout(self.window_repairs * self.repair_s)
+        timer.callbacks.append(lambda _: self._window_over(window))
         self._changed()
+
+    def _window_over(self, window: int) -> None:
+        if window == self._window:
+            self._account()  # the interval before ran biased
+            self._window_open = False
+            self._changed()
 
     def repaired(self) -> None:
         """A component is back."""
