@@ -240,7 +240,7 @@ def four_nines(quick: bool, work: Path) -> str:
 def trading_system(quick: bool, work: Path) -> str:
     arguments = ["availability", "scenarios/trading_system.yaml"]
     if quick:
-        arguments += ["--years", "10", "--replications", "2"]
+        arguments += ["--years", "2", "--replications", "2"]
     return _command_block(arguments, work / "trading-system")
 
 
@@ -252,14 +252,14 @@ def trading_system_changes(quick: bool, work: Path) -> str:
         "scenarios/trading_system_changes.csv",
     ]
     if quick:
-        arguments += ["--years", "10", "--replications", "2"]
+        arguments += ["--years", "2", "--replications", "2", "--workers", "1"]
     return _command_block(arguments, work / "trading-system-changes", " on 2 cores")
 
 
 def long_horizon(quick: bool, work: Path) -> str:
     command = [sys.executable, "benchmarks/long_horizon.py"]
     if quick:
-        command += ["--years", "10", "--crude-years", "100", "--cycles", "500", "--repeats", "1"]
+        command += ["--years", "2", "--crude-years", "20", "--cycles", "200", "--repeats", "1"]
     text, _ = _run(command)
     return f"```\n$ python benchmarks/long_horizon.py\n{text.rstrip()}\n```"
 
@@ -303,7 +303,7 @@ def examples(quick: bool, work: Path) -> str:
         out = work / f"example-{path.stem}"
         arguments = ["run", f"scenarios/{path.name}", "--quiet"]
         if quick:
-            arguments += ["--duration", "20s", "--warmup", "0s"]
+            arguments += ["--duration", "5s", "--warmup", "0s"]
         _, wall_s = _ecsim(arguments, out)
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         requests = summary["requests"]

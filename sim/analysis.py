@@ -20,6 +20,7 @@ __all__ = [
     "downtime_per_year_s",
     "finite_or_none",
     "incident_summary",
+    "interval_figures",
     "latency_summary",
     "nines",
     "slo_summary",
@@ -75,6 +76,22 @@ def wait_summary(histograms: Sequence[LatencyHistogram]) -> dict[str, float]:
     for histogram in histograms:
         merged.merge(histogram)
     return latency_summary(merged, maximum=False)
+
+
+def interval_figures(availability: float, half_width: float) -> dict[str, float]:
+    """An estimated availability with the interval ``availability`` +- ``half_width`` (clipped
+    to [0, 1]), in nines and in downtime per year at both ends."""
+    low, high = max(0.0, availability - half_width), min(1.0, availability + half_width)
+    return {
+        **availability_figures(availability),
+        "half_width": half_width,
+        "low": low,
+        "high": high,
+        "nines_low": nines(low),
+        "nines_high": nines(high),
+        "downtime_per_year_s_low": downtime_per_year_s(high),
+        "downtime_per_year_s_high": downtime_per_year_s(low),
+    }
 
 
 def availability_figures(availability: float) -> dict[str, float]:

@@ -334,6 +334,23 @@ def _draw(folder: Path, out: Path | None = None, fmt: str = "png") -> None:
         click.echo(f"no figure: {type(error).__name__}: {error}", err=True)
 
 
+def _points_options(function):
+    """The designs or points a batch runs: a grid of values, or the rows of a CSV file."""
+    function = click.option(
+        "--points",
+        "points_file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="A CSV file of points instead of a grid: a column per key path, a row per point.",
+    )(function)
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY.PATH=V1,V2,...",
+        help="A parameter and its values (repeatable: the full grid is run).",
+    )(function)
+
+
 def _executor_options(function):
     """Where batches of runs execute."""
     function = click.option(
@@ -729,19 +746,7 @@ def compare(
 
 @main.command()
 @_scenario_options
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY.PATH=V1,V2,...",
-    help="A swept parameter and its values (repeatable: the full grid is run).",
-)
-@click.option(
-    "--points",
-    "points_file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="A CSV file of points instead of a grid: a column per key path, a row per point.",
-)
+@_points_options
 @click.option(
     "--replications",
     type=click.IntRange(1, MAX_REPLICATIONS),
@@ -939,19 +944,7 @@ def _label(value) -> str:
     show_default=True,
     help="Independent replications per design, for the confidence interval.",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY.PATH=V1,V2,...",
-    help="Compare designs: a parameter and its values (repeatable: the full grid is run).",
-)
-@click.option(
-    "--points",
-    "points_file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="Designs listed in a CSV file instead of a grid: a column per key path, a row each.",
-)
+@_points_options
 @click.option(
     "--method",
     type=click.Choice(["auto", "crude", "biased"]),

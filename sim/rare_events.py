@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from sim.analysis import availability_figures, downtime_per_year_s, nines
+from sim.analysis import interval_figures
 from sim.distributions import Exponential
 from sim.model.biasing import FailureBiasing
 from sim.model.cluster import Cluster
@@ -147,25 +147,12 @@ def estimate_by_failure_biasing(
         progress(1.0)
     data = np.array(rows)
     lengths = data[:, 0] * data[:, 1]
-    denominator = lengths.mean()
     z = stats.norm.ppf(0.5 + confidence / 2)
 
     def unavailability(column: int) -> dict[str, Any]:
-        weighted = data[:, column] * data[:, 1]
-        estimate = weighted.mean() / denominator
-        residual = weighted - estimate * lengths
-        half = z * residual.std(ddof=1) / math.sqrt(len(data)) / denominator
-        value = 1 - estimate
-        low, high = max(0.0, value - half), min(1.0, value + half)
+        estimate, half = _ratio(data, column, lengths, z)
         return {
-            **availability_figures(value),
-            "half_width": half,
-            "low": low,
-            "high": high,
-            "nines_low": nines(low),
-            "nines_high": nines(high),
-            "downtime_per_year_s_low": downtime_per_year_s(high),
-            "downtime_per_year_s_high": downtime_per_year_s(low),
+            **interval_figures(1 - estimate, half),
             "unavailability": estimate,
             "relative_half_width": half / estimate if estimate > 0 else math.inf,
         }
@@ -212,14 +199,20 @@ def estimate_by_failure_biasing(
     }
 
 
-def _per_year(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> dict[str, float]:
-    """A cause's downtime per year with its interval (the same ratio estimator)."""
-    year_s = 365.25 * 86400
+def _ratio(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> tuple[float, float]:
+    """E'[X L] / E'[T L] for the cycles' column X, and the half-width of its interval by the
+    regenerative central limit theorem (the delta method on the ratio)."""
     weighted = data[:, column] * data[:, 1]
     denominator = lengths.mean()
-    fraction = weighted.mean() / denominator
-    residual = weighted - fraction * lengths
-    half = z * residual.std(ddof=1) / math.sqrt(len(data)) / denominator
+    estimate = weighted.mean() / denominator
+    residual = weighted - estimate * lengths
+    return estimate, z * residual.std(ddof=1) / math.sqrt(len(data)) / denominator
+
+
+def _per_year(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> dict[str, float]:
+    """A cause's downtime per year with its interval."""
+    year_s = 365.25 * 86400
+    fraction, half = _ratio(data, column, lengths, z)
     return {
         "per_year_s": fraction * year_s,
         "low": max(0.0, fraction - half) * year_s,

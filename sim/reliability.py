@@ -22,9 +22,8 @@ import numpy as np
 
 from sim.analysis import (
     availability_figures,
-    downtime_per_year_s,
+    interval_figures,
     mean_confidence_interval,
-    nines,
     time_based_figures,
 )
 from sim.catalogue import flatten
@@ -120,18 +119,7 @@ def simulate_years(
 def _interval(values: list[float], confidence: float) -> dict[str, Any]:
     """An availability's mean over replications, its Student-t interval, nines and downtime."""
     mean, half_width = mean_confidence_interval(values, confidence)
-    low, high = max(0.0, mean - half_width), min(1.0, mean + half_width)
-    return {
-        "per_replication": values,
-        **availability_figures(mean),
-        "half_width": half_width,
-        "low": low,
-        "high": high,
-        "nines_low": nines(low),
-        "nines_high": nines(high),
-        "downtime_per_year_s_low": downtime_per_year_s(high),
-        "downtime_per_year_s_high": downtime_per_year_s(low),
-    }
+    return {"per_replication": values, **interval_figures(mean, half_width)}
 
 
 def estimate_availability(

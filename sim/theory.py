@@ -148,6 +148,28 @@ def ctmc_steady_state(generator: np.ndarray) -> np.ndarray:
     return solution / solution.sum()
 
 
+def _stationary_over(start, moves):
+    """The stationary distribution of the chain reachable from ``start``, where
+    ``moves(state)`` lists the (rate, next state) pairs: {state: probability}."""
+    index = {start: 0}
+    edges = []
+    frontier = [start]
+    while frontier:
+        state = frontier.pop()
+        for rate, target in moves(state):
+            if target not in index:
+                index[target] = len(index)
+                frontier.append(target)
+            edges.append((index[state], index[target], rate))
+    generator = np.zeros((len(index), len(index)))
+    for source, target, rate in edges:
+        if source != target:
+            generator[source, target] += rate
+    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
+    stationary = ctmc_steady_state(generator)
+    return {state: stationary[i] for state, i in index.items()}
+
+
 def single_component_availability(mean_time_to_failure: float, mean_time_to_repair: float):
     """Long-run availability of a component that fails and is repaired in turn: MTTF/(MTTF+MTTR).
 
@@ -224,26 +246,10 @@ def standby_group_serving(
             go(idle_down * share, 0, 0, 0, 0, 0, 1, -1)
         return out
 
-    start = reconcile((active, 0, 0, 0, 0, spares, 0))
-    index = {start: 0}
-    edges = []
-    frontier = [start]
-    while frontier:
-        state = frontier.pop()
-        for rate, target in moves(state):
-            if target not in index:
-                index[target] = len(index)
-                frontier.append(target)
-            edges.append((index[state], index[target], rate))
-    generator = np.zeros((len(index), len(index)))
-    for source, target, rate in edges:
-        if source != target:
-            generator[source, target] += rate
-    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
-    stationary = ctmc_steady_state(generator)
     serving = np.zeros(active + 1)
-    for state, i in index.items():
-        serving[state[0] + state[2]] += stationary[i]
+    start = reconcile((active, 0, 0, 0, 0, spares, 0))
+    for state, probability in _stationary_over(start, moves).items():
+        serving[state[0] + state[2]] += probability
     return serving
 
 
@@ -389,28 +395,13 @@ def replica_group_availability(
                 out.append((rate, (up, "ok", 0) if up else (up, "wait", 0)))
         return out
 
-    start = (nodes, "ok", 0)
-    index = {start: 0}
-    edges = []
-    frontier = [start]
-    while frontier:
-        state = frontier.pop()
-        for rate, target in moves(state):
-            if target not in index:
-                index[target] = len(index)
-                frontier.append(target)
-            edges.append((index[state], index[target], rate))
-    generator = np.zeros((len(index), len(index)))
-    for source, target, rate in edges:
-        generator[source, target] += rate
-    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
-    stationary = ctmc_steady_state(generator)
+    stationary = _stationary_over((nodes, "ok", 0), moves)
     writable = sum(
-        stationary[i]
-        for (up, status, _), i in index.items()
+        probability
+        for (up, status, _), probability in stationary.items()
         if (up > 0 if multi_master else status == "ok")
     )
-    readable = sum(stationary[i] for (up, _, _), i in index.items() if up > 0)
+    readable = sum(probability for (up, _, _), probability in stationary.items() if up > 0)
     return float(writable), float(readable)
 
 
@@ -453,20 +444,5 @@ def redundant_balancer_availability(
             out.append((busy * repair_rate, (alive + 1, holding, phase if alive else 1)))
         return out
 
-    start = (count, True, 0)
-    index = {start: 0}
-    edges = []
-    frontier = [start]
-    while frontier:
-        state = frontier.pop()
-        for rate, target in moves(state):
-            if target not in index:
-                index[target] = len(index)
-                frontier.append(target)
-            edges.append((index[state], index[target], rate))
-    generator = np.zeros((len(index), len(index)))
-    for source, target, rate in edges:
-        generator[source, target] += rate
-    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
-    stationary = ctmc_steady_state(generator)
-    return float(sum(stationary[i] for (_, holding, _), i in index.items() if holding))
+    stationary = _stationary_over((count, True, 0), moves)
+    return float(sum(p for (_, holding, _), p in stationary.items() if holding))
