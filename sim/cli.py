@@ -39,7 +39,11 @@ from sim.model.balancing import BALANCING_POLICIES
 from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
-from sim.rare_events import biasing_applies, estimate_by_failure_biasing
+from sim.rare_events import (
+    biasing_applies,
+    estimate_by_failure_biasing,
+    single_failure_outage,
+)
 from sim.registry import did_you_mean
 from sim.reliability import availability_report, markov_availability
 from sim.report import (
@@ -950,9 +954,10 @@ def _label(value) -> str:
     type=click.Choice(["auto", "crude", "biased"]),
     default="auto",
     show_default=True,
-    help="crude: replications of simulated years; biased: failure biasing on regenerative"
-    " cycles, for five and six nines; auto: biased when the Markov chain puts the"
-    " unavailability below 1e-5 and the design allows it.",
+    help="crude: replications of simulated years, on the executor; biased: failure biasing on"
+    " regenerative cycles, for five and six nines where only coinciding failures take the"
+    " service down (one design, in this process); auto: biased when the Markov chain puts the"
+    " unavailability below 1e-5 and no single failure takes a class down, else crude.",
 )
 @click.option(
     "--cycles",
@@ -1001,9 +1006,20 @@ def availability(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "availability", (), None, None, resume, overwrite
     )
+    for index, failure in enumerate(scenario.failures):
+        if failure.kind != "crash_repair":
+            click.echo(
+                f"warning: failures[{index}] ({failure.kind} on {failure.target.describe()}) is a"
+                f" one-off: it happens once in each of the {replications} replications, so over"
+                f" {years:g} years it weighs almost nothing; the long-horizon estimate is for"
+                " the crash_repair entries (`ecsim run` shows what a one-off costs)",
+                err=True,
+            )
     if swept or points_file:
         if method == "biased":
             _fail("--method biased estimates one design at a time: leave out --param and --points")
+        if method == "auto":
+            click.echo("method: crude (failure biasing estimates one design at a time)", err=True)
     else:
         note = _choose_method(scenario, method)
         if note is not None:
@@ -1085,7 +1101,7 @@ def _choose_method(scenario, method: str) -> str | None:
         if reason:
             _fail(f"--method biased: {reason}")
         return "failure biasing on regenerative cycles (--method biased)"
-    if method == "crude" or reason:
+    if method == "crude" or reason or single_failure_outage(scenario):
         return None
     markov = markov_availability(scenario)["value"]
     if markov is None or 1 - markov >= UNAVAILABILITY_FOR_BIASING:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
 from sim.catalogue import direction
 from sim.catalogue import metric as metric_of
@@ -447,6 +447,9 @@ def availability_curve(
     finite = [v for v in lows + highs if np.isfinite(v)]
     nines_axis(axes, min(finite, default=1), max(finite, default=4))
     axes.set_xlabel(parameter)
+    values = pd.to_numeric(sweep[parameter], errors="coerce").dropna()
+    if len(values) and (values == values.round()).all():  # counts: no tick at 0.25 spares
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(f"{metric} (nines scale)")
     axes.set_title(title or f"Availability against {parameter}")
     axes.grid(True, alpha=0.3)
@@ -592,12 +595,17 @@ def downtime_by_cause(
         for c in causes
         if figures[c]["per_year_s"] > 0
     ]
-    if max(shown) > 100 * min(shown):  # designs decades apart: each readable on a log scale
+    logarithmic = max(shown) > 100 * min(shown)  # causes decades apart: each one readable
+    if logarithmic:
         axes.set_xscale("log")
     axes.set_yticks(np.arange(len(causes)) + height * (len(designs) - 1) / 2)
     axes.set_yticklabels(causes)
     axes.invert_yaxis()
-    axes.set_xlabel("downtime per year (minutes; requests weighted by class share)")
+    axes.set_xlabel(
+        "downtime per year (minutes"
+        + (", LOG SCALE: bars a decade apart differ tenfold" if logarithmic else "")
+        + "; requests weighted by class share)"
+    )
     axes.grid(True, axis="x", alpha=0.3)
     if len(designs) > 1:
         axes.legend(fontsize=8)

@@ -37,7 +37,13 @@ from sim.model.cluster import Cluster
 from sim.scenario import CrashRepairSpec, Scenario
 from sim.streams import Streams
 
-__all__ = ["BIAS", "BiasingUnsupported", "biasing_applies", "estimate_by_failure_biasing"]
+__all__ = [
+    "BIAS",
+    "BiasingUnsupported",
+    "biasing_applies",
+    "estimate_by_failure_biasing",
+    "single_failure_outage",
+]
 
 BIAS = 0.3
 """The share of failure-or-repair races a failure wins while something is down (balanced
@@ -68,6 +74,28 @@ def biasing_applies(scenario: Scenario) -> str:
                 f"{where}: a failure of some database nodes only makes the master's placement"
                 " matter, and the run would have no regeneration point"
             )
+    return ""
+
+
+def single_failure_outage(scenario: Scenario) -> str:
+    """What lets one failure alone take a request class down, or an empty string when only
+    coinciding failures can: there, crude simulation sees the outages often enough and
+    failure biasing gains nothing (its weights only add variance)."""
+    targets = [failure.target for failure in scenario.failures]
+    if scenario.balancer.redundancy is None and any(target.balancer for target in targets):
+        return "a single balancer fails"
+    database = scenario.database
+    if (
+        database is not None
+        and database.replication.kind == "master_slave"
+        and any(target.group == "db" or target.zone for target in targets)
+    ):
+        return "a database master's failure stops writes until a replica is promoted"
+    serving = sum(group.count for group in scenario.backend_groups())
+    if serving - 1 < scenario.slo.min_servers and any(
+        target.group or target.server or target.zone for target in targets
+    ):
+        return "losing one server leaves fewer than slo.min_servers until a spare takes over"
     return ""
 
 

@@ -94,9 +94,12 @@ def format_summary(summary: dict[str, Any]) -> str:
                 str(counts["ok"]),
                 str(counts["ended"] - counts["ok"]),
                 _percent(figures["availability"]["request_based"]),
+                _percent(figures["availability"].get("time_based")),
+                _percent(figures["availability"].get("windowed")),
             ]
         )
-    lines += _table(["class", "requests", "ok", "failed", "availability"], rows)
+    header = ["class", "requests", "ok", "failed", "availability", "time up", "good windows"]
+    lines += _table(header, rows)
     lines.append("")
     rows = [
         [

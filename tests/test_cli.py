@@ -30,6 +30,10 @@ def test_run_prints_a_summary_and_writes_a_complete_run_folder(tmp_path):
     result = invoke("run", EXAMPLES[0], "--duration", "1m", "--set", "warmup=10s", "--out", out)
     assert result.exit_code == 0, result.output
     assert "availability" in result.output and "p99" in result.output
+    # Each class's own time up and good windows: a class can miss its SLO in a healthy service.
+    assert re.search(
+        r"class +requests +ok +failed +availability +time up +good windows", result.output
+    )
     assert sorted(p.name for p in out.iterdir()) == [
         "events.csv",
         "incidents.csv",

@@ -118,3 +118,49 @@ def test_auto_chooses_failure_biasing_below_1e_5_and_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     assert "failure biasing on regenerative cycles, chosen because" in result.output
     assert "relative half-width" in result.output
+
+
+def test_auto_keeps_crude_simulation_where_a_single_failure_takes_a_class_down(tmp_path):
+    """A single balancer failing once in ten years: 99.9999% by the chain, but its outages
+    come one failure at a time, which crude simulation counts well and biasing cannot help."""
+    single = pair(999)
+    single["failures"].append(
+        {
+            "kind": "crash_repair",
+            "target": "balancer",
+            "time_to_failure": {"kind": "exponential", "mean": "3650d"},
+            "time_to_repair": {"kind": "exponential", "mean": "1m"},
+        }
+    )
+    path = tmp_path / "single.yaml"
+    path.write_text(__import__("yaml").safe_dump(single))
+    result = CliRunner().invoke(
+        main, ["availability", str(path), "--years", "20", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "failure biasing" not in result.output
+    assert "replications" in result.output
+
+
+def test_a_one_off_failure_in_the_long_horizon_mode_is_warned_about(tmp_path):
+    one_off = pair(999)
+    one_off["failures"].append(
+        {"kind": "crash", "target": {"server": "web-1"}, "at": "30s", "duration": "1m"}
+    )
+    path = tmp_path / "one_off.yaml"
+    path.write_text(__import__("yaml").safe_dump(one_off))
+    result = CliRunner().invoke(
+        main,
+        [
+            "availability",
+            str(path),
+            "--years",
+            "2",
+            "--method",
+            "crude",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "failures[1] (crash on server web-1) is a one-off" in result.stderr
