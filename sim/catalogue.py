@@ -8,7 +8,7 @@ catalogue, and a test holds the summary of a run with every feature on to it, ke
 Keys are dotted paths into the summary. Parts in angle brackets stand for names from the
 scenario: ``<class>`` a request class, ``<group>`` a server group, ``<server>`` a server behind
 the balancer, ``<shard>`` a database shard number, ``<component>`` a cause of downtime
-(:func:`sim.model.service.downtime_causes`).
+(:func:`sim.scenario.paths.downtime_causes`).
 
     from sim.catalogue import metric, keys_for
     metric("availability.request_based_within_latency").direction   # +1: higher is better
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sim.model.service import downtime_causes
 from sim.registry import did_you_mean
 from sim.request import Cause, Outcome
+from sim.scenario.paths import downtime_causes
 
 __all__ = [
     "HIGHER",

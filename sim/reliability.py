@@ -29,8 +29,8 @@ from sim.analysis import (
 from sim.catalogue import flatten
 from sim.distributions import Exponential
 from sim.model.cluster import Cluster
-from sim.model.service import class_paths
 from sim.scenario import CrashRepairSpec, Scenario
+from sim.scenario.paths import class_paths
 from sim.streams import Streams
 from sim.theory import (
     erlang_stages,

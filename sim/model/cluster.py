@@ -23,11 +23,11 @@ from sim.model.failures import INJECTORS, FailureInjector
 from sim.model.monitor import Monitor
 from sim.model.redundancy import build_balancers
 from sim.model.server import Server
-from sim.model.service import class_paths, downtime_causes
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
 from sim.scenario import DETECTORS, FAILURE_MODELS, DatabaseSpec, Scenario
+from sim.scenario.paths import class_paths, downtime_causes
 from sim.streams import Streams
 
 __all__ = ["Cluster"]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from sim.analysis import IncidentTally
-from sim.model.service import COMBINED, ClassPath, ServiceState
+from sim.model.service import ServiceState
+from sim.scenario.paths import COMBINED, ClassPath
 
 if TYPE_CHECKING:
     from sim.model.balancer import Balancer

@@ -19,54 +19,11 @@ once. The charges sum to the service's downtime.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COMBINED", "ClassPath", "ServiceState", "class_paths", "downtime_causes"]
+from sim.scenario.paths import ClassPath
 
-COMBINED = "combined"
-"""The cause of downtime while more than one tier is down at once."""
-
-
-@dataclass(frozen=True)
-class ClassPath:
-    """What one request class needs to be served: its weight in the mix, and the data tier."""
-
-    name: str
-    weight: float
-    """The class's share of requests: of arrivals (open loop), else of the session steps."""
-    reads: bool
-    writes: bool
-
-
-def class_paths(scenario: Any) -> list[ClassPath]:
-    """The path of every request class of ``scenario`` (a :class:`sim.scenario.Scenario`)."""
-    workload = scenario.workload
-    classes = workload.classes
-    if workload.arrivals is not None:
-        weights = [request_class.share for request_class in classes]
-    else:
-        steps = workload.sessions.steps
-        weights = [steps.count(request_class.name) / len(steps) for request_class in classes]
-    total = sum(weights)
-    paths = []
-    for request_class, weight in zip(classes, weights, strict=True):
-        use = request_class.database if scenario.database is not None else None
-        reads, writes = (use.reads > 0, use.writes > 0) if use is not None else (False, False)
-        paths.append(ClassPath(request_class.name, float(weight / total), reads, writes))
-    return paths
-
-
-def downtime_causes(scenario: Any) -> list[str]:
-    """Every cause downtime can be charged to in ``scenario``, in report order: ``balancer``,
-    ``servers``, ``shard_<k>`` per database shard, ``zone_<zone>`` per zone some failure
-    targets as a whole, and ``combined``."""
-    causes = ["balancer", "servers"]
-    if scenario.database is not None:
-        causes += [f"shard_{index}" for index in range(scenario.database.shards)]
-    zones = [failure.target.zone for failure in scenario.failures if failure.target.zone]
-    causes += [f"zone_{zone}" for zone in dict.fromkeys(zones)]
-    return [*causes, COMBINED]
+__all__ = ["ServiceState"]
 
 
 class ServiceState:
