@@ -369,7 +369,7 @@ def format_availability_sweep(
     confidence = f"{estimates[0]['confidence'] * 100:g}%"
     rows = []
     for estimate, point in zip(estimates, points, strict=True):
-        value = estimate["availability"]
+        value, everything = estimate["availability"], estimate["all_classes"]
         rows.append(
             [
                 *(str(point[p]) for p in parameters),
@@ -378,11 +378,11 @@ def format_availability_sweep(
                 _fixed(value["nines"]),
                 _downtime(value["downtime_per_year_s"]),
                 _percent(estimate["markov"]["value"], 5),
-                _percent(estimate["all_classes"]["value"], 5),
+                f"{_percent(everything['value'], 5)} +-{_percent(everything['half_width'], 5)}",
             ]
         )
     header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
-    return "\n".join(_table([*header, "markov chain", "all classes"], rows))
+    return "\n".join(_table([*header, "markov chain", "all classes at once"], rows))
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
