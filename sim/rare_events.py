@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from sim.analysis import interval_figures
+from sim.analysis import SECONDS_PER_YEAR, interval_figures
 from sim.distributions import Exponential
 from sim.model.biasing import FailureBiasing
 from sim.model.cluster import Cluster
@@ -201,7 +201,6 @@ def estimate_by_failure_biasing(
         )
     if with_downtime < 30:
         warnings.append(f"only {with_downtime} cycles saw downtime")
-    year_s = 365.25 * 86400
     first_cause = 4 + len(classes)
     return {
         "scenario": scenario.name,
@@ -211,7 +210,7 @@ def estimate_by_failure_biasing(
         "bias": bias,
         "confidence": confidence,
         "cycles": len(data),
-        "simulated_years": float(data[:, 0].sum() / year_s),
+        "simulated_years": float(data[:, 0].sum() / SECONDS_PER_YEAR),
         "availability": unavailability(service_column),
         "all_classes": unavailability(3),
         "classes": {name: unavailability(4 + i) for i, name in enumerate(classes)},
@@ -239,10 +238,9 @@ def _ratio(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> tupl
 
 def _per_year(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> dict[str, float]:
     """A cause's downtime per year with its interval."""
-    year_s = 365.25 * 86400
     fraction, half = _ratio(data, column, lengths, z)
     return {
-        "per_year_s": fraction * year_s,
-        "low": max(0.0, fraction - half) * year_s,
-        "high": (fraction + half) * year_s,
+        "per_year_s": fraction * SECONDS_PER_YEAR,
+        "low": max(0.0, fraction - half) * SECONDS_PER_YEAR,
+        "high": (fraction + half) * SECONDS_PER_YEAR,
     }

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.analysis import (
+    SECONDS_PER_YEAR,
     availability_figures,
     interval_figures,
     mean_confidence_interval,
@@ -50,7 +51,7 @@ __all__ = [
     "simulate_years",
 ]
 
-YEAR_S = 365.25 * 86400
+YEAR_S = SECONDS_PER_YEAR
 
 
 AVAILABILITY_METRICS = frozenset(

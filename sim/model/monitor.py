@@ -303,11 +303,6 @@ class Monitor:
                 culprits.append(culprit)
         return culprits[0] if len(culprits) == 1 else COMBINED
 
-    @property
-    def up(self) -> bool:
-        """Whether every request class can be served now."""
-        return self.service.all_up
-
     def start_window(self) -> None:
         self.service.start_window(self.env.now)
 
