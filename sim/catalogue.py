@@ -269,7 +269,8 @@ METRICS: tuple[Metric, ...] = (
         HIGHER,
         "fraction of the window the class was up: the balancer working, at least"
         " slo.min_servers servers in rotation serving, and every shard it writes (reads)"
-        " writable (readable)",
+        " writable (readable); behind DNS, up by the share of requests that find a live"
+        " balancer instance",
     ),
     Metric(
         "classes.<class>.availability.windowed",

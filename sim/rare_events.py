@@ -82,8 +82,12 @@ def single_failure_outage(scenario: Scenario) -> str:
     coinciding failures can: there, crude simulation sees the outages often enough and
     failure biasing gains nothing (its weights only add variance)."""
     targets = [failure.target for failure in scenario.failures]
-    if scenario.balancer.redundancy is None and any(target.balancer for target in targets):
-        return "a single balancer fails"
+    redundancy = scenario.balancer.redundancy
+    if any(target.balancer for target in targets):
+        if redundancy is None:
+            return "a single balancer fails"
+        if redundancy.kind == "dns":
+            return "a balancer instance behind DNS fails its share of requests until withdrawn"
     database = scenario.database
     if (
         database is not None

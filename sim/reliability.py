@@ -30,10 +30,11 @@ from sim.analysis import (
 from sim.catalogue import flatten
 from sim.distributions import Exponential
 from sim.model.cluster import Cluster
-from sim.scenario import CrashRepairSpec, Scenario
+from sim.scenario import CrashRepairSpec, DnsSpec, Scenario
 from sim.scenario.paths import class_paths
 from sim.streams import Streams
 from sim.theory import (
+    dns_balancer_reach,
     erlang_stages,
     redundant_balancer_availability,
     replica_group_availability,
@@ -274,9 +275,11 @@ def _delay_moments(sample: Callable[[np.random.Generator], float]) -> tuple[floa
 
 
 def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float:
-    """A single balancer is an alternating component whatever its distributions; redundant
-    ones are the chain of :func:`sim.theory.redundant_balancer_availability`, the takeover in
-    Erlang stages matched to its law (that of the first backup)."""
+    """A single balancer is an alternating component whatever its distributions; an
+    active/passive group is the chain of :func:`sim.theory.redundant_balancer_availability`,
+    the takeover in Erlang stages matched to its law (that of the first backup); behind DNS,
+    the expected reach of :func:`sim.theory.dns_balancer_reach` (a share of requests, which
+    multiplies into the composite as an availability does when the tiers are independent)."""
     redundancy = scenario.balancer.redundancy
     if not failures:
         return 1.0
@@ -288,6 +291,14 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
             spec.time_to_failure.mean(), spec.time_to_repair.mean()
         )
     _exponential_entry(failures, "the balancers")
+    if isinstance(redundancy, DnsSpec):
+        return dns_balancer_reach(
+            spec.time_to_failure.mean(),
+            spec.time_to_repair.mean(),
+            redundancy.health_check_interval,
+            redundancy.failure_threshold,
+            redundancy.ttl,
+        )
     mean, variance = _delay_moments(lambda rng: redundancy.takeover_delay(rng, 1))
     return redundant_balancer_availability(
         redundancy.count,

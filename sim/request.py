@@ -102,13 +102,23 @@ class Request:
 class Attempt:
     """One try of a request at one backend; ``live`` until the client stops waiting for it."""
 
-    __slots__ = ("backend", "deadline", "live", "migrated", "queued_at", "request", "sent_at")
+    __slots__ = (
+        "backend",
+        "deadline",
+        "entry",
+        "live",
+        "migrated",
+        "queued_at",
+        "request",
+        "sent_at",
+    )
 
     def __init__(self, request: Request, sent_at: float, deadline: float) -> None:
         self.request = request
         self.sent_at = sent_at
         self.deadline = deadline
         self.backend: Any = None
+        self.entry: Any = None  # the balancer instance it went through, behind DNS
         self.live = True
         self.migrated = False
         self.queued_at = sent_at

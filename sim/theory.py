@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "ctmc_steady_state",
+    "dns_balancer_reach",
     "erlang_c",
     "erlang_stages",
     "expected_lost_writes",
@@ -446,3 +447,41 @@ def redundant_balancer_availability(
 
     stationary = _stationary_over((count, True, 0), moves)
     return float(sum(p for (_, holding, _), p in stationary.items() if holding))
+
+
+def _uniform_laplace(rate: float, width: float) -> float:
+    """E[exp(-rate U)] for U uniform on (0, width)."""
+    if width <= 0 or rate <= 0:
+        return 1.0
+    return -math.expm1(-rate * width) / (rate * width)
+
+
+def dns_balancer_reach(
+    mean_time_to_failure: float,
+    mean_time_to_repair: float,
+    health_check_interval: float,
+    failure_threshold: int,
+    ttl: float,
+) -> float:
+    """Long-run share of requests that find a live instance behind round-robin DNS.
+
+    Renewal-reward, one instance at a time: each carries an equal share of the traffic and
+    loses it, after it dies, for min(R, X), with R its repair (exponential, mean
+    ``mean_time_to_repair``) and X = W + U the time until no resolver sends to it: W the
+    health checks' verdict, (``failure_threshold`` - 1) x interval + U(0, interval), and U the
+    last cache's expiry, uniform on (0, ``ttl``) (the linear decay of the stale share is that
+    uniform's survival function). E[min(R, X)] = (1 - E[exp(-X/MTTR)]) x MTTR, the transforms
+    of X's independent parts multiplying. The lost share is E[min(R, X)] / (MTTF + MTTR),
+    whatever the number of instances. First order: exact while at most one instance is down
+    at a time; overlaps (of order (MTTR/MTTF)^2) are left out.
+    """
+    if mean_time_to_failure <= 0 or mean_time_to_repair <= 0:
+        raise ValueError("mean times to failure and repair must be positive")
+    rate = 1.0 / mean_time_to_repair
+    transform = (
+        math.exp(-rate * (failure_threshold - 1) * health_check_interval)
+        * _uniform_laplace(rate, health_check_interval)
+        * _uniform_laplace(rate, ttl)
+    )
+    lost_s = (1.0 - transform) * mean_time_to_repair
+    return 1.0 - lost_s / (mean_time_to_failure + mean_time_to_repair)

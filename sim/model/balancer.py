@@ -10,7 +10,7 @@ is down every attempt fails with ``error`` (cause ``balancer_down``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -52,6 +52,8 @@ class Balancer:
         self._respond = respond
         self._watch_errors = outlier_ejection is not None or hot_migration
         self._reset_errors = outlier_ejection is not None
+        self.front: Callable[[], Any] | None = None
+        """Behind DNS: picks the instance a new attempt goes through (None when it is dead)."""
         self.listeners: list[Callable[[Backend], None]] = []
         """Told of every backend that enters or leaves the rotation; the monitor then takes
         stock of the whole change (a spare promotion a listener started included)."""
@@ -64,6 +66,12 @@ class Balancer:
         if not up or not self.working:
             self._respond(attempt, Cause.NO_BACKEND if self.working else Cause.BALANCER_DOWN)
             return
+        if self.front is not None:
+            entry = self.front()
+            if entry is None:
+                self._respond(attempt, Cause.BALANCER_DOWN)
+                return
+            attempt.entry = entry
         backend = self._choose(up)
         attempt.backend = backend
         backend.active += 1
@@ -196,13 +204,18 @@ class Balancer:
     def crash(self) -> None:
         """Down: every attempt in flight through it fails, and new ones are refused."""
         self.working = False
+        self.fail_in_flight()
+        if self.monitor is not None:
+            self.monitor.refresh()
+
+    def fail_in_flight(self, entry: Any = None) -> None:
+        """Fail the attempts in flight through the balancer (through instance ``entry`` only,
+        when given): their connections died with it."""
         for backend in self.backends:
             server = backend.server
             for attempt in [*server.in_service, *server.queue, *server.connecting]:
-                if attempt.live:
+                if attempt.live and (entry is None or attempt.entry is entry):
                     self._respond(attempt, Cause.BALANCER_DOWN)
-        if self.monitor is not None:
-            self.monitor.refresh()
 
     def repair(self) -> None:
         self.working = True

@@ -182,9 +182,8 @@ class Cluster:
             self.backends,
             self.queue_waits,
         )
-        self.balancers = build_balancers(
-            env, balancer_spec, self.balancer, self.monitor, streams.generator("balancer/address")
-        )
+        self.balancers = build_balancers(env, balancer_spec, self.balancer, self.monitor, streams)
+        self.monitor.balancers = self.balancers
         self.injector = FailureInjector(
             env,
             [*self.servers, *self.database_nodes],
@@ -228,13 +227,10 @@ class Cluster:
     def quiescent(self) -> bool:
         """Whether the cluster is as it started, up to which replica is master: every component
         alive and believed up, the initial members in rotation and no spare, every shard with
-        a master, the first balancer holding the address, no incident open and nothing under
+        a master, the balancer instances as at the start, no incident open and nothing under
         way. The long-horizon runs regenerate here: only exponential failure clocks, which
         have no memory, carry over."""
-        balancers = self.balancers
-        if not self.monitor.settled() or balancers.holder() is not balancers.nodes[0]:
-            return False
-        if not all(node.alive for node in balancers.nodes):
+        if not self.monitor.settled() or not self.balancers.settled():
             return False
         if not all(server.alive and server.reachable for server in self.servers):
             return False

@@ -18,7 +18,7 @@ import simpy
 
 from sim.model.biasing import FailureBiasing
 from sim.model.monitor import Incident, Monitor
-from sim.model.redundancy import BalancerNode, SingleBalancer, VrrpGroup
+from sim.model.redundancy import BalancerNode, DnsGroup, SingleBalancer, VrrpGroup
 from sim.model.server import Server
 from sim.registry import Registry
 from sim.scenario import (
@@ -45,7 +45,7 @@ class FailureInjector:
         self,
         env: simpy.Environment,
         servers: list[Server],
-        balancers: SingleBalancer | VrrpGroup,
+        balancers: SingleBalancer | VrrpGroup | DnsGroup,
         monitor: Monitor,
         streams: Streams,
         on_change: Callable[[list[Server]], None],
@@ -100,7 +100,7 @@ class FailureInjector:
         if node is None:
             node = self.balancers.holder() or self.balancers.nodes[0]
         incident = self.monitor.open_incident(kind, node.name, [])
-        incident.routed = node is self.balancers.holder()
+        incident.routed = self.balancers.carries(node)
         self._crashed_node[incident.number] = node
         self._balancer_crashes[node.name] += 1
         if self._balancer_crashes[node.name] == 1:

@@ -105,6 +105,8 @@ class Monitor:
         self.min_servers = min_servers
         self._failed_requests = failed_requests
         self.balancer: Balancer | None = None
+        self.balancers: Any = None
+        """The balancer instances (:mod:`sim.model.redundancy`): their reach."""
         self.data_tier: DataTier | None = None
         self.views: list[Any] = []
         """Whoever routes work to servers (the balancer, the data tier): asked whether a
@@ -167,6 +169,23 @@ class Monitor:
             if not incident.servers and incident.routed and incident.traffic_moved_at is None:
                 incident.detected_at = incident.traffic_moved_at = now
 
+    def balancer_detected(self, name: str) -> None:
+        """DNS withdrew balancer instance ``name``: its failure is detected."""
+        for incident in self._open:
+            if incident.component == name and not incident.servers and incident.detected_at is None:
+                incident.detected_at = self.env.now
+
+    def balancer_traffic_moved(self, name: str) -> None:
+        """No resolver sends traffic to dead balancer instance ``name`` any more."""
+        for incident in self._open:
+            if (
+                incident.component == name
+                and not incident.servers
+                and incident.routed
+                and incident.traffic_moved_at is None
+            ):
+                incident.traffic_moved_at = self.env.now
+
     def promotion_started(self, group: str) -> None:
         self._pending_promotions[group] = self._pending_promotions.get(group, 0) + 1
 
@@ -191,7 +210,6 @@ class Monitor:
 
     def _update_incidents(self) -> None:
         now = self.env.now
-        balancer = self.balancer
         for incident in list(self._open):
             if (
                 incident.traffic_moved_at is None
@@ -217,7 +235,7 @@ class Monitor:
                         for server in incident.servers
                     )
                 else:
-                    restored = balancer.working
+                    restored = self.balancers.reach() == 1.0
                 if restored:
                     incident.restored_at = now
                     incident.failed_requests = self._failed_requests() - (
@@ -252,7 +270,8 @@ class Monitor:
         self._update_incidents()
         balancer = self.balancer
         failing: dict[str, list[Server]] = {}
-        if not balancer.working:
+        reach = self.balancers.reach()
+        if reach < 1.0:
             failing["balancer"] = []
         if balancer.serving_count() < self.min_servers:
             failing["servers"] = [
@@ -271,11 +290,12 @@ class Monitor:
         service = self.service
         up = []
         needed: dict[str, list[Server]] = {}
+        servers_up = "servers" not in failing
         for path in service.paths:
             shards = [*(unwritable if path.writes else []), *(unreadable if path.reads else [])]
-            class_up = not failing and not shards
+            class_up = reach if servers_up and not shards else 0.0
             up.append(class_up)
-            if not class_up:
+            if class_up < 1.0:
                 needed.update(failing)
                 for index in shards:
                     needed[f"shard_{index}"] = self.data_tier.failed_nodes(index)

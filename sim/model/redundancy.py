@@ -6,6 +6,11 @@ learns of it only by missing the master's advertisements for its master-down int
 mechanism VRRP uses), drawn from the spec's law: the last advertisement went out at a uniform
 phase of the interval before the death. While no live instance holds the address, the balancer
 is down: every request fails, as do those in flight through the instance that died.
+
+Behind DNS every instance carries traffic: a request goes through the instance its resolver's
+cached answer gives it, and fails when that instance is dead. Each group tells the monitor its
+*reach*, the share of new requests that find a live instance (0 or 1 for one address; a
+fraction behind DNS), which time-based availability integrates.
 """
 
 from __future__ import annotations
@@ -16,18 +21,30 @@ from typing import TYPE_CHECKING
 import simpy
 
 from sim.registry import Registry
-from sim.scenario.redundancy import BALANCER_REDUNDANCY, ActivePassiveSpec
+from sim.scenario.redundancy import BALANCER_REDUNDANCY, ActivePassiveSpec, DnsSpec
+from sim.streams import uniforms
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from sim.model.balancer import Balancer
     from sim.model.monitor import Monitor
+    from sim.streams import Streams
 
-__all__ = ["ADDRESS_HOLDERS", "BalancerNode", "SingleBalancer", "VrrpGroup", "build_balancers"]
+__all__ = [
+    "ADDRESS_HOLDERS",
+    "BalancerNode",
+    "DnsGroup",
+    "SingleBalancer",
+    "VrrpGroup",
+    "build_balancers",
+]
 
 ADDRESS_HOLDERS: Registry[Callable] = Registry("balancer redundancy model")
-"""Redundancy kind -> class(env, spec, balancer, monitor, rng) that runs the instances."""
+"""Redundancy kind -> class(env, spec, balancer, monitor, streams) that runs the instances.
+
+Each offers ``nodes``; ``holder()`` (the instance a one-off ``crash`` hits); ``carries(node)``
+(whether traffic goes through it now); ``reach()``; ``settled()`` (as at the start: every
+instance alive and the traffic spread as then); and ``node_changed(node)``, called after an
+instance died or came back."""
 
 
 class BalancerNode:
@@ -51,6 +68,15 @@ class SingleBalancer:
 
     def holder(self) -> BalancerNode | None:
         return self.nodes[0] if self.nodes[0].alive else None
+
+    def carries(self, node: BalancerNode) -> bool:
+        return node.alive
+
+    def reach(self) -> float:
+        return 1.0 if self.balancer.working else 0.0
+
+    def settled(self) -> bool:
+        return self.nodes[0].alive
 
     def node_changed(self, node: BalancerNode) -> None:
         if node.alive:
@@ -77,19 +103,28 @@ class VrrpGroup:
         spec: ActivePassiveSpec,
         balancer: Balancer,
         monitor: Monitor,
-        rng: np.random.Generator,
+        streams: Streams,
     ) -> None:
         self.env = env
         self.spec = spec
         self.balancer = balancer
         self.monitor = monitor
-        self.rng = rng
+        self.rng = streams.generator("balancer/address")
         self.nodes = [BalancerNode(name, index) for index, name in enumerate(spec.node_names())]
         self._holder: BalancerNode | None = self.nodes[0]
         self._generation = 0
 
     def holder(self) -> BalancerNode | None:
         return self._holder
+
+    def carries(self, node: BalancerNode) -> bool:
+        return node is self._holder
+
+    def reach(self) -> float:
+        return 1.0 if self.balancer.working else 0.0
+
+    def settled(self) -> bool:
+        return self._holder is self.nodes[0] and all(node.alive for node in self.nodes)
 
     def node_changed(self, node: BalancerNode) -> None:
         """The truth about ``node`` changed (it died, or is back)."""
@@ -131,17 +166,133 @@ class VrrpGroup:
             self.monitor.log(node.name, "took the address back (preemption)", holder.name)
 
 
+@ADDRESS_HOLDERS.register("dns")
+class DnsGroup:
+    """Active instances behind round-robin DNS, health-checked, cached by resolvers.
+
+    The authoritative answer lists the instances the health checkers find healthy (all of them
+    when none is). A verdict comes the spec's health delay after a death or a return; a later
+    change of the same instance cancels it. Resolver ``j`` re-queries at its phase, drawn once
+    per run uniform over the TTL, so after a change of the answer at time c its cached view
+    turns over at c + ((phase_j - c) mod TTL). A request picks a resolver at random (they share
+    the traffic evenly) and an address of its view at random; a dead instance fails it
+    (``balancer_down``), as it fails the requests in flight through it when it dies.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: DnsSpec,
+        balancer: Balancer,
+        monitor: Monitor,
+        streams: Streams,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.balancer = balancer
+        self.monitor = monitor
+        self.nodes = [BalancerNode(name, index) for index, name in enumerate(spec.node_names())]
+        self.listed = [True] * len(self.nodes)
+        self.answer: tuple[BalancerNode, ...] = tuple(self.nodes)
+        self._verdicts = [0] * len(self.nodes)  # per instance: a newer change cancels a verdict
+        self._health = streams.generator("balancer/dns")
+        self.phases = [float(p) for p in self._health.uniform(0, spec.ttl, spec.resolvers)]
+        self.views: list[tuple[BalancerNode, ...]] = [self.answer] * spec.resolvers
+        self._reach = 1.0
+        self._picks = uniforms(streams.generator("balancer/dns-clients"))
+        balancer.front = self.entry
+
+    def holder(self) -> BalancerNode | None:
+        return next((node for node in self.nodes if node.alive), None)
+
+    def carries(self, node: BalancerNode) -> bool:
+        return any(node in view for view in self.views)
+
+    def reach(self) -> float:
+        return self._reach
+
+    def settled(self) -> bool:
+        return (
+            all(node.alive for node in self.nodes)
+            and all(view == self.answer for view in self.views)
+            and all(self.listed)
+        )
+
+    def entry(self) -> BalancerNode | None:
+        """The instance a new request goes through, or None when it is dead."""
+        draw = next(self._picks) * len(self.views)
+        resolver = int(draw)
+        view = self.views[resolver]
+        node = view[int((draw - resolver) * len(view))]
+        return node if node.alive else None
+
+    def node_changed(self, node: BalancerNode) -> None:
+        if not node.alive:
+            self.balancer.fail_in_flight(node)
+        self._verdicts[node.index] += 1
+        if node.alive != self.listed[node.index]:
+            verdict = self._verdicts[node.index]
+            timer = self.env.timeout(self.spec.health_delay(self._health))
+            timer.callbacks.append(lambda _: self._decide(node, verdict))
+        self._update_reach()
+
+    def _decide(self, node: BalancerNode, verdict: int) -> None:
+        if verdict != self._verdicts[node.index]:
+            return
+        self.listed[node.index] = node.alive
+        if node.alive:
+            self.monitor.log(node.name, "back in DNS", "health checks passed")
+        else:
+            self.monitor.log(node.name, "withdrawn from DNS", "health checks failed")
+            self.monitor.balancer_detected(node.name)
+        self.answer = tuple(n for n in self.nodes if self.listed[n.index]) or tuple(self.nodes)
+        now = self.env.now
+        ttl = self.spec.ttl
+        for resolver, phase in enumerate(self.phases):
+            if self.views[resolver] == self.answer:
+                continue
+            if ttl <= 0:
+                self.views[resolver] = self.answer
+                continue
+            timer = self.env.timeout((phase - now) % ttl)
+            timer.callbacks.append(lambda _, resolver=resolver: self._requery(resolver))
+        self._update_reach()
+        self.monitor.refresh()
+
+    def _requery(self, resolver: int) -> None:
+        """Resolver ``resolver``'s cache expired: it holds the current answer until next time."""
+        if self.views[resolver] == self.answer:
+            return
+        self.views[resolver] = self.answer
+        if self._update_reach():
+            self.monitor.refresh()
+        for node in self.nodes:
+            if not node.alive and not self.carries(node):
+                self.monitor.balancer_traffic_moved(node.name)
+
+    def _update_reach(self) -> bool:
+        """Recompute the share of requests that find a live instance; True when it changed."""
+        total = 0.0
+        for view in self.views:
+            total += sum(node.alive for node in view) / len(view)
+        reach = total / len(self.views)
+        changed = reach != self._reach
+        self._reach = reach
+        return changed
+
+
 def build_balancers(
     env: simpy.Environment,
     spec,
     balancer: Balancer,
     monitor: Monitor,
-    rng: np.random.Generator,
+    streams: Streams,
 ):
     """The instances of a scenario's balancer: one, or the redundancy its spec names."""
     if spec.redundancy is None:
         return SingleBalancer(balancer)
-    return ADDRESS_HOLDERS.get(spec.redundancy.kind)(env, spec.redundancy, balancer, monitor, rng)
+    kind = ADDRESS_HOLDERS.get(spec.redundancy.kind)
+    return kind(env, spec.redundancy, balancer, monitor, streams)
 
 
 ADDRESS_HOLDERS.check_covers(BALANCER_REDUNDANCY)

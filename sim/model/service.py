@@ -11,10 +11,12 @@ routes to.
 
 The service's time-based availability is the mean of the classes weighted by their share of
 requests (so an outage of checkout alone costs checkout's share), and beside it the fraction
-of the time *all* classes were up. Every second a class is down is charged, with the class's
-weight, to the component that caused it: the balancer, the servers, a database shard, a zone
-whose outage explains every failed component, or ``combined`` when several tiers are down at
-once. The charges sum to the service's downtime.
+of the time *all* classes were up. Behind DNS a dead balancer instance fails only the requests
+sent to it, so a class is up by a fraction, the balancers' *reach* (the share of new requests
+that find a live instance), and its up time integrates that fraction. Every second a class is
+down is charged, with the class's weight, to the component that caused it: the balancer, the
+servers, a database shard, a zone whose outage explains every failed component, or
+``combined`` when several tiers are down at once. The charges sum to the service's downtime.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ __all__ = ["ServiceState"]
 
 
 class ServiceState:
-    """Per class, up or down; integrated over time from the start of the measurement window.
+    """Per class, the fraction it is up (1 up, 0 down, between behind DNS); integrated over
+    time from the start of the measurement window.
 
     :meth:`set` is called with the classes' states and the cause of any downtime after every
     change; the integrals are exact (piecewise constant between changes).
@@ -35,7 +38,7 @@ class ServiceState:
 
     def __init__(self, paths: list[ClassPath], causes: list[str], now: float = 0.0) -> None:
         self.paths = paths
-        self.up = [True] * len(paths)
+        self.up = [1.0] * len(paths)
         self.cause = ""
         self._since = now
         self.up_s = [0.0] * len(paths)
@@ -46,7 +49,7 @@ class ServiceState:
 
     @property
     def all_up(self) -> bool:
-        return all(self.up)
+        return min(self.up) >= 1.0
 
     def _integrate(self, now: float) -> None:
         elapsed = now - self._since
@@ -54,17 +57,19 @@ class ServiceState:
             weighted = 0.0
             for index, up in enumerate(self.up):
                 if up:
-                    self.up_s[index] += elapsed
-                    weighted += self.paths[index].weight
+                    self.up_s[index] += elapsed * up
+                    weighted += self.paths[index].weight * up
             self.weighted_up_s += elapsed * weighted
-            if self.all_up:
-                self.all_up_s += elapsed
-            elif self.cause:
+            # All classes share the balancer's reach, the only fraction: their minimum is it
+            # when every other tier serves them all, else 0.
+            self.all_up_s += elapsed * min(self.up)
+            if self.cause:
                 self.downtime_s[self.cause] += elapsed * (1.0 - weighted)
         self._since = now
 
-    def set(self, now: float, up: list[bool], cause: str) -> None:
-        """From ``now`` on, class ``i`` is up when ``up[i]``; downtime is charged to ``cause``."""
+    def set(self, now: float, up: list[float], cause: str) -> None:
+        """From ``now`` on, class ``i`` is up by the fraction ``up[i]`` (1 up, 0 down);
+        downtime is charged to ``cause``."""
         self._integrate(now)
         self.up = up
         self.cause = cause

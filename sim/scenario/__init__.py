@@ -25,7 +25,12 @@ from sim.scenario.failures import (
     ZoneOutageSpec,
 )
 from sim.scenario.loading import Problem, ScenarioError, load_scenario, parse_scenario
-from sim.scenario.redundancy import BALANCER_REDUNDANCY, ActivePassiveSpec, RedundancySpec
+from sim.scenario.redundancy import (
+    BALANCER_REDUNDANCY,
+    ActivePassiveSpec,
+    DnsSpec,
+    RedundancySpec,
+)
 from sim.scenario.root import MetricsSpec, Scenario, SloSpec
 from sim.scenario.workload import (
     ArrivalsSpec,
@@ -48,6 +53,7 @@ __all__ = [
     "DatabaseSpec",
     "DatabaseUseSpec",
     "DetectorSpec",
+    "DnsSpec",
     "HealthCheckSpec",
     "HeartbeatSpec",
     "KeySpaceSpec",

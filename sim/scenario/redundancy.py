@@ -12,8 +12,19 @@ priority that comes back takes the address again ``preempt_delay`` after its own
 interval, without downtime. Requests that arrive while no live instance holds the address fail
 (``balancer_down``), as do the requests in flight through an instance that dies.
 
+``dns`` is round-robin DNS over active instances, as Route 53 (or any health-checked DNS)
+runs it: every instance serves and has its own address in the record set; health checkers
+probe each every ``health_check_interval`` and withdraw its address after
+``failure_threshold`` failed probes in a row (and put it back after as many good ones). When
+every address is withdrawn, DNS answers with all of them (Route 53 treats all records as
+healthy then). Clients reach the service through ``resolvers`` recursive resolvers that share
+the traffic evenly and cache the answer for ``ttl``, each re-querying at its own phase; a
+client picks an address of its resolver's answer at random. So a dead instance fails the
+share of requests its address gets until its withdrawal is detected and every cache has
+expired: the instance's share, for the health checks' delay plus half the TTL on average.
+
 A failure whose target is ``balancer`` hits each instance on its own (``crash_repair``), or the
-instance holding the address at that moment (``crash``).
+instance holding the address at that moment (the first live one behind DNS) (``crash``).
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from sim.spec import NonNegativeDuration, PositiveDuration, Spec, registered
 __all__ = [
     "BALANCER_REDUNDANCY",
     "ActivePassiveSpec",
+    "DnsSpec",
     "RedundancySpec",
     "RedundancySpecField",
 ]
@@ -38,7 +50,7 @@ BALANCER_REDUNDANCY: Registry[type[RedundancySpec]] = Registry("balancer redunda
 
 
 class RedundancySpec(Spec, ABC):
-    """How many balancer instances run, and the law of the delay before one takes over."""
+    """How many balancer instances run (named ``lb-1``, ``lb-2``, ...)."""
 
     kind: str
     count: int
@@ -47,13 +59,9 @@ class RedundancySpec(Spec, ABC):
         return [f"lb-{number}" for number in range(1, self.count + 1)]
 
     @abstractmethod
-    def takeover_delay(self, rng: np.random.Generator, index: int) -> float:
-        """Seconds from the death of the instance holding the address to instance ``index``
-        (0-based) taking it over, for a death at a uniformly random moment."""
-
-    @abstractmethod
-    def mean_takeover_delay(self, index: int) -> float:
-        """Expected value of :meth:`takeover_delay`."""
+    def longest_loss_s(self) -> float:
+        """Seconds of the whole traffic lost at most when one instance dies while the others
+        live: the share of requests it carried times the longest it can stay lost."""
 
 
 @BALANCER_REDUNDANCY.register("active_passive")
@@ -77,11 +85,46 @@ class ActivePassiveSpec(RedundancySpec):
         return 3 * interval + (256 - self.priority(index)) / 256 * interval
 
     def takeover_delay(self, rng: np.random.Generator, index: int) -> float:
-        # The last advertisement went out U x interval before the death, U uniform.
+        """Seconds from the death of the instance holding the address to instance ``index``
+        (0-based) taking it over, for a death at a uniformly random moment: the last
+        advertisement went out U x interval before the death, U uniform."""
         return self.master_down_interval(index) - rng.uniform(0, self.advertisement_interval)
 
     def mean_takeover_delay(self, index: int) -> float:
+        """Expected value of :meth:`takeover_delay`."""
         return self.master_down_interval(index) - self.advertisement_interval / 2
+
+    def longest_loss_s(self) -> float:
+        # The master carries everything; the first backup takes over within its interval.
+        return self.master_down_interval(1)
+
+
+@BALANCER_REDUNDANCY.register("dns")
+class DnsSpec(RedundancySpec):
+    """Round-robin DNS over active instances, health-checked, behind caching resolvers."""
+
+    kind: Literal["dns"] = "dns"
+    count: int = Field(2, ge=2, le=16)
+    ttl: NonNegativeDuration = Field(60.0, le=86_400)
+    health_check_interval: PositiveDuration = Field(30.0, ge=0.001, le=86_400)
+    failure_threshold: int = Field(3, ge=1, le=10)
+    resolvers: int = Field(10, ge=1, le=1_000)
+
+    def health_delay(self, rng: np.random.Generator) -> float:
+        """Seconds from an instance's death (or return) to the health checkers' verdict, for
+        a change at a uniformly random moment: the first probe after it comes U x interval
+        later, U uniform, and ``failure_threshold`` probes in a row decide."""
+        interval = self.health_check_interval
+        return (self.failure_threshold - 1) * interval + rng.uniform(0, interval)
+
+    def mean_health_delay(self) -> float:
+        """Expected value of :meth:`health_delay`."""
+        return (self.failure_threshold - 0.5) * self.health_check_interval
+
+    def longest_loss_s(self) -> float:
+        # Its share, until the verdict and the last cache's expiry.
+        longest = self.failure_threshold * self.health_check_interval + self.ttl
+        return longest / self.count
 
 
 RedundancySpecField = registered(BALANCER_REDUNDANCY, RedundancySpec)
