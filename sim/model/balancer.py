@@ -43,6 +43,8 @@ class Balancer:
         self.policy = policy
         self.backends = list(backends)
         self.up: list[Backend] = [b for b in self.backends if b.routable]
+        self._rotation = set(self.up)
+        self._backend_of = {backend.server: backend for backend in self.backends}
         self.working = True
         self.monitor = monitor
         self.outlier_ejection = outlier_ejection
@@ -121,14 +123,15 @@ class Balancer:
     # -- belief -------------------------------------------------------------------------------
 
     def knows(self, server) -> bool:
-        return any(backend.server is server for backend in self.backends)
+        return server in self._backend_of
 
     def routes_to(self, server) -> bool:
-        return any(backend.server is server for backend in self.up)
+        return self._backend_of.get(server) in self._rotation
 
     def is_idle_spare(self, server) -> bool:
         """A spare waiting outside the pool: healthy spares are not expected in rotation."""
-        return any(backend.server is server and not backend.member for backend in self.backends)
+        backend = self._backend_of.get(server)
+        return backend is not None and not backend.member
 
     def back_in_service(self, server) -> bool:
         """In rotation again (or, for a spare, idle again), with the balancer working."""
@@ -139,7 +142,7 @@ class Balancer:
         return sum(1 for backend in self.up if backend.server.serving)
 
     def _refresh(self, backend: Backend, reason: str) -> None:
-        was = backend in self.up
+        was = backend in self._rotation
         now = backend.routable
         if was == now:
             return
@@ -150,6 +153,7 @@ class Balancer:
             backend.in_rotation_since = None
         # Keep the declared order, so choices stay deterministic for a seed.
         self.up = [b for b in self.backends if b.routable]
+        self._rotation = set(self.up)
         if self.monitor is not None:
             self.monitor.rotation_changed(backend.server, now, reason)
         for listener in self.listeners:

@@ -616,8 +616,9 @@ class DataTier:
     def shard_states(self) -> list[tuple[bool, bool]]:
         """Per shard, whether it can take a write and serve a read now: a node serves when it
         is alive, reachable and believed up; a write needs the master (any node in
-        multi-master), a read any node it may read from."""
-        return [self._serves(shard) for shard in self.shards]
+        multi-master), a read any node it may read from. (Kept by :meth:`_account`, which
+        runs after every change of a node, a belief or the master.)"""
+        return [(shard._writable, shard._readable) for shard in self.shards]
 
     def failed_nodes(self, index: int) -> list[Server]:
         """The nodes of shard ``index`` that cannot serve now."""

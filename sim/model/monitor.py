@@ -109,6 +109,7 @@ class Monitor:
         """The balancer instances (:mod:`sim.model.redundancy`): their reach."""
         self.data_tier: DataTier | None = None
         self.views: list[Any] = []
+        self._view_of: dict[Server, Any] = {}
         """Whoever routes work to servers (the balancer, the data tier): asked whether a
         server is in their rotation."""
         self.events: list[dict[str, Any]] = []
@@ -246,10 +247,13 @@ class Monitor:
                     self.incident_tally.add(incident.record())
 
     def _view(self, server: Server) -> Any:
-        for view in self.views:
-            if view.knows(server):
-                return view
-        return None
+        # Who routes to a server never changes: look it up once.
+        try:
+            return self._view_of[server]
+        except KeyError:
+            view = next((view for view in self.views if view.knows(server)), None)
+            self._view_of[server] = view
+            return view
 
     def _routes_to(self, server: Server) -> bool:
         view = self._view(server)
@@ -267,30 +271,39 @@ class Monitor:
         """Recompute incidents and which classes are up, after any change."""
         if self.balancer is None:
             return
-        self._update_incidents()
+        if self._open:
+            self._update_incidents()
+        balancer = self.balancer
+        reach = self.balancers.reach()
+        servers_up = balancer.serving_count() >= self.min_servers
+        states = self.data_tier.shard_states() if self.data_tier is not None else []
+        service = self.service
+        if reach == 1.0 and servers_up and all(w and r for w, r in states):
+            if not service.all_up:  # else nothing changed that a class could see
+                service.set(self.env.now, [1.0] * len(service.paths), "")
+                self.log("service", "up")
+        else:
+            self._set_down(reach, servers_up, states)
+        for listener in self.listeners:
+            listener()
+
+    def _set_down(self, reach: float, servers_up: bool, states: list[tuple[bool, bool]]) -> None:
+        """Some tier cannot serve every class: which classes are up, and who is to blame."""
         balancer = self.balancer
         failing: dict[str, list[Server]] = {}
-        reach = self.balancers.reach()
         if reach < 1.0:
             failing["balancer"] = []
-        if balancer.serving_count() < self.min_servers:
+        if not servers_up:
             failing["servers"] = [
                 backend.server
                 for backend in balancer.backends
                 if backend.member and not (backend in balancer.up and backend.server.serving)
             ]
-        unwritable: list[int] = []
-        unreadable: list[int] = []
-        if self.data_tier is not None:
-            for index, (writable, readable) in enumerate(self.data_tier.shard_states()):
-                if not writable:
-                    unwritable.append(index)
-                if not readable:
-                    unreadable.append(index)
+        unwritable = [index for index, (writable, _) in enumerate(states) if not writable]
+        unreadable = [index for index, (_, readable) in enumerate(states) if not readable]
         service = self.service
         up = []
         needed: dict[str, list[Server]] = {}
-        servers_up = "servers" not in failing
         for path in service.paths:
             shards = [*(unwritable if path.writes else []), *(unreadable if path.reads else [])]
             class_up = reach if servers_up and not shards else 0.0
@@ -304,8 +317,6 @@ class Monitor:
         service.set(self.env.now, up, cause)
         if service.all_up != was:
             self.log("service", "up" if service.all_up else "down", cause)
-        for listener in self.listeners:
-            listener()
 
     def _blame(self, needed: dict[str, list[Server]]) -> str:
         """The cause of downtime while the tiers in ``needed`` (with the components of each

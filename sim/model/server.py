@@ -91,6 +91,8 @@ class Server:
         self.busy = 0
         self.alive = True
         self.reachable = True
+        self.serving = True
+        """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
         self.powered = True
         self.slowdown = 1.0
         self._refusing = False
@@ -119,11 +121,6 @@ class Server:
         """Attempt-seconds spent waiting in the queue up to now, those still waiting included."""
         now = self.env.now
         return self.wait_time_s + sum(now - attempt.queued_at for attempt in self.queue)
-
-    @property
-    def serving(self) -> bool:
-        """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
-        return self.alive and self.reachable
 
     @property
     def refuses_connections(self) -> bool:
@@ -243,7 +240,8 @@ class Server:
             self.respond(attempt, cause)
 
     def _update(self) -> None:
-        self._refusing = not (self.alive and self.reachable)
+        self.serving = self.alive and self.reachable
+        self._refusing = not self.serving
         self._effective_speed = self.speed / self.slowdown
 
     def crash(self) -> None:
