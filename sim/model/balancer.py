@@ -139,7 +139,7 @@ class Balancer:
 
     def serving_count(self) -> int:
         """Backends in rotation whose server can really serve."""
-        return sum(1 for backend in self.up if backend.server.serving)
+        return len([backend for backend in self.up if backend.server.serving])
 
     def _refresh(self, backend: Backend, reason: str) -> None:
         was = backend in self._rotation

@@ -124,6 +124,7 @@ class Cluster:
                     self.backends.append(backend)
                     (spares if spare else members).append(backend)
             group_backends[group.name] = (members, spares)
+        self._backend_of = {backend.server: backend for backend in self.backends}
         if scenario.database is not None:
             self._wire_database(scenario.database)
         policy = balancer_spec.policy.build(
@@ -255,8 +256,10 @@ class Cluster:
                 if self.data_tier.knows(server):
                     self.data_tier.node_changed(server)
         if self.sampled_detection is not None:
-            for backend in self.backends:
-                if backend.server in servers:
+            backend_of = self._backend_of
+            for server in servers:
+                backend = backend_of.get(server)
+                if backend is not None:
                     self.sampled_detection.changed(backend)
         for group in dict.fromkeys(server.group for server in servers):  # ordered, not a set
             if group in self.controllers:

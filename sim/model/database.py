@@ -148,6 +148,8 @@ class DataTier:
             for i in range(spec.shards)
         ]
         self._shard_of_node = {node: shard for shard in self.shards for node in shard.nodes}
+        self._impaired: set[int] = set()
+        """Shards that cannot take a write or serve a read now (kept by :meth:`_account`)."""
         self.ring = HashRing(spec.shards, spec.virtual_nodes)
         self.keys = KeySpace(
             spec.keys.count, spec.keys.popularity, spec.keys.zipf_exponent, self.ring
@@ -590,6 +592,10 @@ class DataTier:
             shard.readable_s += elapsed * shard._readable
         shard._since = now
         shard._writable, shard._readable = self._serves(shard)
+        if shard._writable and shard._readable:
+            self._impaired.discard(shard.index)
+        else:
+            self._impaired.add(shard.index)
 
     def _serves(self, shard: _Shard) -> tuple[bool, bool]:
         serving = [shard.believed_up[i] and n.serving for i, n in enumerate(shard.nodes)]
@@ -612,6 +618,10 @@ class DataTier:
             and all(node.alive and node.serving for node in shard.nodes)
             for shard in self.shards
         )
+
+    def whole(self) -> bool:
+        """Every shard can take writes and serve reads now."""
+        return not self._impaired
 
     def shard_states(self) -> list[tuple[bool, bool]]:
         """Per shard, whether it can take a write and serve a read now: a node serves when it

@@ -54,7 +54,8 @@ class StandbyController:
                 spare.server.powered = False
 
     def _healthy(self) -> int:
-        return sum(1 for b in [*self.members, *self._promoted] if b.member and b.detected_up)
+        healthy = [b for b in self.members if b.member and b.detected_up]
+        return len(healthy) + len([b for b in self._promoted if b.member and b.detected_up])
 
     def reconcile(self) -> None:
         """Promote or retire spares until the healthy rotation is back at its nominal size."""

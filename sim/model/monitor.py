@@ -276,13 +276,14 @@ class Monitor:
         balancer = self.balancer
         reach = self.balancers.reach()
         servers_up = balancer.serving_count() >= self.min_servers
-        states = self.data_tier.shard_states() if self.data_tier is not None else []
+        data_tier = self.data_tier
         service = self.service
-        if reach == 1.0 and servers_up and all(w and r for w, r in states):
+        if reach == 1.0 and servers_up and (data_tier is None or data_tier.whole()):
             if not service.all_up:  # else nothing changed that a class could see
                 service.set(self.env.now, [1.0] * len(service.paths), "")
                 self.log("service", "up")
         else:
+            states = data_tier.shard_states() if data_tier is not None else []
             self._set_down(reach, servers_up, states)
         for listener in self.listeners:
             listener()
