@@ -29,6 +29,7 @@ from sim.request import Cause, Outcome
 from sim.scenario.paths import downtime_causes
 
 __all__ = [
+    "CYCLE_METRICS",
     "HIGHER",
     "LOWER",
     "METRICS",
@@ -58,6 +59,8 @@ UNITS: dict[str, tuple[float, float] | None] = {
         _COUNT,
     ),
     "failovers": _COUNT,
+    "cycles": _COUNT,
+    "sum": None,  # a sum over regenerative cycles, kept so that runs pool exactly
     "bool": None,
     "": None,  # a label: the seed, the replication
 }
@@ -169,6 +172,40 @@ def _wait(prefix: str, who: str) -> list[Metric]:
         ok_only=False,
         maximum=False,
     )
+
+
+def _cycle_sums(prefix: str, what: str) -> list[Metric]:
+    downtime = f"the downtime of {what} in a cycle times its likelihood ratio (X L)"
+    return [
+        Metric(f"{prefix}.sum", "sum", NEUTRAL, f"sum over the cycles of {downtime}"),
+        Metric(f"{prefix}.sum2", "sum", NEUTRAL, f"sum of the squares of {downtime}"),
+        Metric(f"{prefix}.cross", "sum", NEUTRAL, f"sum of {downtime} x T L"),
+    ]
+
+
+CYCLE_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "cycles.count",
+        "cycles",
+        NEUTRAL,
+        "regenerative cycles of a failure-biasing run (ecsim availability --method biased);"
+        " the cycles.* sums of runs of one design add up to those of one run, from which the"
+        " estimate and its interval follow (sim.rare_events.estimate_from_cycles)",
+    ),
+    Metric("cycles.simulated_s", "s", NEUTRAL, "simulated seconds (under the biased law)"),
+    Metric("cycles.with_downtime", "cycles", NEUTRAL, "cycles in which the service was down"),
+    Metric("cycles.largest", "sum", NEUTRAL, "the largest X L of the service in one cycle"),
+    Metric("cycles.length.sum", "sum", NEUTRAL, "sum of the cycle lengths T times L (s)"),
+    Metric("cycles.length.sum2", "sum", NEUTRAL, "sum of the squares of T L"),
+    Metric("cycles.ratio.sum", "sum", NEUTRAL, "sum of the likelihood ratios L"),
+    Metric("cycles.ratio.sum2", "sum", NEUTRAL, "sum of the squares of L"),
+    *_cycle_sums("cycles.service", "the service (classes weighted by share)"),
+    *_cycle_sums("cycles.all_classes", "all classes at once"),
+    *_cycle_sums("cycles.classes.<class>", "the class"),
+    *_cycle_sums("cycles.causes.<component>", "the service charged to the cause"),
+)
+"""The sufficient statistics a failure-biasing run reports (a mode of its own: a run reports
+either these or the others)."""
 
 
 METRICS: tuple[Metric, ...] = (
@@ -462,6 +499,7 @@ METRICS: tuple[Metric, ...] = (
         HIGHER,
         "fraction of the window the shard could serve reads",
     ),
+    *CYCLE_METRICS,
 )
 
 _PLACEHOLDER = re.compile(r"<(class|group|server|shard|component)>")
@@ -534,6 +572,8 @@ def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
     for entry in METRICS:
         if entry.key.startswith("data.") and scenario.database is None:
             continue
+        if entry in CYCLE_METRICS and only is None:
+            continue  # reported by failure-biasing runs only
         if only is not None and entry.key not in only:
             continue
         keys.extend(_expand(entry.key, names))

@@ -40,8 +40,8 @@ from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
 from sim.rare_events import (
+    biased_report,
     biasing_applies,
-    estimate_by_failure_biasing,
     single_failure_outage,
 )
 from sim.registry import did_you_mean
@@ -956,15 +956,16 @@ def _label(value) -> str:
     show_default=True,
     help="crude: replications of simulated years, on the executor; biased: failure biasing on"
     " regenerative cycles, for five and six nines where only coinciding failures take the"
-    " service down (one design, in this process); auto: biased when the Markov chain puts the"
-    " unavailability below 1e-5 and no single failure takes a class down, else crude.",
+    " service down (the cycles shared by the replications, on the executor, and pooled);"
+    " auto: biased when the Markov chain puts the unavailability below 1e-5 and no single"
+    " failure takes a class down (at every design of a sweep), else crude.",
 )
 @click.option(
     "--cycles",
     type=click.IntRange(30, 10_000_000),
     default=20_000,
     show_default=True,
-    help="Regenerative cycles of the biased method.",
+    help="Regenerative cycles of the biased method, in all per design.",
 )
 @_folder_options
 @_executor_options
@@ -1015,28 +1016,25 @@ def availability(
                 " the crash_repair entries (`ecsim run` shows what a one-off costs)",
                 err=True,
             )
-    if swept or points_file:
-        if method == "biased":
-            _fail("--method biased estimates one design at a time: leave out --param and --points")
-        if method == "auto":
-            click.echo("method: crude (failure biasing estimates one design at a time)", err=True)
-    else:
-        note = _choose_method(scenario, method)
-        if note is not None:
-            _biased_availability(scenario, folder, cycles, note, plot)
-            return
     names, points = (
-        _sweep_points(scenario, swept, points_file)
-        if swept or points_file
-        else (
-            [],
-            [{}],
+        _sweep_points(scenario, swept, points_file) if swept or points_file else ([], [{}])
+    )
+    designs = [with_overrides(scenario, point) for point in points]
+    note = _choose_method(designs, points, method)
+    if note is not None and names:
+        click.echo(f"method: {note}", err=True)
+    if note is not None and cycles < replications:
+        _fail(
+            f"--cycles {cycles} cannot be shared by --replications {replications}: each run"
+            " needs a cycle at least"
         )
-    )
     executor = _make_executor(workers, scheduler)
-    label = f"simulating {years:g} years of {scenario.name}" + (
-        f" at {len(points)} designs" if names else ""
+    what = (
+        f"failure biasing, {cycles:,} cycles of {scenario.name}"
+        if note is not None
+        else f"simulating {years:g} years of {scenario.name}"
     )
+    label = what + (f" at {len(points)} designs" if names else "")
 
     def work(metadata):
         started = time.perf_counter()
@@ -1048,7 +1046,8 @@ def availability(
                 executor=executor,
                 store=folder.path / RUNS,
                 progress=progress,
-                years=years / replications,
+                years=None if note is not None else years / replications,
+                cycles=-(-cycles // replications) if note is not None else None,
             ),
             len(points) * replications,
             label,
@@ -1059,17 +1058,14 @@ def availability(
         failed = table[table.error.notna()]
         if len(failed):
             raise BatchError([f"point {row.point}: {row.error}" for row in failed.itertuples()])
+        report = (
+            (lambda design, rows: {**biased_report(design, rows), "method_note": note})
+            if note is not None
+            else (lambda design, rows: availability_report(design, years, replications, rows))
+        )
         estimates = [
-            {
-                **availability_report(
-                    with_overrides(scenario, point),
-                    years,
-                    replications,
-                    table[table.point == index],
-                ),
-                "point": point,
-            }
-            for index, point in enumerate(points)
+            {**report(design, table[table.point == index]), "point": point}
+            for index, (design, point) in enumerate(zip(designs, points, strict=True))
         ]
         if names:
             folder.write_table("sweep.csv", table)
@@ -1094,44 +1090,58 @@ UNAVAILABILITY_FOR_BIASING = 1e-5
 """Below this unavailability (by the Markov chain) ``--method auto`` uses failure biasing."""
 
 
-def _choose_method(scenario, method: str) -> str | None:
-    """Why failure biasing runs (the text printed), or None for crude simulation."""
-    reason = biasing_applies(scenario)
-    if method == "biased":
+def _choose_method(designs: list, points: list[dict], method: str) -> str | None:
+    """Why failure biasing runs (the text printed), or None for crude simulation. A sweep
+    runs one method at every design: biased only when each of them allows it."""
+
+    def where(index: int) -> str:
+        if len(designs) == 1:
+            return ""
+        values = ", ".join(f"{p}={v}" for p, v in points[index].items())
+        return f" at point {index} ({values})"
+
+    if method == "crude":
+        return None
+    chains = []
+    for index, design in enumerate(designs):
+        reason = biasing_applies(design)
+        if method == "biased":
+            if reason:
+                _fail(f"--method biased{where(index)}: {reason}")
+            continue
+        reason = reason or single_failure_outage(design)
         if reason:
-            _fail(f"--method biased: {reason}")
+            _say_crude(f"{reason}{where(index)}")
+            return None
+        markov = markov_availability(design)["value"]
+        if markov is None or 1 - markov >= UNAVAILABILITY_FOR_BIASING:
+            if len(designs) > 1:
+                _say_crude(
+                    f"the Markov chain puts the unavailability{where(index)} above"
+                    f" {UNAVAILABILITY_FOR_BIASING:g}"
+                )
+            return None
+        chains.append(1 - markov)
+    if method == "biased":
         return "failure biasing on regenerative cycles (--method biased)"
-    if method == "crude" or reason or single_failure_outage(scenario):
-        return None
-    markov = markov_availability(scenario)["value"]
-    if markov is None or 1 - markov >= UNAVAILABILITY_FOR_BIASING:
-        return None
     return (
         f"failure biasing on regenerative cycles, chosen because the Markov chain puts the"
-        f" unavailability at {1 - markov:.2g}, below {UNAVAILABILITY_FOR_BIASING:g}, where"
+        f" unavailability at {_range(chains)}, below {UNAVAILABILITY_FOR_BIASING:g}, where"
         " crude simulation sees too few coincident failures (--method crude forces it)"
     )
 
 
-def _biased_availability(scenario, folder: RunFolder, cycles: int, note: str, plot: bool):
-    def work(metadata):
-        progress = LazyProgressBar(f"failure biasing on {scenario.name}")
-        try:
-            estimate = estimate_by_failure_biasing(scenario, cycles, progress=progress)
-        finally:
-            progress.close()
-        estimate["markov"] = markov_availability(scenario)
-        estimate["method_note"] = note
-        metadata["wall_time_s"] = estimate["wall_time_s"]
-        folder.write_summary({k: v for k, v in estimate.items() if k != "wall_time_s"})
-        return estimate
+def _say_crude(why: str) -> None:
+    click.echo(
+        f"method: crude simulation ({why}: outages come often enough to count, and failure"
+        " biasing would only add variance)",
+        err=True,
+    )
 
-    estimate = _execute(folder, scenario, work)
-    click.echo(format_availability(finite_or_none(estimate)))
-    click.echo("")
-    click.echo(f"run folder: {folder.path}  ({estimate['wall_time_s']:.1f}s wall time)")
-    if plot:
-        _draw(folder.path)
+
+def _range(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.2g}" if low == high else f"{low:.2g} to {high:.2g}"
 
 
 @main.command()

@@ -25,6 +25,7 @@ from sim.model.cluster import Cluster
 from sim.model.monitor import EVENT_COLUMNS, INCIDENT_COLUMNS
 from sim.model.tallies import SERVER_COLUMNS
 from sim.overrides import set_path
+from sim.rare_events import BIASED_METRICS, biased_replication
 from sim.reliability import AVAILABILITY_METRICS, markov_availability, simulate_years
 from sim.results import RunStore
 from sim.scenario import Problem, Scenario, ScenarioError, parse_scenario
@@ -139,10 +140,15 @@ def run(
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
     """One run for a batch: the scenario as data (it travels to other processes and machines
     as plain data), a seed and a replication; the flat summary back. With ``years``, a
-    long-horizon replication of that many years (:func:`sim.reliability.simulate_years`)."""
+    long-horizon replication of that many years (:func:`sim.reliability.simulate_years`); with
+    ``cycles``, a failure-biasing run of that many regenerative cycles
+    (:func:`sim.rare_events.biased_replication`)."""
     scenario = parse_scenario(task["scenario"], task.get("source", "<task>"))
     if task.get("years") is not None:
         summary = simulate_years(scenario, task["years"], task["seed"], task["replication"])
+        return flatten(summary)
+    if task.get("cycles") is not None:
+        summary = biased_replication(scenario, task["cycles"], task["seed"], task["replication"])
         return flatten(summary)
     result = run(scenario, seed=task["seed"], replication=task["replication"])
     return flatten(result.summary)
@@ -174,11 +180,13 @@ class BatchError(RuntimeError):
 @dataclass(frozen=True)
 class _Task:
     key: str
-    """What runs (scenario, overrides, seed, years), hashed: the same key is the same run."""
+    """What runs (scenario, overrides, seed, years or cycles), hashed: the same key is the
+    same run."""
     replication: int
     scenario: dict[str, Any]
     seed: int
     years: float | None = None
+    cycles: int | None = None
 
 
 def _tasks(
@@ -187,6 +195,7 @@ def _tasks(
     replications: range,
     point: Any = None,
     years: float | None = None,
+    cycles: int | None = None,
 ) -> list[_Task]:
     data = scenario.to_dict()
     # How many replications a batch makes is not part of what one run is: asking for more
@@ -194,8 +203,10 @@ def _tasks(
     identity = {key: value for key, value in data.items() if key != "replications"}
     if years is not None:
         identity["years"] = years
+    if cycles is not None:
+        identity["cycles"] = cycles
     key = point_key(point or {}, {**identity, "seed": seed})
-    return [_Task(key, replication, data, seed, years) for replication in replications]
+    return [_Task(key, replication, data, seed, years, cycles) for replication in replications]
 
 
 def _run_all(
@@ -220,6 +231,8 @@ def _run_all(
             work = {"scenario": task.scenario, "seed": task.seed, "replication": task.replication}
             if task.years is not None:
                 work["years"] = task.years
+            if task.cycles is not None:
+                work["cycles"] = task.cycles
             pending.append(((task.key, task.replication), work))
     keeper = RunStore(store) if store is not None else None
     for (key, replication), outcome in executor.map(run_task, pending):
@@ -464,11 +477,13 @@ def sweep(
     store: Path | None = None,
     progress: Callable[[int], None] | None = None,
     years: float | None = None,
+    cycles: int | None = None,
 ) -> pd.DataFrame:
     """Every point (a dict of ``key.path -> value``) in ``replications`` replications: one row
     per point and replication, with a column per parameter and per metric. With ``years``,
     each replication is a long-horizon one of that many years (its metrics are
-    :data:`sim.reliability.AVAILABILITY_METRICS`).
+    :data:`sim.reliability.AVAILABILITY_METRICS`); with ``cycles``, a failure-biasing run of
+    that many cycles (:data:`sim.rare_events.BIASED_METRICS`).
 
     With a ``store`` folder, each finished run is saved there at once (atomically), and runs
     already saved are not run again: an interrupted sweep resumes where it stopped. A point whose
@@ -487,9 +502,15 @@ def sweep(
         except ScenarioError as error:
             invalid[index] = str(error)
             continue
-        only = AVAILABILITY_METRICS if years is not None else None
+        only = (
+            AVAILABILITY_METRICS
+            if years is not None
+            else BIASED_METRICS
+            if cycles is not None
+            else None
+        )
         metrics.update(dict.fromkeys(keys_for(variant, only)))
-        tasks[index] = _tasks(variant, seed, range(replications), point, years)
+        tasks[index] = _tasks(variant, seed, range(replications), point, years, cycles)
     results = _run_all([t for mine in tasks.values() for t in mine], executor, store, progress)
     parameters = list(dict.fromkeys(p for point in points for p in point))
     rows = []

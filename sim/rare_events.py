@@ -31,17 +31,26 @@ import numpy as np
 from scipy import stats
 
 from sim.analysis import SECONDS_PER_YEAR, interval_figures
+from sim.catalogue import CYCLE_METRICS
 from sim.distributions import Exponential
 from sim.model.biasing import FailureBiasing
 from sim.model.cluster import Cluster
+from sim.reliability import markov_availability
 from sim.scenario import CrashRepairSpec, Scenario
 from sim.streams import Streams
 
 __all__ = [
     "BIAS",
+    "BIASED_METRICS",
     "BiasingUnsupported",
+    "biased_replication",
+    "biased_report",
     "biasing_applies",
+    "cycle_statistics",
+    "cycles_from_row",
     "estimate_by_failure_biasing",
+    "estimate_from_cycles",
+    "pool_cycles",
     "single_failure_outage",
 ]
 
@@ -108,31 +117,33 @@ def _repair_scale_s(scenario: Scenario) -> float:
     return float(np.mean(repairs))
 
 
-def estimate_by_failure_biasing(
+def cycle_statistics(
     scenario: Scenario,
-    cycles: int = 20_000,
+    cycles: int,
     seed: int | None = None,
     replication: int = 0,
     bias: float = BIAS,
-    confidence: float = 0.95,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Unavailability by balanced failure biasing over ``cycles`` regenerative cycles.
+    """Run ``cycles`` regenerative cycles under failure biasing and return their sums.
 
-    Returns the service's availability (classes weighted by share), all classes' and each
-    class's, each with ``value``, ``low``, ``high`` (the ``confidence`` interval) and
-    ``relative_half_width`` of the unavailability; the downtime per year by cause; and the
-    diagnostics: ``cycles``, ``cycles_with_downtime``, ``mean_likelihood_ratio`` (1 in
-    expectation) and ``largest_cycle_share`` of the estimate, with ``reliable`` False and a
-    ``warning`` when the variance estimate should not be trusted. Raises
-    :class:`BiasingUnsupported` for a design outside the method.
+    The sums are sufficient for the estimate and its regenerative interval, so runs of the
+    same design on other streams (``replication``) pool exactly, as if they were one run:
+    :func:`pool_cycles` adds them and :func:`estimate_from_cycles` turns them into figures.
+    Per cycle, with length T, likelihood ratio L and a downtime X (of the service, of all
+    classes at once, of each class, charged to each cause): ``count`` (cycles),
+    ``simulated_s`` (sum of T), ``with_downtime`` (cycles with service downtime),
+    ``largest`` (the largest service X L), ``length`` and ``ratio`` (``sum`` and ``sum2`` of
+    T L and of L), and ``service``, ``all_classes``, ``classes`` and ``causes`` (per name),
+    each with ``sum`` (of X L), ``sum2`` and ``cross`` (of X L x T L). Raises
+    :class:`BiasingUnsupported` for a design outside the method, ``ValueError`` for fewer
+    than one cycle.
     """
     reason = biasing_applies(scenario)
     if reason:
         raise BiasingUnsupported(reason)
-    if cycles < 30:
-        raise ValueError("a regenerative interval needs at least 30 cycles")
-    started = time.perf_counter()
+    if cycles < 1:
+        raise ValueError("run at least one cycle")
     seed = scenario.seed if seed is None else seed
     streams = Streams(seed, replication)
     cluster = Cluster.build(scenario, streams, requests=False)
@@ -178,71 +189,245 @@ def estimate_by_failure_biasing(
     if progress is not None:
         progress(1.0)
     data = np.array(rows)
-    lengths = data[:, 0] * data[:, 1]
+    ratios = data[:, 1]
+    lengths = data[:, 0] * ratios
+
+    def sums(index: int) -> dict[str, float]:
+        weighted = data[:, 2 + index] * ratios
+        return {
+            "sum": float(weighted.sum()),
+            "sum2": float((weighted * weighted).sum()),
+            "cross": float((weighted * lengths).sum()),
+        }
+
+    first_cause = 2 + len(classes)
+    return {
+        "count": len(data),
+        "simulated_s": float(data[:, 0].sum()),
+        "with_downtime": int((data[:, 2] > 0).sum()),
+        "largest": float((data[:, 2] * ratios).max()),
+        "length": {"sum": float(lengths.sum()), "sum2": float((lengths * lengths).sum())},
+        "ratio": {"sum": float(ratios.sum()), "sum2": float((ratios * ratios).sum())},
+        "service": sums(0),
+        "all_classes": sums(1),
+        "classes": {name: sums(2 + i) for i, name in enumerate(classes)},
+        "causes": {cause: sums(first_cause + i) for i, cause in enumerate(causes)},
+    }
+
+
+def pool_cycles(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of several :func:`cycle_statistics` runs of one design, as one run's:
+    every sum adds up, the largest cycle is the largest of all."""
+
+    def pool(values: list[Any], key: str = "") -> Any:
+        if isinstance(values[0], dict):
+            return {name: pool([value[name] for value in values], name) for name in values[0]}
+        return max(values) if key == "largest" else sum(values)
+
+    return pool(parts)
+
+
+def cycles_from_row(row: dict[str, Any], classes: list[str], causes: list[str]) -> dict[str, Any]:
+    """The statistics of one run back from its flat table row (``cycles.*`` columns)."""
+
+    def sums(prefix: str) -> dict[str, float]:
+        return {key: float(row[f"{prefix}.{key}"]) for key in ("sum", "sum2", "cross")}
+
+    return {
+        "count": int(row["cycles.count"]),
+        "simulated_s": float(row["cycles.simulated_s"]),
+        "with_downtime": int(row["cycles.with_downtime"]),
+        "largest": float(row["cycles.largest"]),
+        "length": {key: float(row[f"cycles.length.{key}"]) for key in ("sum", "sum2")},
+        "ratio": {key: float(row[f"cycles.ratio.{key}"]) for key in ("sum", "sum2")},
+        "service": sums("cycles.service"),
+        "all_classes": sums("cycles.all_classes"),
+        "classes": {name: sums(f"cycles.classes.{name}") for name in classes},
+        "causes": {cause: sums(f"cycles.causes.{cause}") for cause in causes},
+    }
+
+
+def biased_replication(
+    scenario: Scenario,
+    cycles: int,
+    seed: int,
+    replication: int,
+    markov: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One run of ``cycles`` cycles for a batch, as a summary whose flat keys are the
+    catalogue's (:data:`BIASED_METRICS`): the cycle statistics, this run's own estimates
+    (their spread over runs is a batch-means interval) and the Markov chain's value."""
+    statistics = cycle_statistics(scenario, cycles, seed, replication)
+    estimate = estimate_from_cycles(statistics) if cycles >= 30 else None
+
+    def value(figures: dict[str, Any] | None) -> float:
+        return figures["value"] if figures is not None else math.nan
+
+    return {
+        "seed": seed,
+        "replication": replication,
+        "availability": {
+            "time_based": value(estimate and estimate["availability"]),
+            "time_based_all_classes": value(estimate and estimate["all_classes"]),
+            "markov": markov if markov is not None else markov_availability(scenario),
+        },
+        "classes": {
+            name: {"availability": {"time_based": value(estimate and estimate["classes"][name])}}
+            for name in statistics["classes"]
+        },
+        "cycles": statistics,
+    }
+
+
+def biased_report(scenario: Scenario, table: Any, confidence: float = 0.95) -> dict[str, Any]:
+    """The estimate for one design from the rows of its runs in a batch table (a pandas frame
+    of :func:`biased_replication` summaries, flat): their cycles pooled as one run's, as
+    :func:`estimate_by_failure_biasing` returns it, with the Markov chain's value."""
+    rows = table.to_dict("records")
+    classes = [request_class.name for request_class in scenario.workload.classes]
+    prefix, suffix = "cycles.causes.", ".sum"
+    causes = [
+        key.removeprefix(prefix).removesuffix(suffix)
+        for key in rows[0]
+        if key.startswith(prefix) and key.endswith(suffix)
+    ]
+    pooled = pool_cycles([cycles_from_row(row, classes, causes) for row in rows])
+    return {
+        "scenario": scenario.name,
+        "seed": int(rows[0]["seed"]),
+        "bias": BIAS,
+        "replications": len(rows),
+        **estimate_from_cycles(pooled, confidence),
+        "markov": markov_availability(scenario),
+    }
+
+
+BIASED_METRICS = frozenset(
+    {
+        "seed",
+        "replication",
+        "availability.time_based",
+        "availability.time_based_all_classes",
+        "availability.markov.value",
+        "availability.markov.nines",
+        "availability.markov.downtime_per_year_s",
+        "availability.markov.all_classes",
+        "availability.markov.classes.<class>",
+        "availability.markov.phase_error",
+        "classes.<class>.availability.time_based",
+        *(metric.key for metric in CYCLE_METRICS),
+    }
+)
+"""The catalogue keys a failure-biasing run reports (:func:`biased_replication`)."""
+
+
+def estimate_from_cycles(statistics: dict[str, Any], confidence: float = 0.95) -> dict[str, Any]:
+    """Unavailability estimates from (pooled) cycle statistics.
+
+    Returns the service's availability (classes weighted by share), all classes' and each
+    class's, each with ``value``, ``low``, ``high`` (the ``confidence`` interval) and
+    ``relative_half_width`` of the unavailability; the downtime per year by cause; and the
+    diagnostics: ``cycles``, ``cycles_with_downtime``, ``mean_likelihood_ratio`` (1 in
+    expectation) and ``largest_cycle_share`` of the estimate, with ``reliable`` False and a
+    ``warning`` when the variance estimate should not be trusted. Raises ``ValueError`` for
+    fewer than 30 cycles.
+    """
+    n = statistics["count"]
+    if n < 30:
+        raise ValueError("a regenerative interval needs at least 30 cycles")
     z = stats.norm.ppf(0.5 + confidence / 2)
 
-    def unavailability(column: int) -> dict[str, Any]:
-        estimate, half = _ratio(data, column, lengths, z)
+    def unavailability(column: dict[str, float]) -> dict[str, Any]:
+        estimate, half = _ratio(statistics, column, z)
         return {
             **interval_figures(1 - estimate, half),
             "unavailability": estimate,
             "relative_half_width": half / estimate if estimate > 0 else math.inf,
         }
 
-    service_column = 2
-    weighted = data[:, service_column] * data[:, 1]
-    largest = float(weighted.max() / weighted.sum()) if weighted.sum() > 0 else 1.0
-    ratios = data[:, 1]
+    total = statistics["service"]["sum"]
+    largest = statistics["largest"] / total if total > 0 else 1.0
+    ratio = statistics["ratio"]
+    mean_ratio = ratio["sum"] / n
+    ratio_variance = max(0.0, (ratio["sum2"] - n * mean_ratio**2) / (n - 1))
     # Checked at 99.9%, so that a sound run is flagged once in a thousand, not once in twenty.
-    ratio_half = stats.norm.ppf(0.9995) * ratios.std(ddof=1) / math.sqrt(len(ratios))
-    with_downtime = int((data[:, service_column] > 0).sum())
+    ratio_half = stats.norm.ppf(0.9995) * math.sqrt(ratio_variance / n)
+    with_downtime = statistics["with_downtime"]
     warnings = []
     if largest > DOMINANT_SHARE:
         warnings.append(f"one cycle carries {largest:.0%} of the estimate")
-    if abs(ratios.mean() - 1) > ratio_half:
+    if abs(mean_ratio - 1) > ratio_half:
         warnings.append(
-            f"the likelihood ratios average {ratios.mean():.3f}, not 1 within their interval"
+            f"the likelihood ratios average {mean_ratio:.3f}, not 1 within their interval"
         )
     if with_downtime < 30:
         warnings.append(f"only {with_downtime} cycles saw downtime")
-    first_cause = 4 + len(classes)
     return {
-        "scenario": scenario.name,
-        "seed": seed,
         "mode": "availability",
         "method": "biased",
-        "bias": bias,
         "confidence": confidence,
-        "cycles": len(data),
-        "simulated_years": float(data[:, 0].sum() / SECONDS_PER_YEAR),
-        "availability": unavailability(service_column),
-        "all_classes": unavailability(3),
-        "classes": {name: unavailability(4 + i) for i, name in enumerate(classes)},
+        "cycles": n,
+        "simulated_years": statistics["simulated_s"] / SECONDS_PER_YEAR,
+        "availability": unavailability(statistics["service"]),
+        "all_classes": unavailability(statistics["all_classes"]),
+        "classes": {name: unavailability(c) for name, c in statistics["classes"].items()},
         "downtime_by_cause": {
-            cause: _per_year(data, first_cause + i, lengths, z) for i, cause in enumerate(causes)
+            cause: _per_year(statistics, column, z)
+            for cause, column in statistics["causes"].items()
         },
         "cycles_with_downtime": with_downtime,
-        "mean_likelihood_ratio": float(ratios.mean()),
+        "mean_likelihood_ratio": mean_ratio,
         "largest_cycle_share": largest,
         "reliable": not warnings,
         "warning": "; ".join(warnings),
+    }
+
+
+def estimate_by_failure_biasing(
+    scenario: Scenario,
+    cycles: int = 20_000,
+    seed: int | None = None,
+    replication: int = 0,
+    bias: float = BIAS,
+    confidence: float = 0.95,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Unavailability by balanced failure biasing over ``cycles`` regenerative cycles, in
+    this process: :func:`cycle_statistics` then :func:`estimate_from_cycles`, plus
+    ``scenario``, ``seed``, ``bias`` and ``wall_time_s``. Raises :class:`BiasingUnsupported`
+    for a design outside the method, ``ValueError`` for fewer than 30 cycles."""
+    if cycles < 30:
+        raise ValueError("a regenerative interval needs at least 30 cycles")
+    started = time.perf_counter()
+    seed = scenario.seed if seed is None else seed
+    statistics = cycle_statistics(scenario, cycles, seed, replication, bias, progress)
+    return {
+        "scenario": scenario.name,
+        "seed": seed,
+        "bias": bias,
+        **estimate_from_cycles(statistics, confidence),
         "wall_time_s": time.perf_counter() - started,
     }
 
 
-def _ratio(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> tuple[float, float]:
-    """E'[X L] / E'[T L] for the cycles' column X, and the half-width of its interval by the
-    regenerative central limit theorem (the delta method on the ratio)."""
-    weighted = data[:, column] * data[:, 1]
-    denominator = lengths.mean()
-    estimate = weighted.mean() / denominator
-    residual = weighted - estimate * lengths
-    return estimate, z * residual.std(ddof=1) / math.sqrt(len(data)) / denominator
+def _ratio(statistics: dict[str, Any], column: dict[str, float], z: float) -> tuple[float, float]:
+    """E'[X L] / E'[T L] for a column X, and the half-width of its interval by the
+    regenerative central limit theorem (the delta method on the ratio): the residuals
+    X L - U T L sum to zero at the estimate U, so their variance needs only the sums of
+    squares and cross-products."""
+    n = statistics["count"]
+    sum_length = statistics["length"]["sum"]
+    estimate = column["sum"] / sum_length
+    squares = (
+        column["sum2"] - 2 * estimate * column["cross"] + estimate**2 * statistics["length"]["sum2"]
+    )
+    deviation = math.sqrt(max(0.0, squares) / (n - 1))
+    return estimate, z * deviation / math.sqrt(n) / (sum_length / n)
 
 
-def _per_year(data: np.ndarray, column: int, lengths: np.ndarray, z: float) -> dict[str, float]:
+def _per_year(statistics: dict[str, Any], column: dict[str, float], z: float) -> dict[str, float]:
     """A cause's downtime per year with its interval."""
-    fraction, half = _ratio(data, column, lengths, z)
+    fraction, half = _ratio(statistics, column, z)
     return {
         "per_year_s": fraction * SECONDS_PER_YEAR,
         "low": max(0.0, fraction - half) * SECONDS_PER_YEAR,
