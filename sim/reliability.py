@@ -13,6 +13,8 @@ chain is computed beside it, as a cross-check.
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import time
 from collections.abc import Callable
@@ -40,6 +42,7 @@ from sim.theory import (
     replica_group_availability,
     single_component_availability,
     standby_group_serving,
+    standby_states,
 )
 
 __all__ = [
@@ -266,12 +269,23 @@ def _exponential_entry(failures: list[CrashRepairSpec], what: str) -> CrashRepai
     return failure
 
 
-def _delay_moments(sample: Callable[[np.random.Generator], float]) -> tuple[float, float]:
-    """Mean and variance of a delay, from 20,000 draws of a fixed stream (a detector's delay
-    has no closed-form variance in general)."""
-    rng = np.random.default_rng(20_000)
-    draws = np.array([sample(rng) for _ in range(20_000)])
-    return float(draws.mean()), float(draws.var())
+def _delay_moments(
+    spec: Any, what: str, sample: Callable[[np.random.Generator], float]
+) -> tuple[float, float]:
+    """Mean and variance of the delay ``what`` of ``spec`` (a detector, a redundancy), from
+    20,000 draws of a fixed stream (a detector's delay has no closed-form variance in
+    general); kept per spec, since every replication of a design asks again."""
+    key = (type(spec).__name__, spec.model_dump_json(), what)
+    if key not in _MOMENTS:
+        rng = np.random.default_rng(20_000)
+        draws = np.array([sample(rng) for _ in range(20_000)])
+        if len(_MOMENTS) > 256:
+            _MOMENTS.clear()
+        _MOMENTS[key] = (float(draws.mean()), float(draws.var()))
+    return _MOMENTS[key]
+
+
+_MOMENTS: dict[tuple, tuple[float, float]] = {}
 
 
 def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float:
@@ -299,7 +313,9 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
             redundancy.failure_threshold,
             redundancy.ttl,
         )
-    mean, variance = _delay_moments(lambda rng: redundancy.takeover_delay(rng, 1))
+    mean, variance = _delay_moments(
+        redundancy, "takeover", lambda rng: redundancy.takeover_delay(rng, 1)
+    )
     return redundant_balancer_availability(
         redundancy.count,
         failure_rate=1 / spec.time_to_failure.mean(),
@@ -310,30 +326,49 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
     )
 
 
-def _group_serving(scenario: Scenario, group, failure: CrashRepairSpec | None) -> np.ndarray:
-    """The distribution of a group's servers up and in rotation (index: how many)."""
+def _group_serving(
+    scenario: Scenario, group, failure: CrashRepairSpec | None, stages_scale: int = 1
+) -> np.ndarray:
+    """The distribution of a group's servers up and in rotation (index: how many), its
+    failover delay (detection, promotion, boot) in Erlang stages matched to the delay's
+    variance, ``stages_scale`` times as many, as many as keep the chain under
+    :data:`GROUP_STATES` states."""
     if failure is None:
         serving = np.zeros(group.count + 1)
         serving[group.count] = 1.0
         return serving
     detection = scenario.balancer.detection
     standby = group.standby
-    failover_s = detection.mean_detection_delay(refused=True)  # crashes refuse connections
+    # Crashes refuse connections.
+    failover_s, variance = _delay_moments(
+        detection, "crash", lambda rng: detection.detection_delay(rng, refused=True)
+    )
     if standby is not None:
-        failover_s += standby.promotion_delay.mean()
+        parts = [standby.promotion_delay]
         if standby.mode == "cold":
-            failover_s += standby.boot_time.mean()
+            parts.append(standby.boot_time)
+        failover_s += sum(part.mean() for part in parts)
+        variance += sum(part.variance() for part in parts)
+    spares = standby.count if standby else 0
+    stages = stages_scale * erlang_stages(failover_s, variance, 8)
+    while stages > 1 and standby_states(group.count, spares, stages) > GROUP_STATES:
+        stages -= 1
     # The rejoin after a repair is folded into the repair time, of the same mean.
     repair_s = failure.time_to_repair.mean() + detection.mean_rejoin_delay()
     return standby_group_serving(
         active=group.count,
-        spares=standby.count if standby else 0,
+        spares=spares,
         failure_rate=1 / failure.time_to_failure.mean(),
         repair_rate=1 / repair_s,
         failover_rate=1 / max(failover_s, 1e-9),
         hot_spares=standby is None or standby.mode == "hot",
         repair_crews=failure.repair_crews,
+        failover_stages=stages,
     )
+
+
+GROUP_STATES = 20_000
+"""The most states a server group's chain may have: fewer stages beyond."""
 
 
 def _servers_tier(scenario: Scenario, serving: list[np.ndarray]) -> float:
@@ -355,7 +390,7 @@ def _shard_tier(
     detection = database.detection
     replication = database.replication
     detect_mean, detect_variance = _delay_moments(
-        lambda rng: detection.detection_delay(rng, refused=True)
+        detection, "crash", lambda rng: detection.detection_delay(rng, refused=True)
     )
     promotion = replication.promotion_delay
     promote_mean, promote_variance = promotion.mean(), promotion.variance()
@@ -376,6 +411,20 @@ def _shard_tier(
 
 
 def markov_availability(scenario: Scenario) -> dict[str, Any]:
+    """The design's availability from Markov chains (see :func:`_markov_availability`), kept
+    per design: every replication of a batch reports it, and the chains take a second."""
+    key = json.dumps(scenario.to_dict(), sort_keys=True, default=str)
+    if key not in _CHAINS:
+        if len(_CHAINS) > 64:
+            _CHAINS.clear()
+        _CHAINS[key] = _markov_availability(scenario)
+    return copy.deepcopy(_CHAINS[key])
+
+
+_CHAINS: dict[str, dict[str, Any]] = {}
+
+
+def _markov_availability(scenario: Scenario) -> dict[str, Any]:
     """The design's availability from Markov chains, per request class and for the service.
 
     The tiers on a class's path fail independently, so the class is up with the product of
@@ -393,11 +442,12 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     group behind the balancer, ``balancer``, or the ``db`` group); anything else is outside the
     chain and the reason is returned instead of a value.
 
-    A server group's detection and promotion enter as one exponential failover delay of the
-    same mean, its rejoin delay folded into the repair; a shard's detection and promotion are
-    Erlang stages matched to each delay's variance (up to 8, fixed delays included), solved
-    again with twice the stages: ``phase_error`` is the difference, an estimate of what the
-    stages leave (the error of Erlang-k for a fixed delay falls like 1/k).
+    A server group's failover (detection, promotion and a cold spare's boot) is one delay in
+    Erlang stages matched to its mean and variance, its rejoin delay folded into the repair; a
+    shard's detection and promotion are Erlang stages matched to each delay's variance (up to
+    8, fixed delays included). Everything is solved again with twice the stages:
+    ``phase_error`` is the difference, an estimate of what the stages leave (the error of
+    Erlang-k for a fixed delay falls like 1/k).
     """
     groups = {group.name: group for group in scenario.backend_groups()}
     on_group: dict[str, list[CrashRepairSpec]] = {name: [] for name in groups}
@@ -420,11 +470,9 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     if not (any(on_group.values()) or on_balancer or on_database):
         return _no_chain(scenario, "no crash_repair entry: nothing fails in the long run")
     try:
-        serving = [
-            _group_serving(scenario, group, _exponential_entry(on_group[name], f"group {name}"))
-            for name, group in groups.items()
-        ]
-        servers = _servers_tier(scenario, serving)
+        group_failures = {
+            name: _exponential_entry(on_group[name], f"group {name}") for name in groups
+        }
         database_failure = _exponential_entry(on_database, "the database")
     except _OutsideChain as error:
         return _no_chain(scenario, str(error))
@@ -433,9 +481,13 @@ def markov_availability(scenario: Scenario) -> dict[str, Any]:
     except _OutsideChain as error:
         return _no_chain(scenario, str(error))
     shards = scenario.database.shards if scenario.database is not None else 0
-    front = balancer * servers
     values = {}
     for stages_scale in (1, 2):
+        serving = [
+            _group_serving(scenario, group, group_failures[name], stages_scale)
+            for name, group in groups.items()
+        ]
+        front = balancer * _servers_tier(scenario, serving)
         writable, readable = _shard_tier(scenario, database_failure, stages_scale)
         per_class = {}
         for path in class_paths(scenario):

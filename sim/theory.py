@@ -31,6 +31,7 @@ __all__ = [
     "single_component_availability",
     "standby_group_availability",
     "standby_group_serving",
+    "standby_states",
 ]
 
 
@@ -162,13 +163,46 @@ def _stationary_over(start, moves):
                 index[target] = len(index)
                 frontier.append(target)
             edges.append((index[state], index[target], rate))
-    generator = np.zeros((len(index), len(index)))
+    size = len(index)
+    if size <= DENSE_STATES:
+        generator = np.zeros((size, size))
+        for source, target, rate in edges:
+            if source != target:
+                generator[source, target] += rate
+        generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
+        stationary = ctmc_steady_state(generator)
+    else:
+        stationary = _sparse_steady_state(size, edges)
+    return {state: stationary[i] for state, i in index.items()}
+
+
+DENSE_STATES = 400
+"""Chains up to this many states are solved dense (least squares); larger ones sparse."""
+
+
+def _sparse_steady_state(size: int, edges: list[tuple[int, int, float]]) -> np.ndarray:
+    """pi Q = 0, sum(pi) = 1 for a large chain: Q^T with its last balance equation replaced
+    by the normalization (one balance equation is redundant), by sparse LU."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    rows, columns, rates = [], [], []
+    out = np.zeros(size)
     for source, target, rate in edges:
         if source != target:
-            generator[source, target] += rate
-    generator[np.diag_indices_from(generator)] = -generator.sum(axis=1)
-    stationary = ctmc_steady_state(generator)
-    return {state: stationary[i] for state, i in index.items()}
+            rows.append(target)  # transposed: column of the source
+            columns.append(source)
+            rates.append(rate)
+            out[source] += rate
+    rows += list(range(size))
+    columns += list(range(size))
+    rates += list(-out)
+    matrix = coo_matrix((rates, (rows, columns)), shape=(size, size)).tolil()
+    matrix[size - 1, :] = np.ones(size)
+    target = np.zeros(size)
+    target[-1] = 1.0
+    solution = np.clip(spsolve(matrix.tocsc(), target), 0.0, None)
+    return solution / solution.sum()
 
 
 def single_component_availability(mean_time_to_failure: float, mean_time_to_repair: float):
@@ -192,66 +226,96 @@ def standby_group_serving(
     failover_rate: float = math.inf,
     hot_spares: bool = True,
     repair_crews: int | None = None,
+    failover_stages: int = 1,
 ) -> np.ndarray:
     """Steady-state distribution of the servers up and in rotation (0 to ``active``), a CTMC.
 
     The group keeps ``active`` servers in rotation; each fails at ``failure_rate`` and is
     repaired at ``repair_rate`` by one of ``repair_crews`` crews (unlimited when None). When a
     server in rotation fails, an idle spare (hot spares can fail while idle, cold ones cannot)
-    is promoted after an exponential delay of rate ``failover_rate``; when a repaired server
-    comes back and the rotation is full, a spare returns to idle. This is the standby model
-    that :mod:`sim.model.failover` implements, with detection folded into the failover delay.
+    is promoted after an Erlang(``failover_stages``) delay of mean 1/``failover_rate`` (the
+    method of stages: a near-fixed delay is many stages, an exponential one); when a repaired
+    server comes back and the rotation is full, the promotion started last is called off, or
+    else a spare returns to idle. This is the standby model that :mod:`sim.model.failover`
+    implements, with detection folded into the failover delay.
 
-    The state counts members up/down, promoted spares up/down, promotions in progress and idle
-    spares up/down. With limited crews and failures of several kinds at once, the crews are
-    shared among the kinds in proportion to their numbers (an approximation of first-come
-    first-served repair, exact when only one kind is down).
+    The state counts members up/down, promoted spares up/down, promotions in progress per
+    stage and idle spares up/down. With limited crews and failures of several kinds at once,
+    the crews are shared among the kinds in proportion to their numbers (an approximation of
+    first-come first-served repair, exact when only one kind is down).
     """
+    if math.isinf(failover_rate):
+        raise ValueError("give a finite failover rate (1 / mean failover delay)")
+    stages = failover_stages
 
     def reconcile(state):
         members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down = state
-        missing = active - members_up - promoted_up - pending
+        pending = list(pending)
+        missing = active - members_up - promoted_up - sum(pending)
         while missing > 0 and idle_up > 0:
-            idle_up, pending, missing = idle_up - 1, pending + 1, missing - 1
-        excess = members_up + promoted_up + pending - active
-        while excess > 0 and pending > 0:
-            pending, idle_up, excess = pending - 1, idle_up + 1, excess - 1
+            idle_up, missing = idle_up - 1, missing - 1
+            pending[0] += 1
+        excess = members_up + promoted_up + sum(pending) - active
+        while excess > 0 and sum(pending) > 0:
+            latest = next(stage for stage, count in enumerate(pending) if count)
+            pending[latest] -= 1
+            idle_up, excess = idle_up + 1, excess - 1
         while excess > 0 and promoted_up > 0:
             promoted_up, idle_up, excess = promoted_up - 1, idle_up + 1, excess - 1
-        return (members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down)
+        return (
+            members_up, members_down, promoted_up, promoted_down, tuple(pending), idle_up,
+            idle_down,
+        )  # fmt: skip
 
     def moves(state):
         members_up, members_down, promoted_up, promoted_down, pending, idle_up, idle_down = state
         out = []
 
-        def go(rate, *delta):
-            if rate > 0:
-                out.append(
-                    (rate, reconcile(tuple(a + b for a, b in zip(state, delta, strict=True))))
-                )
+        def go(rate, members=(0, 0), promoted=(0, 0), idle=(0, 0), stage=None, to=None):
+            if rate <= 0:
+                return
+            changed = list(pending)
+            if stage is not None:
+                changed[stage] -= 1
+            if to is not None:
+                changed[to] += 1
+            target = (
+                members_up + members[0], members_down + members[1],
+                promoted_up + promoted[0], promoted_down + promoted[1], tuple(changed),
+                idle_up + idle[0], idle_down + idle[1],
+            )  # fmt: skip
+            out.append((rate, reconcile(target)))
 
-        go(members_up * failure_rate, -1, 1, 0, 0, 0, 0, 0)
-        go(promoted_up * failure_rate, 0, 0, -1, 1, 0, 0, 0)
-        go(pending * failure_rate, 0, 0, 0, 1, -1, 0, 0)
+        go(members_up * failure_rate, members=(-1, 1))
+        go(promoted_up * failure_rate, promoted=(-1, 1))
+        for stage, count in enumerate(pending):
+            go(count * failure_rate, promoted=(0, 1), stage=stage)  # a booting spare fails
+            if stage < stages - 1:
+                go(count * failover_rate * stages, stage=stage, to=stage + 1)
+            else:
+                go(count * failover_rate * stages, promoted=(1, 0), stage=stage)
         if hot_spares:
-            go(idle_up * failure_rate, 0, 0, 0, 0, 0, -1, 1)
-        if math.isinf(failover_rate):
-            raise ValueError("give a finite failover rate (1 / mean failover delay)")
-        go(pending * failover_rate, 0, 0, 1, 0, -1, 0, 0)
+            go(idle_up * failure_rate, idle=(-1, 1))
         down = members_down + promoted_down + idle_down
         if down:
             busy = down if repair_crews is None else min(down, repair_crews)
             share = busy * repair_rate / down
-            go(members_down * share, 1, -1, 0, 0, 0, 0, 0)
-            go(promoted_down * share, 0, 0, 1, -1, 0, 0, 0)
-            go(idle_down * share, 0, 0, 0, 0, 0, 1, -1)
+            go(members_down * share, members=(1, -1))
+            go(promoted_down * share, promoted=(1, -1))
+            go(idle_down * share, idle=(1, -1))
         return out
 
     serving = np.zeros(active + 1)
-    start = reconcile((active, 0, 0, 0, 0, spares, 0))
+    start = reconcile((active, 0, 0, 0, (0,) * stages, spares, 0))
     for state, probability in _stationary_over(start, moves).items():
         serving[state[0] + state[2]] += probability
     return serving
+
+
+def standby_states(active: int, spares: int, stages: int) -> int:
+    """An upper bound on the states of :func:`standby_group_serving`'s chain: members up or
+    down, and the spares split among promoted up/down, idle up/down and the stages."""
+    return (active + 1) * math.comb(spares + stages + 3, spares)
 
 
 def standby_group_availability(
