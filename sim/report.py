@@ -62,8 +62,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"scenario {summary['scenario']}  seed {summary['seed']}  "
         f"measured {summary['measured_s']:g}s (after {summary['warmup_s']:g}s warm-up)",
         "",
-        f"requests      {requests['ended']} ended, {requests['arrived']} arrived, "
-        f"{requests['in_flight_at_end']} in flight at the end",
+        f"requests      {requests['ended']} ended in the window (some arrived in the warm-up),"
+        f" {requests['arrived']} arrived in it, {requests['in_flight_at_end']} in flight at"
+        " the end",
         f"outcomes      ok {requests['ok']}  timeout {requests['timeout']}  "
         f"rejected {requests['rejected']}  no_backend {requests['no_backend']}  "
         f"error {requests['error']}{_causes(requests['error_by_cause'])}",
