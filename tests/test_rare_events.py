@@ -93,7 +93,7 @@ def test_with_lognormal_repairs_failure_biasing_agrees_with_crude_simulation():
     simulation pins the answer too; the two estimates must agree within their intervals."""
     repair = {"kind": "lognormal", "mean": "2h", "cv": 1.5}
     scenario = parse_scenario(pair(100, repair, count=3, needed=2))
-    biased = estimate_by_failure_biasing(scenario, cycles=4000, confidence=0.999)["availability"]
+    biased = estimate_by_failure_biasing(scenario, cycles=10_000, confidence=0.999)["availability"]
     crude = estimate_availability(scenario, years=400, replications=10, confidence=0.999)
     crude_value = crude["availability"]
     gap = abs(biased["value"] - crude_value["value"])

@@ -54,7 +54,9 @@ class FailureBiasing:
         self.down = 0
         """Components failed and not yet repaired."""
         self.log_ratio = 0.0
-        self.changed = env.event()
+        self._waiting: dict[object, simpy.Event] = {}
+        """Per running clock, the event its component's process waits on."""
+        self._draw = 0  # clocks drawn before the latest change are stale
         self._since = env.now
         self._window_open = False
         self._window = 0
@@ -79,8 +81,26 @@ class FailureBiasing:
         self._since = now
 
     def _changed(self) -> None:
-        event, self.changed = self.changed, self.env.event()
-        event.succeed()
+        """The rates may have changed: redraw every running clock at its rate now (exact for
+        exponential clocks, which have no memory); the clocks drawn before are stale."""
+        self._draw += 1
+        draw = self._draw
+        for component, rate in self.running.items():
+            biased = self.biased_rate(rate)
+            timer = self.env.timeout(self.rng.exponential(1 / biased))
+            timer.callbacks.append(
+                lambda _, c=component, r=rate, b=biased: self._fire(c, r, b, draw)
+            )
+
+    def _fire(self, component: object, rate: float, biased: float, draw: int) -> None:
+        if draw != self._draw:
+            return
+        self._account()
+        self.log_ratio += math.log(rate / biased)
+        del self.running[component]
+        failed = self._waiting.pop(component)
+        self._changed()
+        failed.succeed()
 
     def failed(self) -> None:
         """A component went down: the others run biased for one mean repair time from now.
@@ -120,15 +140,6 @@ class FailureBiasing:
         redrawn at the biased rate whenever rates change."""
         self._account()
         self.running[component] = rate
+        failed = self._waiting[component] = self.env.event()
         self._changed()
-        while True:
-            biased = self.biased_rate(rate)
-            timer = self.env.timeout(self.rng.exponential(1 / biased))
-            changed = self.changed
-            fired = yield timer | changed
-            if timer in fired:
-                self._account()
-                self.log_ratio += math.log(rate / biased)
-                del self.running[component]
-                self._changed()
-                return
+        yield failed
