@@ -1108,6 +1108,13 @@ def _choose_method(designs: list, points: list[dict], method: str) -> str | None
         if method == "biased":
             if reason:
                 _fail(f"--method biased{where(index)}: {reason}")
+            alone = single_failure_outage(design)
+            if alone:
+                click.echo(
+                    f"warning: {alone}{where(index)}: such outages come often enough for crude"
+                    " simulation (--method crude), and failure biasing only adds variance",
+                    err=True,
+                )
             continue
         reason = reason or single_failure_outage(design)
         if reason:

@@ -292,7 +292,7 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
     """A single balancer is an alternating component whatever its distributions; an
     active/passive group is the chain of :func:`sim.theory.redundant_balancer_availability`,
     the takeover in Erlang stages matched to its law (that of the first backup); behind DNS,
-    the expected reach of :func:`sim.theory.dns_balancer_reach` (a share of requests, which
+    the chain of :func:`sim.theory.dns_balancer_reach` (an expected share of requests, which
     multiplies into the composite as an availability does when the tiers are independent)."""
     redundancy = scenario.balancer.redundancy
     if not failures:
@@ -307,11 +307,13 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
     _exponential_entry(failures, "the balancers")
     if isinstance(redundancy, DnsSpec):
         return dns_balancer_reach(
+            redundancy.count,
             spec.time_to_failure.mean(),
             spec.time_to_repair.mean(),
             redundancy.health_check_interval,
             redundancy.failure_threshold,
             redundancy.ttl,
+            spec.repair_crews,
         )
     mean, variance = _delay_moments(
         redundancy, "takeover", lambda rng: redundancy.takeover_delay(rng, 1)

@@ -521,31 +521,70 @@ def _uniform_laplace(rate: float, width: float) -> float:
 
 
 def dns_balancer_reach(
+    count: int,
     mean_time_to_failure: float,
     mean_time_to_repair: float,
     health_check_interval: float,
     failure_threshold: int,
     ttl: float,
+    repair_crews: int | None = None,
+    most_states: int = 2_000,
 ) -> float:
-    """Long-run share of requests that find a live instance behind round-robin DNS.
+    """Long-run share of requests that find a live instance behind round-robin DNS, a CTMC.
 
-    Renewal-reward, one instance at a time: each carries an equal share of the traffic and
-    loses it, after it dies, for min(R, X), with R its repair (exponential, mean
-    ``mean_time_to_repair``) and X = W + U the time until no resolver sends to it: W the
-    health checks' verdict, (``failure_threshold`` - 1) x interval + U(0, interval), and U the
-    last cache's expiry, uniform on (0, ``ttl``) (the linear decay of the stale share is that
-    uniform's survival function). E[min(R, X)] = (1 - E[exp(-X/MTTR)]) x MTTR, the transforms
-    of X's independent parts multiplying. The lost share is E[min(R, X)] / (MTTF + MTTR),
-    whatever the number of instances. First order: exact while at most one instance is down
-    at a time; overlaps (of order (MTTR/MTTF)^2) are left out.
+    ``count`` instances share the traffic; each fails at 1/``mean_time_to_failure`` and is
+    repaired at 1/``mean_time_to_repair`` (by one of ``repair_crews`` crews; unlimited when
+    None). A dead instance stays in the answer until the health checks' verdict,
+    (``failure_threshold`` - 1) x interval + U(0, interval) after its death, then in the
+    caches until they expire, uniform on (0, ``ttl``): in expectation the linear decay of its
+    stale share, as a stage of mean ``ttl`` / 2 at full share. Both delays are Erlang stages
+    matched to their variance (fewer while the chain would pass ``most_states`` states). With
+    u instances up and v dead but still answered, a request finds a live one with probability
+    u / (u + v) (0 with none up), so overlapping outages count: the second death while the
+    first is withdrawn costs all the traffic. A repaired instance is taken back at once (its
+    health checks' return is left out, as is the rarer case of every instance withdrawn and
+    one back while DNS still answers with all).
     """
+    if count < 1:
+        raise ValueError("need at least one balancer instance")
     if mean_time_to_failure <= 0 or mean_time_to_repair <= 0:
         raise ValueError("mean times to failure and repair must be positive")
-    rate = 1.0 / mean_time_to_repair
-    transform = (
-        math.exp(-rate * (failure_threshold - 1) * health_check_interval)
-        * _uniform_laplace(rate, health_check_interval)
-        * _uniform_laplace(rate, ttl)
-    )
-    lost_s = (1.0 - transform) * mean_time_to_repair
-    return 1.0 - lost_s / (mean_time_to_failure + mean_time_to_repair)
+    failure_rate, repair_rate = 1.0 / mean_time_to_failure, 1.0 / mean_time_to_repair
+    verdict_s = (failure_threshold - 0.5) * health_check_interval
+    detect = erlang_stages(verdict_s, health_check_interval**2 / 12, 64)
+    stale = erlang_stages(ttl / 2, ttl**2 / 12, 64) if ttl > 0 else 0
+    while math.comb(count + detect + stale + 1, count) > most_states and detect + stale > 1:
+        if detect >= stale:
+            detect -= 1
+        else:
+            stale -= 1
+    phases = [detect / verdict_s] * detect + ([stale / (ttl / 2)] * stale if stale else [])
+
+    def moves(state):
+        up, dead = state[0], state[1:]  # dead: per phase (verdict, then stale), then withdrawn
+        down = sum(dead)
+        out = []
+
+        def go(rate, source, target):
+            if rate > 0:
+                changed = list(state)
+                changed[source] -= 1
+                changed[target] += 1
+                out.append((rate, tuple(changed)))
+
+        go(up * failure_rate, 0, 1)
+        for phase, rate in enumerate(phases):
+            go(dead[phase] * rate, 1 + phase, 2 + phase)
+        if down:
+            busy = down if repair_crews is None else min(down, repair_crews)
+            for position, number in enumerate(dead):
+                go(number * busy * repair_rate / down, 1 + position, 0)
+        return out
+
+    start = (count, *([0] * (len(phases) + 1)))
+    reach = 0.0
+    for state, probability in _stationary_over(start, moves).items():
+        up, answered = state[0], sum(state[1 : 1 + len(phases)])
+        if up:
+            reach += probability * up / (up + answered)
+    return float(reach)

@@ -196,9 +196,13 @@ class DnsGroup:
         self.answer: tuple[BalancerNode, ...] = tuple(self.nodes)
         self._verdicts = [0] * len(self.nodes)  # per instance: a newer change cancels a verdict
         self._health = streams.generator("balancer/dns")
-        self.phases = [float(p) for p in self._health.uniform(0, spec.ttl, spec.resolvers)]
+        # Phases from a stream of their own: how many resolvers run changes no health delay.
+        phases = streams.generator("balancer/dns-resolvers").uniform(0, spec.ttl, spec.resolvers)
+        self.phases = [float(phase) for phase in phases]
         self.views: list[tuple[BalancerNode, ...]] = [self.answer] * spec.resolvers
-        self._reach = 1.0
+        self._in_views = [spec.resolvers] * len(self.nodes)
+        """Per instance, how many resolvers' views hold it."""
+        self._share_sum = float(spec.resolvers)  # sum over views of their live share
         self._picks = uniforms(streams.generator("balancer/dns-clients"))
         balancer.front = self.entry
 
@@ -206,16 +210,16 @@ class DnsGroup:
         return next((node for node in self.nodes if node.alive), None)
 
     def carries(self, node: BalancerNode) -> bool:
-        return any(node in view for view in self.views)
+        return self._in_views[node.index] > 0
 
     def reach(self) -> float:
-        return self._reach
+        return self._share_sum / len(self.views)
 
     def settled(self) -> bool:
         return (
             all(node.alive for node in self.nodes)
-            and all(view == self.answer for view in self.views)
             and all(self.listed)
+            and all(view == self.answer for view in self.views)
         )
 
     def entry(self) -> BalancerNode | None:
@@ -234,7 +238,8 @@ class DnsGroup:
             verdict = self._verdicts[node.index]
             timer = self.env.timeout(self.spec.health_delay(self._health))
             timer.callbacks.append(lambda _: self._decide(node, verdict))
-        self._update_reach()
+        # Every view that holds it changes its live share: O(resolvers x instances), once.
+        self._share_sum = sum(_live_share(view) for view in self.views)
 
     def _decide(self, node: BalancerNode, verdict: int) -> None:
         if verdict != self._verdicts[node.index]:
@@ -252,33 +257,34 @@ class DnsGroup:
             if self.views[resolver] == self.answer:
                 continue
             if ttl <= 0:
-                self.views[resolver] = self.answer
+                self._requery(resolver)
                 continue
             timer = self.env.timeout((phase - now) % ttl)
             timer.callbacks.append(lambda _, resolver=resolver: self._requery(resolver))
-        self._update_reach()
         self.monitor.refresh()
 
     def _requery(self, resolver: int) -> None:
         """Resolver ``resolver``'s cache expired: it holds the current answer until next time."""
-        if self.views[resolver] == self.answer:
+        old, new = self.views[resolver], self.answer
+        if old == new:
             return
-        self.views[resolver] = self.answer
-        if self._update_reach():
-            self.monitor.refresh()
-        for node in self.nodes:
-            if not node.alive and not self.carries(node):
+        self.views[resolver] = new
+        self._share_sum += _live_share(new) - _live_share(old)
+        for node in new:
+            self._in_views[node.index] += 1
+        for node in old:
+            self._in_views[node.index] -= 1
+            if not node.alive and self._in_views[node.index] == 0:
                 self.monitor.balancer_traffic_moved(node.name)
+        if all(node.alive or not self._in_views[node.index] for node in self.nodes):
+            self._share_sum = float(len(self.views))  # whole again: exactly, without drift
+        if self.spec.ttl > 0:
+            self.monitor.refresh()
 
-    def _update_reach(self) -> bool:
-        """Recompute the share of requests that find a live instance; True when it changed."""
-        total = 0.0
-        for view in self.views:
-            total += sum(node.alive for node in view) / len(view)
-        reach = total / len(self.views)
-        changed = reach != self._reach
-        self._reach = reach
-        return changed
+
+def _live_share(view: tuple[BalancerNode, ...]) -> float:
+    """The share of a view's requests that find a live instance."""
+    return sum(node.alive for node in view) / len(view)
 
 
 def build_balancers(
