@@ -397,7 +397,8 @@ METRICS: tuple[Metric, ...] = (
         "incidents.failed_requests",
         "requests",
         LOWER,
-        "requests that failed while an incident was open (overlapping incidents count them each)",
+        "requests that failed while any incident was open, each once (incidents.csv gives each"
+        " incident's own count, so overlapping incidents share theirs)",
     ),
     Metric(
         "incidents.false_suspicions",

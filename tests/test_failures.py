@@ -244,3 +244,25 @@ def test_the_per_server_view_says_which_server_was_the_problem():
     by_step = rows.groupby("time_s").attempts.sum().tolist()
     assert by_step == result.timeseries.attempts.tolist()
     assert rows[rows.server == "web-1"].in_rotation_s.sum() == pytest.approx(120 - (back - out))
+
+
+def test_requests_failed_during_overlapping_incidents_are_counted_once():
+    """Both servers crash, at 100 s and 110 s, for a minute each: every request of the
+    outage fails while both incidents are open; the summary counts each of them once (the
+    sum over incidents would count the overlap twice)."""
+    crash = {"kind": "crash", "target": {"server": "web-1"}, "at": 100, "duration": 60}
+    scenario = parse_scenario(
+        {
+            "name": "overlap",
+            "duration": 300,
+            "workload": one_class(rate=20, service=0.01),
+            "balancer": {"detection": {"kind": "health_check", "interval": 1.0}},
+            "servers": [{"name": "web", "count": 2}],
+            "failures": [crash, {**crash, "target": {"server": "web-2"}, "at": 110}],
+        }
+    )
+    result = run(scenario)
+    failed = result.summary["requests"]["ended"] - result.summary["requests"]["ok"]
+    assert failed > 0
+    assert result.summary["incidents"]["failed_requests"] == failed
+    assert result.incidents.failed_requests.sum() > failed

@@ -119,6 +119,8 @@ class Monitor:
         self.listeners: list[Any] = []
         """Called after every refresh (an estimator watching for regeneration points)."""
         self.incident_tally = IncidentTally()
+        self.failed_during_incidents = 0
+        self._failed_when_opened = 0
         self._opened = 0
         self.service = ServiceState(paths, causes)
         self._pending_promotions: dict[str, int] = {}
@@ -152,6 +154,8 @@ class Monitor:
         incident.routed = not servers or any(self._routes_to(server) for server in servers)
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
+        if not self._open:
+            self._failed_when_opened = self._failed_requests()
         self._open.append(incident)
         self.log(component, kind)
         return incident
@@ -244,6 +248,8 @@ class Monitor:
                     )
                     incident.ended = True
                     self._open.remove(incident)
+                    if not self._open:
+                        self._close_failing()
                     self.incident_tally.add(incident.record())
 
     def _view(self, server: Server) -> Any:
@@ -352,8 +358,17 @@ class Monitor:
         for incident in self._open:
             incident.failed_requests = self._failed_requests() - incident.failed_requests_before
             self.incident_tally.add(incident.record())
+        if self._open:
+            self._close_failing()
         self._open = []
 
+    def _close_failing(self) -> None:
+        """The last open incident ended: count the requests that failed while any was open."""
+        self.failed_during_incidents += self._failed_requests() - self._failed_when_opened
+
     def incident_figures(self) -> dict[str, Any]:
-        """Counts and means over every incident of the run (after :meth:`close_open_incidents`)."""
-        return self.incident_tally.summary(self.false_suspicions)
+        """Counts and means over every incident of the run (after :meth:`close_open_incidents`);
+        ``failed_requests`` counts each request that failed while any incident was open once."""
+        figures = self.incident_tally.summary(self.false_suspicions)
+        figures["failed_requests"] = self.failed_during_incidents
+        return figures
