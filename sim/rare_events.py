@@ -35,7 +35,7 @@ from sim.catalogue import CYCLE_METRICS
 from sim.distributions import Exponential
 from sim.model.biasing import FailureBiasing
 from sim.model.cluster import Cluster
-from sim.reliability import markov_availability
+from sim.reliability import MARKOV_METRICS, markov_availability
 from sim.scenario import CrashRepairSpec, Scenario
 from sim.streams import Streams
 
@@ -308,12 +308,7 @@ BIASED_METRICS = frozenset(
         "replication",
         "availability.time_based",
         "availability.time_based_all_classes",
-        "availability.markov.value",
-        "availability.markov.nines",
-        "availability.markov.downtime_per_year_s",
-        "availability.markov.all_classes",
-        "availability.markov.classes.<class>",
-        "availability.markov.phase_error",
+        *MARKOV_METRICS,
         "classes.<class>.availability.time_based",
         *(metric.key for metric in CYCLE_METRICS),
     }

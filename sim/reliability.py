@@ -47,6 +47,7 @@ from sim.theory import (
 
 __all__ = [
     "AVAILABILITY_METRICS",
+    "MARKOV_METRICS",
     "YEAR_S",
     "availability_estimate",
     "availability_report",
@@ -57,6 +58,18 @@ __all__ = [
 
 YEAR_S = SECONDS_PER_YEAR
 
+
+MARKOV_METRICS = frozenset(
+    {
+        "availability.markov.value",
+        "availability.markov.nines",
+        "availability.markov.downtime_per_year_s",
+        "availability.markov.all_classes",
+        "availability.markov.classes.<class>",
+        "availability.markov.phase_error",
+    }
+)
+"""The catalogue keys of the Markov cross-check, which every long-horizon run reports."""
 
 AVAILABILITY_METRICS = frozenset(
     {
@@ -69,12 +82,7 @@ AVAILABILITY_METRICS = frozenset(
         "availability.downtime_s",
         "availability.downtime_per_year_s",
         "availability.downtime_by_cause_s.<component>",
-        "availability.markov.value",
-        "availability.markov.nines",
-        "availability.markov.downtime_per_year_s",
-        "availability.markov.all_classes",
-        "availability.markov.classes.<class>",
-        "availability.markov.phase_error",
+        *MARKOV_METRICS,
         "classes.<class>.availability.time_based",
         "incidents.count",
         "incidents.detected",
