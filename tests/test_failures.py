@@ -266,3 +266,42 @@ def test_requests_failed_during_overlapping_incidents_are_counted_once():
     assert failed > 0
     assert result.summary["incidents"]["failed_requests"] == failed
     assert result.incidents.failed_requests.sum() > failed
+
+
+@pytest.mark.parametrize(("threshold", "failed_share"), [(0.0, 0.0), (0.5, 0.75)])
+def test_below_the_panic_threshold_the_balancer_routes_to_every_member(threshold, failed_share):
+    """Envoy's healthy panic threshold. Three of four servers crash at 100 s for 100 s; round
+    robin. Without it, the one healthy server takes everything once detection has spoken.
+    At 50%, one healthy of four is below it: the balancer routes to all four, so exactly
+    three attempts in four go to a dead server and are refused."""
+    crashes = [
+        {"kind": "crash", "target": {"server": f"web-{n}"}, "at": 100, "duration": 100}
+        for n in (1, 2, 3)
+    ]
+    scenario = parse_scenario(
+        {
+            "name": "panic",
+            "duration": 300,
+            "warmup": 0,
+            "workload": one_class(rate=40, service=0.01),
+            "balancer": {
+                "detection": {"kind": "health_check", "interval": 1.0},
+                "panic_threshold": threshold,
+            },
+            "servers": [{"name": "web", "count": 4, "workers": 4}],
+            "failures": crashes,
+        }
+    )
+    result = run(scenario)
+    events = result.events
+    panics = events[events.event.str.startswith("panic")]
+    if threshold:
+        assert list(panics.event) == ["panic routing: to every member", "panic over"]
+        start, end = panics.time_s
+        assert 100 < start < 103 and 200 < end < 210  # detected down, then back up
+    else:
+        assert panics.empty
+    requests = result.summary["requests"]
+    # Outside the panic, only the few attempts in flight or sent before detection fail.
+    assert requests["error"] == pytest.approx(failed_share * 40 * 100, abs=0.1 * 40 * 100)
+    assert requests["no_backend"] == 0

@@ -38,6 +38,7 @@ class Balancer:
         monitor: Monitor | None = None,
         outlier_ejection: OutlierEjectionSpec | None = None,
         hot_migration: bool = False,
+        panic_threshold: float = 0.0,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -45,6 +46,12 @@ class Balancer:
         self.up: list[Backend] = [b for b in self.backends if b.routable]
         self._rotation = set(self.up)
         self._backend_of = {backend.server: backend for backend in self.backends}
+        self.panic_threshold = panic_threshold
+        self.panicking = False
+        self.routing: list[Backend] = self.up
+        """Where attempts go: the rotation, or every member of the pool in panic."""
+        self._routed = self._rotation
+        self._route()
         self.working = True
         self.monitor = monitor
         self.outlier_ejection = outlier_ejection
@@ -63,8 +70,9 @@ class Balancer:
     # -- traffic ------------------------------------------------------------------------------
 
     def dispatch(self, attempt: Attempt) -> None:
-        """Send an attempt to the backend the policy picks among those believed up."""
-        up = self.up
+        """Send an attempt to the backend the policy picks among those believed up (among
+        all members, in panic)."""
+        up = self.routing
         if not up or not self.working:
             self._respond(attempt, Cause.NO_BACKEND if self.working else Cause.BALANCER_DOWN)
             return
@@ -110,7 +118,7 @@ class Balancer:
             and attempt.live  # a client that gave up gets no second try
             and self.working
         ):
-            others = [b for b in self.up if b is not backend]
+            others = [b for b in self.routing if b is not backend]
             if others:
                 attempt.migrated = True
                 target = self._choose(others)
@@ -126,7 +134,7 @@ class Balancer:
         return server in self._backend_of
 
     def routes_to(self, server) -> bool:
-        return self._backend_of.get(server) in self._rotation
+        return self._backend_of.get(server) in self._routed
 
     def is_idle_spare(self, server) -> bool:
         """A spare waiting outside the pool: healthy spares are not expected in rotation."""
@@ -139,12 +147,13 @@ class Balancer:
 
     def serving_count(self) -> int:
         """Backends in rotation whose server can really serve."""
-        return len([backend for backend in self.up if backend.server.serving])
+        return len([backend for backend in self.routing if backend.server.serving])
 
     def _refresh(self, backend: Backend, reason: str) -> None:
         was = backend in self._rotation
         now = backend.routable
         if was == now:
+            self._route()  # the pool's size may have changed
             return
         if now:
             backend.in_rotation_since = self.env.now
@@ -154,12 +163,28 @@ class Balancer:
         # Keep the declared order, so choices stay deterministic for a seed.
         self.up = [b for b in self.backends if b.routable]
         self._rotation = set(self.up)
+        self._route()
         if self.monitor is not None:
             self.monitor.rotation_changed(backend.server, now, reason)
         for listener in self.listeners:
             listener(backend)
         if self.monitor is not None:
             self.monitor.refresh()
+
+    def _route(self) -> None:
+        """Envoy's healthy panic threshold: while fewer than that share of the pool's members
+        are in rotation, route to every member, healthy or not."""
+        if not self.panic_threshold:
+            self.routing, self._routed = self.up, self._rotation
+            return
+        members = [b for b in self.backends if b.member]
+        panic = len(self.up) < self.panic_threshold * len(members)
+        if panic != self.panicking and self.monitor is not None:
+            event = "panic routing: to every member" if panic else "panic over"
+            self.monitor.log("balancer", event, f"{len(self.up)} of {len(members)} healthy")
+        self.panicking = panic
+        self.routing = members if panic else self.up
+        self._routed = set(self.routing)
 
     def mark_down(self, backend: Backend) -> None:
         """Detection has judged ``backend`` unhealthy."""

@@ -138,6 +138,7 @@ class Cluster:
             monitor=self.monitor,
             outlier_ejection=balancer_spec.outlier_ejection,
             hot_migration=balancer_spec.hot_migration,
+            panic_threshold=balancer_spec.panic_threshold,
         )
         self._members = {backend.index for backend in self.backends if backend.member}
         self.monitor.balancer = self.balancer

@@ -10,7 +10,7 @@ from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
 from sim.scenario.redundancy import RedundancySpecField
-from sim.spec import Name, NonNegativeDuration, Spec
+from sim.spec import Fraction, Name, NonNegativeDuration, Spec
 
 __all__ = ["BalancerSpec", "ServerGroupSpec", "StandbySpec"]
 
@@ -69,6 +69,9 @@ class BalancerSpec(Spec):
     it cannot reach fails after ``connect_timeout``; with ``hot_migration``, an attempt whose
     backend fails under it (connection refused or reset) is sent once to another backend
     instead of failing. ``redundancy`` runs several instances (an active/passive pair).
+    ``panic_threshold`` is Envoy's healthy panic threshold: while fewer than that share of the
+    pool's members pass detection, the balancer routes to all of them, healthy or not (0, the
+    default, never; Envoy's default is 50%).
     """
 
     policy: PolicySpecField = RoundRobinSpec()
@@ -77,6 +80,7 @@ class BalancerSpec(Spec):
     outlier_ejection: OutlierEjectionSpec | None = None
     connect_timeout: NonNegativeDuration = 1.0
     hot_migration: bool = False
+    panic_threshold: Fraction = 0.0
     redundancy: RedundancySpecField | None = None
     """Several balancer instances and how the address moves between them
     (:mod:`sim.scenario.redundancy`); one instance, a single point of failure, when omitted."""
