@@ -19,7 +19,6 @@ __all__ = [
     "availability_figures",
     "downtime_per_year_s",
     "finite_or_none",
-    "incident_summary",
     "interval_figures",
     "latency_summary",
     "nines",
@@ -128,7 +127,6 @@ class IncidentTally:
 
     def __init__(self) -> None:
         self.count = 0
-        self.failed_requests = 0
         self._sums = {"time_to_detect_s": 0.0, "failover_time_s": 0.0, "time_to_recover_s": 0.0}
         self._counts = dict.fromkeys(self._sums, 0)
         self.max_failover_time_s = math.nan
@@ -136,7 +134,6 @@ class IncidentTally:
     def add(self, record: dict[str, Any]) -> None:
         """One incident (see ``Incident.record``); NaN times (not reached) are left out."""
         self.count += 1
-        self.failed_requests += record["failed_requests"] or 0
         for key in self._sums:
             value = record[key]
             if not math.isnan(value):
@@ -158,17 +155,8 @@ class IncidentTally:
             "mean_failover_time_s": self._mean("failover_time_s"),
             "max_failover_time_s": self.max_failover_time_s,
             "mean_time_to_recover_s": self._mean("time_to_recover_s"),
-            "failed_requests": self.failed_requests,
             "false_suspicions": false_suspicions,
         }
-
-
-def incident_summary(incidents: Sequence[dict[str, Any]], false_suspicions: int) -> dict[str, Any]:
-    """Counts and means over the incident records of a run (see ``Incident.record``)."""
-    tally = IncidentTally()
-    for record in incidents:
-        tally.add(record)
-    return tally.summary(false_suspicions)
 
 
 def slo_summary(

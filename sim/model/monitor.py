@@ -370,5 +370,4 @@ class Monitor:
         """Counts and means over every incident of the run (after :meth:`close_open_incidents`);
         ``failed_requests`` counts each request that failed while any incident was open once."""
         figures = self.incident_tally.summary(self.false_suspicions)
-        figures["failed_requests"] = self.failed_during_incidents
-        return figures
+        return {**figures, "failed_requests": self.failed_during_incidents}
