@@ -1007,6 +1007,13 @@ def availability(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "availability", (), None, None, resume, overwrite
     )
+    if scenario.balancer.panic_threshold:
+        click.echo(
+            "warning: balancer.panic_threshold: in panic the balancer sends dead members their"
+            " share of requests, which time-based availability does not count (a class is up"
+            " while slo.min_servers serve); `ecsim run` shows the cost in requests",
+            err=True,
+        )
     for index, failure in enumerate(scenario.failures):
         if failure.kind != "crash_repair":
             click.echo(
@@ -1116,7 +1123,13 @@ def _choose_method(designs: list, points: list[dict], method: str) -> str | None
                     err=True,
                 )
             continue
-        reason = reason or single_failure_outage(design)
+        if reason:
+            click.echo(
+                f"method: crude simulation (failure biasing cannot run{where(index)}: {reason})",
+                err=True,
+            )
+            return None
+        reason = single_failure_outage(design)
         if reason:
             _say_crude(f"{reason}{where(index)}")
             return None

@@ -383,7 +383,12 @@ def format_availability_sweep(
             ]
         )
     header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
-    return "\n".join(_table([*header, "markov chain", "all classes at once"], rows))
+    lines = _table([*header, "markov chain", "all classes at once"], rows)
+    for index, estimate in enumerate(estimates):
+        if estimate.get("warning"):  # failure biasing's diagnostics doubt the interval
+            values = ", ".join(f"{p}={points[index][p]}" for p in parameters)
+            lines.append(f"warning at {values}: {estimate['warning']} (run more --cycles)")
+    return "\n".join(lines)
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:

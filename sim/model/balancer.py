@@ -163,9 +163,9 @@ class Balancer:
         # Keep the declared order, so choices stay deterministic for a seed.
         self.up = [b for b in self.backends if b.routable]
         self._rotation = set(self.up)
-        self._route()
         if self.monitor is not None:
             self.monitor.rotation_changed(backend.server, now, reason)
+        self._route()  # after the change that causes a panic is told
         for listener in self.listeners:
             listener(backend)
         if self.monitor is not None:
