@@ -604,7 +604,7 @@ def downtime_by_cause(
     axes.set_xlabel(
         "downtime per year (minutes"
         + (", LOG SCALE: bars a decade apart differ tenfold" if logarithmic else "")
-        + "; requests weighted by class share)"
+        + ";\nrequests weighted by class share)"  # two lines: one is wider than the figure
     )
     axes.grid(True, axis="x", alpha=0.3)
     if len(designs) > 1:
