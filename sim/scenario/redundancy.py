@@ -90,10 +90,6 @@ class ActivePassiveSpec(RedundancySpec):
         advertisement went out U x interval before the death, U uniform."""
         return self.master_down_interval(index) - rng.uniform(0, self.advertisement_interval)
 
-    def mean_takeover_delay(self, index: int) -> float:
-        """Expected value of :meth:`takeover_delay`."""
-        return self.master_down_interval(index) - self.advertisement_interval / 2
-
     def longest_loss_s(self) -> float:
         # The master carries everything; the first backup takes over within its interval.
         return self.master_down_interval(1)
@@ -116,10 +112,6 @@ class DnsSpec(RedundancySpec):
         later, U uniform, and ``failure_threshold`` probes in a row decide."""
         interval = self.health_check_interval
         return (self.failure_threshold - 1) * interval + rng.uniform(0, interval)
-
-    def mean_health_delay(self) -> float:
-        """Expected value of :meth:`health_delay`."""
-        return (self.failure_threshold - 0.5) * self.health_check_interval
 
     def longest_loss_s(self) -> float:
         # Its share, until the verdict and the last cache's expiry.
