@@ -12,6 +12,7 @@ from typing import Any
 
 from sim.metrics import ERROR_CAUSES, OUTCOMES, LatencyHistogram, Measurement, outcome_counts
 from sim.request import Outcome
+from sim.scenario.paths import MAINTENANCE
 
 __all__ = [
     "LATENCY_QUANTILES",
@@ -280,10 +281,19 @@ def time_based_figures(service: dict[str, Any], window_s: float) -> dict[str, An
 
     ``service`` holds seconds within the window: ``up_s`` (each class up, weighted by its
     share), ``all_up_s`` and ``downtime_by_cause_s`` (see :mod:`sim.model.service`).
+    Where maintenance is planned, ``excluding_planned`` leaves its downtime out, as SLAs that
+    exclude scheduled maintenance windows count.
     """
     time_based = _fraction_of(service["up_s"], window_s)
+    by_cause = service["downtime_by_cause_s"]
+    planned = (
+        {"excluding_planned": min(1.0, time_based + by_cause[MAINTENANCE] / window_s)}
+        if MAINTENANCE in by_cause
+        else {}
+    )
     return {
         "time_based": time_based,
+        **planned,
         "time_based_nines": nines(time_based),
         "time_based_all_classes": _fraction_of(service["all_up_s"], window_s),
         "downtime_s": window_s * (1.0 - time_based),

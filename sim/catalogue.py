@@ -260,6 +260,13 @@ METRICS: tuple[Metric, ...] = (
         "(1 - time_based) x one year (365.25 days)",
     ),
     Metric(
+        "availability.excluding_planned",
+        "fraction",
+        HIGHER,
+        "time_based with the downtime charged to maintenance counted as up: availability as"
+        " SLAs that exclude scheduled maintenance windows count it (only with maintenance)",
+    ),
+    Metric(
         "availability.downtime_by_cause_s.<component>",
         "s",
         LOWER,
@@ -424,6 +431,36 @@ METRICS: tuple[Metric, ...] = (
         ok_only=True,
     ),
     Metric("slo.latency_met", "bool", HIGHER, "latency_observed_s <= slo.latency"),
+    Metric(
+        "maintenance.servers_maintained",
+        "servers",
+        NEUTRAL,
+        "servers that began maintenance in the window (one per server and rollout)",
+    ),
+    Metric(
+        "maintenance.capacity_lost_s",
+        "s",
+        LOWER,
+        "server-seconds out of rotation for maintenance: from each drain to the return to rotation",
+    ),
+    Metric(
+        "maintenance.capacity_lost_fraction",
+        "fraction",
+        LOWER,
+        "capacity_lost_s / (servers in the pool x the window)",
+    ),
+    Metric(
+        "maintenance.attempts_cut",
+        "attempts",
+        LOWER,
+        "attempts still on a server when maintenance stopped it (the drain timed out)",
+    ),
+    Metric(
+        "maintenance.failed_requests",
+        "requests",
+        LOWER,
+        "requests that failed while any maintenance was under way, whatever failed them",
+    ),
     Metric("data.operations", "operations", NEUTRAL, "database operations sent in the window"),
     Metric("data.failed_operations", "operations", LOWER, "database operations that failed"),
     Metric("data.availability", "fraction", HIGHER, "database operations ok / sent"),
@@ -564,6 +601,11 @@ def _expand(key: str, names: dict[str, list[str]]) -> Iterator[str]:
         yield from _expand(key[: found.start()] + name + key[found.end() :], names)
 
 
+def _planned_only(key: str) -> bool:
+    """Metrics a run reports only where the scenario plans maintenance."""
+    return key.startswith("maintenance.") or key == "availability.excluding_planned"
+
+
 def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
     """The flat summary keys a run of ``scenario`` (a :class:`sim.scenario.Scenario`) reports,
     in catalogue order: every class, group, server and shard filled in. ``only``: the
@@ -572,6 +614,8 @@ def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
     keys = []
     for entry in METRICS:
         if entry.key.startswith("data.") and scenario.database is None:
+            continue
+        if _planned_only(entry.key) and not scenario.maintenance:
             continue
         if entry in CYCLE_METRICS and only is None:
             continue  # reported by failure-biasing runs only

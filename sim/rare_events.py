@@ -69,6 +69,8 @@ def biasing_applies(scenario: Scenario) -> str:
     """Why failure biasing cannot estimate ``scenario``, or an empty string when it can."""
     if not scenario.failures:
         return "nothing fails: there is nothing to estimate"
+    if scenario.maintenance:
+        return "planned maintenance runs on a schedule: the run would have no regeneration point"
     for index, failure in enumerate(scenario.failures):
         where = f"failures[{index}] ({failure.kind} on {failure.target.describe()})"
         if not isinstance(failure, CrashRepairSpec):

@@ -82,6 +82,7 @@ AVAILABILITY_METRICS = frozenset(
         "availability.downtime_s",
         "availability.downtime_per_year_s",
         "availability.downtime_by_cause_s.<component>",
+        "availability.excluding_planned",
         *MARKOV_METRICS,
         "classes.<class>.availability.time_based",
         "incidents.count",
@@ -234,6 +235,11 @@ def availability_estimate(
     return {
         "availability": _interval(values("availability.time_based"), confidence),
         "all_classes": _interval(values("availability.time_based_all_classes"), confidence),
+        "excluding_planned": (
+            _interval(values("availability.excluding_planned"), confidence)
+            if "availability.excluding_planned" in rows[0]
+            else None
+        ),
         "classes": {
             name: _interval(values(f"classes.{name}.availability.time_based"), confidence)
             for name in classes
@@ -459,6 +465,8 @@ def _markov_availability(scenario: Scenario) -> dict[str, Any]:
     ``phase_error`` is the difference, an estimate of what the stages leave (the error of
     Erlang-k for a fixed delay falls like 1/k).
     """
+    if scenario.maintenance:
+        return _no_chain(scenario, "planned maintenance runs on a schedule, outside the chain")
     groups = {group.name: group for group in scenario.backend_groups()}
     on_group: dict[str, list[CrashRepairSpec]] = {name: [] for name in groups}
     on_balancer, on_database = [], []

@@ -116,7 +116,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines += _servers(summary.get("servers") or {})
     lines += _data(summary.get("data"))
     lines += _incidents(summary.get("incidents"))
+    lines += _maintenance(summary.get("maintenance"), summary["availability"])
     return "\n".join(lines)
+
+
+def _maintenance(maintenance: dict[str, Any] | None, availability: dict[str, Any]) -> list[str]:
+    if not maintenance:
+        return []
+    return [
+        f"maintenance   {maintenance['servers_maintained']} servers; capacity lost "
+        f"{_seconds(maintenance['capacity_lost_s'])} of server time "
+        f"({_percent(maintenance['capacity_lost_fraction'], 2)}); "
+        f"{maintenance['attempts_cut']} attempts cut at a drain timeout; "
+        f"{maintenance['failed_requests']} requests failed meanwhile; "
+        f"{_percent(availability['excluding_planned'])} of the time up excluding planned downtime",
+    ]
 
 
 def _servers(servers: dict[str, Any], limit: int = 10) -> list[str]:
@@ -326,6 +340,14 @@ def format_availability(estimate: dict[str, Any]) -> str:
         f"{_downtime(value['downtime_per_year_s_low'])} to "
         f"{_downtime(value['downtime_per_year_s_high'])})",
     ]
+    unplanned = estimate.get("excluding_planned")
+    if unplanned is not None:
+        lines.append(
+            f"unplanned      {_percent(unplanned['value'], digits)} excluding planned maintenance"
+            f"  ({confidence} CI {_percent(unplanned['low'], digits)} to "
+            f"{_percent(unplanned['high'], digits)}; "
+            f"{_downtime(unplanned['downtime_per_year_s'])}/year)"
+        )
     if markov["value"] is not None:
         inside = (
             value["low"] <= markov["value"] <= (value["high"] if value["high"] is not None else 1)

@@ -63,6 +63,8 @@ class Balancer:
         self._reset_errors = outlier_ejection is not None
         self.front: Callable[[], Any] | None = None
         """Behind DNS: picks the instance a new attempt goes through (None when it is dead)."""
+        self._draining: dict[Backend, simpy.Event] = {}
+        """Backends in maintenance's drain, with the event their last open attempt fires."""
         self.listeners: list[Callable[[Backend], None]] = []
         """Told of every backend that enters or leaves the rotation; the monitor then takes
         stock of the whole change (a spare promotion a listener started included)."""
@@ -92,6 +94,8 @@ class Balancer:
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
+            if self._draining and not backend.active and backend in self._draining:
+                self._draining.pop(backend).succeed()
             if cause == _OK:
                 if self._reset_errors:
                     backend.consecutive_errors = 0
@@ -177,7 +181,7 @@ class Balancer:
         if not self.panic_threshold:
             self.routing, self._routed = self.up, self._rotation
             return
-        members = [b for b in self.backends if b.member]
+        members = [b for b in self.backends if b.member and not b.drained]
         panic = len(self.up) < self.panic_threshold * len(members)
         if panic != self.panicking and self.monitor is not None:
             event = "panic routing: to every member" if panic else "panic over"
@@ -205,6 +209,31 @@ class Balancer:
         """A spare leaves the pool again (work in flight on it still completes)."""
         backend.member = False
         self._refresh(backend, "retired")
+
+    # -- planned maintenance (HAProxy's DRAIN, MAINT and READY states) --------------------------
+
+    def drain(self, backend: Backend) -> simpy.Event:
+        """Send ``backend`` no new attempts; the event fires once no attempt sent to it is
+        still open (at once when none is)."""
+        backend.drained = True
+        self._refresh(backend, "draining")
+        closed = self.env.event()
+        if backend.active:
+            self._draining[backend] = closed
+        else:
+            closed.succeed()
+        return closed
+
+    def hold_down(self, backend: Backend) -> None:
+        """Its server is about to be stopped: count it down, so that it rejoins only once
+        its detector sees it healthy again."""
+        self._draining.pop(backend, None)
+        backend.detected_up = False
+
+    def undrain(self, backend: Backend) -> None:
+        """Maintenance is over: the backend may rejoin when detection says it is up."""
+        backend.drained = False
+        self._refresh(backend, "maintenance over")
 
     def _eject(self, backend: Backend) -> None:
         spec = self.outlier_ejection

@@ -20,6 +20,7 @@ from sim.model.database import DataTier
 from sim.model.detection import DETECTOR_PROCESSES, SampledDetection, start_detector
 from sim.model.failover import StandbyController
 from sim.model.failures import INJECTORS, FailureInjector
+from sim.model.maintenance import Maintenance
 from sim.model.monitor import Monitor
 from sim.model.redundancy import build_balancers
 from sim.model.server import Server
@@ -71,6 +72,7 @@ class Cluster:
         self.injector: FailureInjector
         self.controllers: dict[str, StandbyController] = {}
         self.sampled_detection: SampledDetection | None = None
+        self.maintenance: Maintenance | None = None
         self.database_nodes: list[Server] = []
         self.data_tier: DataTier | None = None
         self.queue_waits: dict[str, list[LatencyHistogram]] = {}
@@ -194,6 +196,16 @@ class Cluster:
             streams,
             self._truth_changed,
         )
+        if scenario.maintenance:
+            self.maintenance = Maintenance(
+                env,
+                scenario.maintenance,
+                self.backends,
+                self.balancer,
+                self.injector,
+                self.monitor,
+                streams,
+            )
 
     def _wire_database(self, spec: DatabaseSpec) -> None:
         classes = len(self.scenario.workload.classes)
@@ -287,6 +299,8 @@ class Cluster:
                 self._server_row_totals = self.tallies.server_totals()
             self.env.process(self._sample_time_series())
         self.injector.start(self.scenario.failures)
+        if self.maintenance is not None:
+            self.maintenance.start()
         if self.scenario.warmup > 0:
             warmup_end = self.env.timeout(self.scenario.warmup)
             warmup_end.callbacks.append(lambda _: self._snapshot_warmup())
@@ -297,6 +311,8 @@ class Cluster:
         self.tallies.start_window()
         self.recorder.start_window()
         self.monitor.start_window()
+        if self.maintenance is not None:
+            self.maintenance.start_window()
         if self.data_tier is not None:
             self.data_tier.start_window()
         if self.requests:

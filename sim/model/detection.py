@@ -65,6 +65,8 @@ class HealthChecks:
         self.balancer = balancer
         self.failures = 0
         self.successes = 0
+        self._believed_up = True
+        """The balancer's verdict as of the last probe."""
         at_deadline(env, rng.uniform(0, spec.interval), self._probe)
 
     def _probe(self, _) -> None:
@@ -82,14 +84,19 @@ class HealthChecks:
         at_deadline(self.env, spec.interval, self._probe)
 
     def _passed(self, _) -> None:
+        if self._believed_up and not self.backend.detected_up:
+            # The balancer took it down meanwhile (planned maintenance): rise counts afresh.
+            self.successes = 0
         self.successes, self.failures = self.successes + 1, 0
         if not self.backend.detected_up and self.successes >= self.spec.rise:
             self.balancer.mark_up(self.backend)
+        self._believed_up = self.backend.detected_up
 
     def _failed(self, _) -> None:
         self.failures, self.successes = self.failures + 1, 0
         if self.backend.detected_up and self.failures >= self.spec.fall:
             self.balancer.mark_down(self.backend)
+        self._believed_up = self.backend.detected_up
 
 
 class _HeartbeatListener:

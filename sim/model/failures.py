@@ -84,15 +84,27 @@ class FailureInjector:
         self, kind: str, component: str, servers: list[Server], zone: str | None = None
     ) -> Incident:
         incident = self.monitor.open_incident(kind, component, servers, zone)
-        _hold(self._crashes, servers, Server.crash)
-        self.on_change(servers)
-        self.monitor.refresh()
+        self.stop(servers)
         return incident
 
     def repair(self, incident: Incident) -> None:
         _release(self._crashes, incident.servers, Server.repair)
         self.on_change(incident.servers)
         self.monitor.clear_fault(incident, "repaired")
+
+    def stop(self, servers: list[Server]) -> None:
+        """Stop the processes of ``servers``, as a crash does; planned maintenance calls it
+        without an incident. Faults and stops on one server nest: the last one to end
+        starts it again."""
+        _hold(self._crashes, servers, Server.crash)
+        self.on_change(servers)
+        self.monitor.refresh()
+
+    def restart(self, servers: list[Server]) -> None:
+        """End a :meth:`stop`."""
+        _release(self._crashes, servers, Server.repair)
+        self.on_change(servers)
+        self.monitor.refresh()
 
     def crash_balancer(self, kind: str, node: BalancerNode | None = None) -> Incident:
         """Crash a balancer instance: ``node``, or the one holding the address now (the first

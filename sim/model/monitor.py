@@ -17,7 +17,7 @@ import simpy
 
 from sim.analysis import IncidentTally
 from sim.model.service import ServiceState
-from sim.scenario.paths import COMBINED, ClassPath
+from sim.scenario.paths import COMBINED, MAINTENANCE, ClassPath
 
 if TYPE_CHECKING:
     from sim.model.balancer import Balancer
@@ -103,7 +103,10 @@ class Monitor:
         self.env = env
         self.log_events = log_events
         self.min_servers = min_servers
-        self._failed_requests = failed_requests
+        self.failed_requests = failed_requests
+        """() -> requests failed so far (the recorder's count)."""
+        self.maintenance: frozenset[Server] = frozenset()
+        """Servers planned maintenance holds now: downtime for want of them is planned."""
         self.balancer: Balancer | None = None
         self.balancers: Any = None
         """The balancer instances (:mod:`sim.model.redundancy`): their reach."""
@@ -148,14 +151,14 @@ class Monitor:
             component,
             list(servers),
             self.env.now,
-            self._failed_requests(),
+            self.failed_requests(),
             zone=zone,
         )
         incident.routed = not servers or any(self._routes_to(server) for server in servers)
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         if not self._open:
-            self._failed_when_opened = self._failed_requests()
+            self._failed_when_opened = self.failed_requests()
         self._open.append(incident)
         self.log(component, kind)
         return incident
@@ -243,7 +246,7 @@ class Monitor:
                     restored = self.balancers.reach() == 1.0
                 if restored:
                     incident.restored_at = now
-                    incident.failed_requests = self._failed_requests() - (
+                    incident.failed_requests = self.failed_requests() - (
                         incident.failed_requests_before
                     )
                     incident.ended = True
@@ -328,11 +331,14 @@ class Monitor:
     def _blame(self, needed: dict[str, list[Server]]) -> str:
         """The cause of downtime while the tiers in ``needed`` (with the components of each
         that do not serve) are down: a tier whose failed components all lie in the servers of
-        one open zone-wide incident is charged to that zone."""
+        one open zone-wide incident is charged to that zone, and one whose failed components
+        are all held by planned maintenance to ``maintenance``."""
         culprits = []
         for tier, failed in needed.items():
             culprit = tier
-            if failed:
+            if failed and self.maintenance and set(failed) <= self.maintenance:
+                culprit = MAINTENANCE
+            elif failed:
                 for incident in self._open:
                     if incident.zone is not None and set(failed) <= set(incident.servers):
                         culprit = f"zone_{incident.zone}"
@@ -356,7 +362,7 @@ class Monitor:
         """At the end of a run: incidents still open count the failures so far, and join
         the tally."""
         for incident in self._open:
-            incident.failed_requests = self._failed_requests() - incident.failed_requests_before
+            incident.failed_requests = self.failed_requests() - incident.failed_requests_before
             self.incident_tally.add(incident.record())
         if self._open:
             self._close_failing()
@@ -364,7 +370,7 @@ class Monitor:
 
     def _close_failing(self) -> None:
         """The last open incident ended: count the requests that failed while any was open."""
-        self.failed_during_incidents += self._failed_requests() - self._failed_when_opened
+        self.failed_during_incidents += self.failed_requests() - self._failed_when_opened
 
     def incident_figures(self) -> dict[str, Any]:
         """Counts and means over every incident of the run (after :meth:`close_open_incidents`);

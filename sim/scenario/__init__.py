@@ -25,6 +25,7 @@ from sim.scenario.failures import (
     ZoneOutageSpec,
 )
 from sim.scenario.loading import Problem, ScenarioError, load_scenario, parse_scenario
+from sim.scenario.maintenance import MaintenanceSpec
 from sim.scenario.redundancy import (
     BALANCER_REDUNDANCY,
     ActivePassiveSpec,
@@ -57,6 +58,7 @@ __all__ = [
     "HealthCheckSpec",
     "HeartbeatSpec",
     "KeySpaceSpec",
+    "MaintenanceSpec",
     "MetricsSpec",
     "OutlierEjectionSpec",
     "PartitionSpec",

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["COMBINED", "ClassPath", "class_paths", "downtime_causes"]
+__all__ = ["COMBINED", "MAINTENANCE", "ClassPath", "class_paths", "downtime_causes"]
 
 COMBINED = "combined"
 """The cause of downtime while more than one tier is down at once."""
+MAINTENANCE = "maintenance"
+"""The cause of planned downtime: servers held by maintenance (:mod:`sim.scenario.maintenance`)."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,12 @@ def class_paths(scenario: Any) -> list[ClassPath]:
 def downtime_causes(scenario: Any) -> list[str]:
     """Every cause downtime can be charged to in ``scenario``, in report order: ``balancer``,
     ``servers``, ``shard_<k>`` per database shard, ``zone_<zone>`` per zone some failure
-    targets as a whole, and ``combined``."""
+    targets as a whole, ``maintenance`` where the scenario plans any, and ``combined``."""
     causes = ["balancer", "servers"]
     if scenario.database is not None:
         causes += [f"shard_{index}" for index in range(scenario.database.shards)]
     zones = [failure.target.zone for failure in scenario.failures if failure.target.zone]
     causes += [f"zone_{zone}" for zone in dict.fromkeys(zones)]
+    if scenario.maintenance:
+        causes.append(MAINTENANCE)
     return [*causes, COMBINED]

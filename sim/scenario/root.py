@@ -10,6 +10,7 @@ from sim.registry import did_you_mean
 from sim.scenario.cluster import BalancerSpec, ServerGroupSpec
 from sim.scenario.database import DatabaseSpec
 from sim.scenario.failures import FailureSpecField, ZoneOutageSpec
+from sim.scenario.maintenance import MaintenanceSpec
 from sim.scenario.workload import WorkloadSpec
 from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec, located_error
 
@@ -64,6 +65,8 @@ class Scenario(Spec):
     servers: list[ServerGroupSpec] = Field(min_length=1)
     database: DatabaseSpec | None = None
     failures: list[FailureSpecField] = Field(default_factory=list)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list, max_length=1000)
+    """Planned work (rolling deploys, maintenance windows): :mod:`sim.scenario.maintenance`."""
     slo: SloSpec = SloSpec()
     metrics: MetricsSpec = MetricsSpec()
 
@@ -114,6 +117,7 @@ class Scenario(Spec):
                 )
         servers = [name for group in self.servers for name in group.server_names()]
         zones = sorted({group.zone for group in self.servers})
+        self._check_maintenance()
         if self.database is not None:
             if "db" in groups:
                 raise located_error(".servers", "the group name 'db' is kept for the database")
@@ -133,6 +137,27 @@ class Scenario(Spec):
             elif target.zone is not None:
                 _check_name(f".failures[{index}].target.zone", "zone", target.zone, zones)
         return self
+
+    def _check_maintenance(self) -> None:
+        """Maintenance names servers behind the balancer: a database node's planned
+        switchover is not a drain."""
+        groups = self.backend_groups()
+        names = {
+            "server": [name for group in groups for name in group.server_names()],
+            "group": [group.name for group in groups],
+            "zone": sorted({group.zone for group in groups}),
+        }
+        for index, entry in enumerate(self.maintenance):
+            for key, known in names.items():
+                name = getattr(entry.target, key)
+                if name is not None:
+                    what = "server group" if key == "group" else key
+                    _check_name(
+                        f".maintenance[{index}].target.{key}",
+                        f"{what} behind the balancer",
+                        name,
+                        known,
+                    )
 
     @model_validator(mode="after")
     def _time_can_pass(self) -> Scenario:

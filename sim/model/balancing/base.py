@@ -25,6 +25,7 @@ class Backend:
         "active",
         "consecutive_errors",
         "detected_up",
+        "drained",
         "ejected",
         "ejections",
         "errors",
@@ -52,6 +53,8 @@ class Backend:
         """The failure detector's verdict."""
         self.ejected = False
         """Set by outlier ejection, for a while."""
+        self.drained = False
+        """Taken out of rotation by planned maintenance (:mod:`sim.model.maintenance`)."""
         self.consecutive_errors = 0
         self.ejections = 0
         """Outlier ejection's multiplier: ejections in a row, forgiven with time."""
@@ -69,7 +72,7 @@ class Backend:
 
     @property
     def routable(self) -> bool:
-        return self.member and self.detected_up and not self.ejected
+        return self.member and self.detected_up and not self.ejected and not self.drained
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, active={self.active})"
