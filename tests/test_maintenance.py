@@ -3,6 +3,8 @@ their downtime is kept apart from the failures'."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -70,7 +72,7 @@ def test_a_rolling_deploy_at_30_percent_fails_nothing_and_takes_one_batch_at_a_t
         assert sum(a <= left < b for _, a, b in spells) <= 2
     batches = sorted({left for _, left, _ in spells})
     assert len(batches) == 4
-    for earlier, later in zip(batches, batches[1:], strict=False):
+    for earlier, later in itertools.pairwise(batches):
         assert later >= max(b for _, a, b in spells if a == earlier)
     # Back through detection: every return to rotation is the detector's verdict.
     returns = result.events[result.events.event == "in rotation"]
