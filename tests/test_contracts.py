@@ -42,6 +42,15 @@ EXAMPLE_FAILURES = {
         {"kind": "partition", "target": {"group": "web"}, "at": 2, "duration": 3},
     ],
     "zone_outage": [{"kind": "zone_outage", "zone": "default", "at": 4, "duration": 2}],
+    "pause": [
+        {"kind": "pause", "target": {"server": "web-1"}, "at": 2, "duration": 3},
+        {
+            "kind": "pause",
+            "target": {"group": "web"},
+            "duration": {"kind": "exponential", "mean": 0.5},
+            "time_between": {"kind": "exponential", "mean": 2},
+        },
+    ],
 }
 EXAMPLES = [example for examples in EXAMPLE_FAILURES.values() for example in examples]
 

@@ -26,6 +26,7 @@ from sim.scenario import (
     CrashRepairSpec,
     CrashSpec,
     PartitionSpec,
+    PauseSpec,
     SlowdownSpec,
     TargetSpec,
     ZoneOutageSpec,
@@ -58,6 +59,7 @@ class FailureInjector:
         self.on_change = on_change
         self._crashes: Counter[str] = Counter()
         self._partitions: Counter[str] = Counter()
+        self._pauses: Counter[str] = Counter()
         self._slowdowns: dict[str, list[float]] = {}
         self.biasing: FailureBiasing | None = None
         """Set before :meth:`start` to bias the failure clocks (``sim.model.biasing``)."""
@@ -267,6 +269,38 @@ def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> No
         injector.monitor.clear_fault(incident, "reconnected")
 
     env.process(partition())
+
+
+@INJECTORS.register("pause")
+def _pause(injector: FailureInjector, index: int, spec: PauseSpec) -> None:
+    env = injector.env
+    if spec.time_between is None:
+        units = [injector.resolve(spec.target)]
+    else:  # each server pauses on its own, like each one's crashes
+        units = [[server] for server in injector.resolve(spec.target)]
+    for servers in units:
+        name = servers[0].name if len(servers) == 1 else spec.target.describe()
+        stream = injector.streams.generator(f"failures[{index}]/{name}")
+        durations = spec.duration.sampler(stream, block=64)
+        gaps = spec.time_between.sampler(stream, block=64) if spec.time_between else None
+
+        def pauses(servers=servers, durations=durations, gaps=gaps):
+            yield env.timeout(spec.at)
+            while True:
+                if gaps is not None:
+                    yield env.timeout(next(gaps))
+                incident = injector.monitor.open_incident(
+                    "pause", component_name(spec.target, servers), servers
+                )
+                _hold(injector._pauses, servers, Server.pause)
+                injector.monitor.refresh()
+                yield env.timeout(next(durations))
+                _release(injector._pauses, servers, Server.resume)
+                injector.monitor.clear_fault(incident, "resumed")
+                if gaps is None:
+                    return
+
+        env.process(pauses())
 
 
 @INJECTORS.register("slowdown")

@@ -94,6 +94,19 @@ class Server:
         self.serving = True
         """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
         self.powered = True
+        self.paused = False
+        """Frozen (a stop-the-world pause, a VM freeze): alive, reachable, doing nothing."""
+        self._paused_at = 0.0
+        self._backlog: list[Attempt] = []
+        """Attempts that arrived during a pause: taken when it ends."""
+        self._frozen: dict[Attempt, float] = {}
+        """Services whose end came during a pause, with the work they had left when it began."""
+        self._delay: dict[Attempt, float] = {}
+        """Pause time still to add to services that were running when a pause began."""
+        self._held_answers: list[tuple[Attempt, Cause]] = []
+        """Database answers that came during a pause."""
+        self._pausable = False
+        """Set by the first pause: from then on each service's end checks for pauses."""
         self.slowdown = 1.0
         self._refusing = False
         self._effective_speed = speed
@@ -165,6 +178,8 @@ class Server:
 
     def _finish(self, service: simpy.Event) -> None:
         """A service ended: answer, and start the next queued attempt."""
+        if self._pausable and self._held_by_pause(service):
+            return
         done = service.value
         try:
             del self.in_service[done]
@@ -175,6 +190,8 @@ class Server:
     def _finish_then_database(self, service: simpy.Event) -> None:
         """A service ended on a server that calls the database: requests of a class that uses
         data go on to their database operations, holding the worker meanwhile."""
+        if self._pausable and self._held_by_pause(service):
+            return
         done = service.value
         use = self._database_plan[done.request.class_index]
         if use is None or done not in self.in_service:
@@ -184,6 +201,9 @@ class Server:
         self.database.run(done, use[0], use[1], use[2], self._database_done)
 
     def _database_done(self, attempt: Attempt, cause: Cause) -> None:
+        if self.paused:
+            self._held_answers.append((attempt, cause))
+            return
         started = self.in_service.pop(attempt, None)
         if started is None:
             return  # this server crashed meanwhile, and answered then
@@ -212,6 +232,9 @@ class Server:
         return sum(self.accepted) + self.rejected + self.refused
 
     def _refuse(self, attempt: Attempt) -> None:
+        if self.paused:  # the connection is accepted; nothing answers it until the pause ends
+            self._backlog.append(attempt)
+            return
         self.refused += 1
         if self.reachable:
             self.respond(attempt, Cause.SERVER_CRASH)  # connection refused, at once
@@ -236,13 +259,76 @@ class Server:
         self.in_service.clear()
         self.queue.clear()
         self.busy = 0
+        if self.paused or self._backlog:
+            lost += self._backlog
+            self._backlog.clear()
+            self._frozen.clear()
+            self._delay.clear()
+            self._held_answers.clear()
+            self.paused = False  # a dead or cut-off process is not paused any more
         for attempt in lost:
             self.respond(attempt, cause)
 
     def _update(self) -> None:
         self.serving = self.alive and self.reachable
-        self._refusing = not self.serving
+        self._refusing = not self.serving or self.paused
         self._effective_speed = self.speed / self.slowdown
+
+    # -- pauses -------------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze: services stop progressing, answers wait, new attempts wait unanswered.
+        Nothing is refused or lost. A pause of a server already paused, or down, does
+        nothing."""
+        if self.paused or not self.serving:
+            return
+        self.paused = True
+        self._pausable = True
+        self._paused_at = self.env.now
+        self._update()
+
+    def resume(self) -> None:
+        """The pause is over: every service in progress ends that much later, and what
+        waited is taken in arrival order."""
+        if not self.paused:
+            return  # a crash or a partition ended it already
+        now = self.env.now
+        length = now - self._paused_at
+        self.paused = False
+        self._update()
+        for attempt, end in self.in_service.items():
+            if attempt not in self._frozen and end > self._paused_at:
+                self.in_service[attempt] = end + length
+                self._delay[attempt] = self._delay.get(attempt, 0.0) + length
+                self.busy_time_s += length
+        for attempt, left in self._frozen.items():
+            self.in_service[attempt] = now + left
+            self.busy_time_s += length
+            Timeout(self.env, left, attempt).callbacks.append(self._finish_service)
+        self._frozen.clear()
+        answers, self._held_answers = self._held_answers, []
+        for attempt, cause in answers:
+            self._database_done(attempt, cause)
+        backlog, self._backlog = self._backlog, []
+        for attempt in backlog:
+            self.submit(attempt)
+
+    def _held_by_pause(self, service: simpy.Event) -> bool:
+        """A service's timer fired on a server that has paused: True when the service has
+        not yet had its whole demand of unpaused time (it is then held, or timed again)."""
+        attempt = service.value
+        end = self.in_service.get(attempt)
+        if end is None:
+            return False  # lost in a crash or a partition: the end handles that
+        if self.paused:
+            self._frozen[attempt] = max(0.0, end - self._paused_at)
+            self._delay.pop(attempt, None)
+            return True
+        extra = self._delay.pop(attempt, 0.0)
+        if extra > 0:
+            Timeout(self.env, extra, attempt).callbacks.append(self._finish_service)
+            return True
+        return False
 
     def crash(self) -> None:
         self.alive = False

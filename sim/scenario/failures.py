@@ -11,6 +11,8 @@ balancer (``balancer``)::
       - {kind: crash, target: {server: web-2}, at: 10m, duration: 5m}
       - {kind: slowdown, target: {server: web-3}, at: 5m, duration: 10m, factor: 5}
       - {kind: partition, target: {zone: zone-b}, at: 20m, duration: 2m}
+      - {kind: pause, target: {group: web}, duration: {kind: lognormal, mean: 200ms, cv: 1},
+         time_between: {kind: exponential, mean: 1m}}
       - {kind: zone_outage, zone: zone-a, at: 30m, duration: 10m}
 """
 
@@ -20,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sim.distributions import DistributionSpec
+from sim.distributions import DelaySpec, DistributionSpec
 from sim.registry import Registry
 from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
 
@@ -31,6 +33,7 @@ __all__ = [
     "FailureSpec",
     "FailureSpecField",
     "PartitionSpec",
+    "PauseSpec",
     "SlowdownSpec",
     "TargetSpec",
     "ZoneOutageSpec",
@@ -140,6 +143,29 @@ class SlowdownSpec(FailureSpec):
     at: NonNegativeDuration
     duration: PositiveDuration
     factor: float = Field(gt=1.0, le=1_000_000)
+
+    def starts_at(self) -> float | None:
+        return self.at
+
+
+@FAILURE_MODELS.register("pause")
+class PauseSpec(FailureSpec):
+    """Stop-the-world pauses (a garbage collector, a VM freeze): the target stays alive and
+    reachable but does nothing for ``duration``; attempts, answers, heartbeats and health
+    probes wait and are served late, nothing is refused. One pause at ``at``; with
+    ``time_between``, each server pauses again and again, ``time_between`` after the end of
+    its last pause, from ``at`` on."""
+
+    kind: Literal["pause"] = "pause"
+    at: NonNegativeDuration = 0.0
+    duration: DelaySpec
+    time_between: DistributionSpec | None = None
+
+    @model_validator(mode="after")
+    def _not_the_balancer(self) -> PauseSpec:
+        if self.target.balancer:
+            raise located_error(".target", "pauses apply to servers, not to the balancer")
+        return self
 
     def starts_at(self) -> float | None:
         return self.at

@@ -1,0 +1,52 @@
+"""Process pauses (stop-the-world GC, a VM freeze): a paused server does nothing, refuses
+nothing, and answers everything late."""
+
+from __future__ import annotations
+
+import pytest
+from test_model import Trace
+
+
+def paused_trace(*spells: tuple[float, float]) -> Trace:
+    """One single-worker server, paused during each (start, end) spell."""
+    trace = Trace([{"name": "web", "count": 1, "workers": 1}])
+    server = trace.cluster.servers[0]
+    for start, end in spells:
+        trace.env.timeout(start).callbacks.append(lambda _: server.pause())
+        trace.env.timeout(end).callbacks.append(lambda _: server.resume())
+    return trace
+
+
+def test_a_pause_delays_every_service_by_its_length_and_refuses_nothing():
+    trace = paused_trace((10.0, 12.0))
+    trace.send("running", at=9.5, work=1.0)  # half done when the pause begins
+    trace.send("queued", at=9.8, work=1.0)  # waits for the one worker
+    trace.send("during", at=11.0, work=0.5)  # arrives while nothing answers
+    trace.send("after", at=20.0, work=1.0)
+    ends = trace.run(until=30.0)
+    assert ends["running"] == ("ok", pytest.approx(12.5))
+    assert ends["queued"] == ("ok", pytest.approx(13.5))
+    assert ends["during"] == ("ok", pytest.approx(14.0))
+    assert ends["after"] == ("ok", pytest.approx(21.0))
+    assert trace.cluster.servers[0].refused == 0
+
+
+def test_a_service_whose_end_falls_in_a_pause_takes_what_it_had_left_after_it():
+    trace = paused_trace((40.2, 41.0), (50.5, 51.0), (52.0, 53.5))
+    trace.send("short", at=40.0, work=0.5)  # 0.3 left at 40.2: ends at 41.3
+    trace.send("twice", at=50.0, work=3.0)  # 0.5 done, then 1.0, then 1.5: ends at 54.5
+    ends = trace.run(until=60.0)
+    assert ends["short"] == ("ok", pytest.approx(41.3))
+    assert ends["twice"] == ("ok", pytest.approx(55.0))
+
+
+def test_a_crash_during_a_pause_fails_what_waited_as_a_crash_does():
+    trace = paused_trace((10.0, 20.0))
+    server = trace.cluster.servers[0]
+    trace.send("running", at=9.5, work=1.0)
+    trace.send("during", at=11.0, work=1.0)
+    trace.env.timeout(15.0).callbacks.append(lambda _: server.crash())
+    ends = trace.run(until=30.0)
+    assert ends["running"] == ("error", 15.0)
+    assert ends["during"] == ("error", 15.0)
+    assert not server.paused  # the resume at 20 s finds nothing to resume
