@@ -139,6 +139,8 @@ class Cluster:
             outlier_ejection=balancer_spec.outlier_ejection,
             hot_migration=balancer_spec.hot_migration,
             panic_threshold=balancer_spec.panic_threshold,
+            # Slow start shapes traffic only: the long-horizon mode, without requests, skips it.
+            slow_start_s=balancer_spec.slow_start if self.requests else 0.0,
         )
         self._members = {backend.index for backend in self.backends if backend.member}
         self.monitor.balancer = self.balancer

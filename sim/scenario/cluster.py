@@ -71,7 +71,10 @@ class BalancerSpec(Spec):
     instead of failing. ``redundancy`` runs several instances (an active/passive pair).
     ``panic_threshold`` is Envoy's healthy panic threshold: while fewer than that share of the
     pool's members pass detection, the balancer routes to all of them, healthy or not (0, the
-    default, never; Envoy's default is 50%).
+    default, never; Envoy's default is 50%). ``slow_start`` is the window over which a backend
+    that enters the rotation after the start ramps its weight linearly from zero to its own, as
+    HAProxy's ``slowstart``, nginx's ``slow_start`` and Envoy's slow start mode do (0, the
+    default, never; see :mod:`sim.model.slow_start`).
     """
 
     policy: PolicySpecField = RoundRobinSpec()
@@ -81,6 +84,7 @@ class BalancerSpec(Spec):
     connect_timeout: NonNegativeDuration = 1.0
     hot_migration: bool = False
     panic_threshold: Fraction = 0.0
+    slow_start: NonNegativeDuration = Field(0.0, le=86_400)
     redundancy: RedundancySpecField | None = None
     """Several balancer instances and how the address moves between them
     (:mod:`sim.scenario.redundancy`); one instance, a single point of failure, when omitted."""
