@@ -103,6 +103,7 @@ class Cluster:
             members: list[Backend] = []
             spares: list[Backend] = []
             waits = self.queue_waits[group.name] = [LatencyHistogram() for _ in range(classes)]
+            cold = group.cold_start
             for number, name in enumerate(group.server_names()):
                 server = Server(
                     env,
@@ -114,6 +115,8 @@ class Cluster:
                     speed=group.speed,
                     connect_timeout_s=balancer_spec.connect_timeout,
                     waits=waits,
+                    cold_factor=cold.factor if cold is not None else 1.0,
+                    warm_up_s=cold.warm_up if cold is not None else 0.0,
                 )
                 self.servers.append(server)
                 if group.name in behind_balancer:
