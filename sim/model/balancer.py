@@ -4,7 +4,8 @@ The balancer's list of healthy backends is its belief, not the truth: it changes
 detection (health checks, heartbeats, outlier ejection) tells it so, never because a server
 died. An attempt that finds no backend it believes healthy fails at once as ``no_backend``,
 like a 503 from a proxy whose upstream pool is empty. The balancer itself can crash: while it
-is down every attempt fails with ``error`` (cause ``balancer_down``).
+is down every attempt fails with ``error`` (cause ``balancer_down``). With slow start, a backend
+that enters the rotation takes a rising share of the traffic (:mod:`sim.model.slow_start`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from sim.model.balancing import Backend, Policy
+from sim.model.slow_start import SlowStart
 from sim.request import Attempt, Cause
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ class Balancer:
         outlier_ejection: OutlierEjectionSpec | None = None,
         hot_migration: bool = False,
         panic_threshold: float = 0.0,
+        slow_start_s: float = 0.0,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -56,7 +59,10 @@ class Balancer:
         self.monitor = monitor
         self.outlier_ejection = outlier_ejection
         self.hot_migration = hot_migration
-        self._choose = policy.choose
+        self.slow_start = (
+            SlowStart(env, slow_start_s, policy.choose, monitor) if slow_start_s > 0 else None
+        )
+        self._choose = policy.choose if self.slow_start is None else self.slow_start.choose
         self._observe = policy.observe if policy.observes_latency else None
         self._respond = respond
         self._watch_errors = outlier_ejection is not None or hot_migration
@@ -164,6 +170,11 @@ class Balancer:
         else:
             backend.rotation_s = backend.rotation_time(self.env.now)
             backend.in_rotation_since = None
+        if self.slow_start is not None:
+            if now:
+                self.slow_start.begin(backend)
+            else:
+                self.slow_start.end(backend)
         # Keep the declared order, so choices stay deterministic for a seed.
         self.up = [b for b in self.backends if b.routable]
         self._rotation = set(self.up)

@@ -105,6 +105,7 @@ class Cluster:
             members: list[Backend] = []
             spares: list[Backend] = []
             waits = self.queue_waits[group.name] = [LatencyHistogram() for _ in range(classes)]
+            cold = group.cold_start
             for number, name in enumerate(group.server_names()):
                 server = Server(
                     env,
@@ -116,6 +117,8 @@ class Cluster:
                     speed=group.speed,
                     connect_timeout_s=balancer_spec.connect_timeout,
                     waits=waits,
+                    cold_factor=cold.factor if cold is not None else 1.0,
+                    warm_up_s=cold.warm_up if cold is not None else 0.0,
                 )
                 self.servers.append(server)
                 if group.name in behind_balancer:
@@ -141,6 +144,8 @@ class Cluster:
             outlier_ejection=balancer_spec.outlier_ejection,
             hot_migration=balancer_spec.hot_migration,
             panic_threshold=balancer_spec.panic_threshold,
+            # Slow start shapes traffic only: the long-horizon mode, without requests, skips it.
+            slow_start_s=balancer_spec.slow_start if self.requests else 0.0,
         )
         self._members = {backend.index for backend in self.backends if backend.member}
         self.monitor.balancer = self.balancer

@@ -51,7 +51,7 @@ class StandbyController:
         self._promoted: list[Backend] = []
         if spec.mode == "cold":
             for spare in spares:
-                spare.server.powered = False
+                spare.server.power_off()
 
     def _healthy(self) -> int:
         healthy = [b for b in self.members if b.member and b.detected_up]
@@ -89,7 +89,7 @@ class StandbyController:
             self.monitor.promotion_ended(self.group)
             if self.spec.mode == "cold":  # the boot is abandoned: the spare is off again
                 spare = next(b for b in self.spares if b.index == index)
-                spare.server.powered = False
+                spare.server.power_off()
             excess -= 1
         for spare in reversed(list(self._promoted)):
             if excess <= 0:
@@ -98,14 +98,14 @@ class StandbyController:
                 self._promoted.remove(spare)
                 self.balancer.retire(spare)
                 if self.spec.mode == "cold":
-                    spare.server.powered = False
+                    spare.server.power_off()
                 excess -= 1
 
     def _start_promotion(self, spare: Backend) -> None:
         delay = next(self._promotion_delays)
         if self.spec.mode == "cold":
             delay += next(self._boot_times)
-            spare.server.powered = True
+            spare.server.power_on()
         self.monitor.promotion_started(self.group)
         self.monitor.log(spare.server.name, "promotion started", f"{delay:g}s")
         timer = self.env.timeout(delay)

@@ -51,6 +51,13 @@ class Server:
     server can crash (it refuses connections and loses what it was doing), be cut off by a
     partition (alive, but unreachable: attempts sent to it fail after the balancer's connect
     timeout), or slow down (alive, reachable, each service ``slowdown`` times longer).
+
+    With a ``cold_factor`` above 1, a server whose process (re)starts (repaired after a crash,
+    or a cold spare booted) starts with cold caches: the first service it starts takes
+    ``cold_factor`` times longer, and the factor falls linearly to 1 over ``warm_up_s`` from
+    then (caches fill with traffic, so the warm-up counts from the first request, not from the
+    restart, which detection may leave idle for a while). A service keeps the factor it
+    started with. Servers running at the start, and hot spares (running, kept warm), are warm.
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class Server:
         connect_timeout_s: float = 0.0,
         pool: str | None = None,
         waits: list[LatencyHistogram] | None = None,
+        cold_factor: float = 1.0,
+        warm_up_s: float = 0.0,
     ) -> None:
         """``waits`` holds, per request class, the queueing delays of attempts that had to
         wait (shared by the servers of a group); its length is the number of classes."""
@@ -110,6 +119,11 @@ class Server:
         self.slowdown = 1.0
         self._refusing = False
         self._effective_speed = speed
+        self.cold_factor = cold_factor
+        self.warm_up_s = warm_up_s
+        self.warming = False
+        """Cold, or warming up: services take longer (see :meth:`_cold_slowdown`)."""
+        self._warm_up_from: float | None = None
         # Work is accounted when a service starts (its length is known then), and waiting time
         # when a queued attempt leaves the queue: exact totals at a fraction of the cost of
         # integrating queue lengths at every change.
@@ -149,6 +163,8 @@ class Server:
             self.accepted[attempt.request.class_index] += 1
             self.busy += 1
             service_s = attempt.request.demand_s / self._effective_speed
+            if self.warming:
+                service_s *= self._cold_slowdown()
             self.busy_time_s += service_s
             self.in_service[attempt] = self.env.now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
@@ -219,6 +235,8 @@ class Server:
             self.wait_time_s += wait_s
             self.waits[attempt.request.class_index].add(wait_s)
             service_s = attempt.request.demand_s / self._effective_speed
+            if self.warming:
+                service_s *= self._cold_slowdown()
             self.busy_time_s += service_s
             in_service[attempt] = now + service_s
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
@@ -336,9 +354,37 @@ class Server:
         self._drop_everything(Cause.SERVER_CRASH)
 
     def repair(self) -> None:
-        """Back up, empty: a restarted process has no memory of its old connections."""
+        """Back up, empty: a restarted process has no memory of its old connections (nor, with
+        a ``cold_factor``, warm caches)."""
         self.alive = True
         self._update()
+        self._restarted()
+
+    def power_on(self) -> None:
+        """A cold spare boots: it can fail from now on, and starts cold."""
+        self.powered = True
+        self._restarted()
+
+    def power_off(self) -> None:
+        """A cold spare is switched off again: it cannot fail while off."""
+        self.powered = False
+
+    def _restarted(self) -> None:
+        if self.cold_factor > 1.0:
+            self.warming = True
+            self._warm_up_from = None  # from its first service
+
+    def _cold_slowdown(self) -> float:
+        """The factor by which a service starting now is longer: ``cold_factor`` at the first
+        service after a restart, falling linearly to 1 over ``warm_up_s``."""
+        now = self.env.now
+        if self._warm_up_from is None:
+            self._warm_up_from = now
+        left = 1.0 - (now - self._warm_up_from) / self.warm_up_s
+        if left <= 0.0:
+            self.warming = False
+            return 1.0
+        return 1.0 + (self.cold_factor - 1.0) * left
 
     def disconnect(self) -> None:
         self.reachable = False

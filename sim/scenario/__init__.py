@@ -5,7 +5,7 @@ after it trusts the objects it receives: units are SI floats, names are resolved
 point somewhere. The parts of a scenario live in modules named after them.
 """
 
-from sim.scenario.cluster import BalancerSpec, ServerGroupSpec, StandbySpec
+from sim.scenario.cluster import BalancerSpec, ColdStartSpec, ServerGroupSpec, StandbySpec
 from sim.scenario.database import DatabaseSpec, DatabaseUseSpec, KeySpaceSpec, ReplicationSpec
 from sim.scenario.detection import (
     DETECTORS,
@@ -50,6 +50,7 @@ __all__ = [
     "ActivePassiveSpec",
     "ArrivalsSpec",
     "BalancerSpec",
+    "ColdStartSpec",
     "CrashRepairSpec",
     "CrashSpec",
     "DatabaseSpec",

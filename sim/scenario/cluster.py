@@ -10,9 +10,9 @@ from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
 from sim.scenario.redundancy import RedundancySpecField
-from sim.spec import Fraction, Name, NonNegativeDuration, Spec
+from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec
 
-__all__ = ["BalancerSpec", "ServerGroupSpec", "StandbySpec"]
+__all__ = ["BalancerSpec", "ColdStartSpec", "ServerGroupSpec", "StandbySpec"]
 
 
 class StandbySpec(Spec):
@@ -31,12 +31,26 @@ class StandbySpec(Spec):
     boot_time: DelaySpec = Deterministic(value=0.0)
 
 
+class ColdStartSpec(Spec):
+    """Cold caches after a restart: the first service after a server of the group is repaired
+    (or a cold spare boots) takes ``factor`` times longer, and the factor falls linearly to 1
+    over ``warm_up`` from then (see :class:`sim.model.server.Server`). Linear rather than
+    exponential: the server is warm after ``warm_up``, as the name promises (an exponential
+    decay never ends, and its time constant is not what operators measure), and the decay
+    mirrors the linear weight ramp of ``balancer.slow_start`` that is meant to cover it.
+    ``factor`` 1 is a warm restart, so a sweep can start there."""
+
+    factor: float = Field(ge=1.0, le=1_000)
+    warm_up: PositiveDuration = Field(le=86_400)
+
+
 class ServerGroupSpec(Spec):
     """Identical servers: ``count`` of them, each with ``workers`` serving at once.
 
     A request that finds every worker busy waits in a FIFO queue of ``queue_capacity`` places
     (no limit when omitted); one that finds the queue full is rejected at once. ``speed`` divides
     service times (2.0 is twice as fast); ``weight`` is used by weighted policies.
+    ``cold_start`` makes a restarted server slow at first (:class:`ColdStartSpec`).
     """
 
     name: Name
@@ -47,6 +61,7 @@ class ServerGroupSpec(Spec):
     weight: float = Field(1.0, gt=0, le=1_000_000)
     zone: Name = "default"
     standby: StandbySpec | None = None
+    cold_start: ColdStartSpec | None = None
 
     @field_validator("standby", mode="after")
     @classmethod
@@ -71,7 +86,10 @@ class BalancerSpec(Spec):
     instead of failing. ``redundancy`` runs several instances (an active/passive pair).
     ``panic_threshold`` is Envoy's healthy panic threshold: while fewer than that share of the
     pool's members pass detection, the balancer routes to all of them, healthy or not (0, the
-    default, never; Envoy's default is 50%).
+    default, never; Envoy's default is 50%). ``slow_start`` is the window over which a backend
+    that enters the rotation after the start ramps its weight linearly from zero to its own, as
+    HAProxy's ``slowstart``, nginx's ``slow_start`` and Envoy's slow start mode do (0, the
+    default, never; see :mod:`sim.model.slow_start`).
     """
 
     policy: PolicySpecField = RoundRobinSpec()
@@ -81,6 +99,7 @@ class BalancerSpec(Spec):
     connect_timeout: NonNegativeDuration = 1.0
     hot_migration: bool = False
     panic_threshold: Fraction = 0.0
+    slow_start: NonNegativeDuration = Field(0.0, le=86_400)
     redundancy: RedundancySpecField | None = None
     """Several balancer instances and how the address moves between them
     (:mod:`sim.scenario.redundancy`); one instance, a single point of failure, when omitted."""
