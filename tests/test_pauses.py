@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from test_model import Trace
 
+from sim import parse_scenario, run
+
 
 def paused_trace(*spells: tuple[float, float]) -> Trace:
     """One single-worker server, paused during each (start, end) spell."""
@@ -50,3 +52,40 @@ def test_a_crash_during_a_pause_fails_what_waited_as_a_crash_does():
     assert ends["running"] == ("error", 15.0)
     assert ends["during"] == ("error", 15.0)
     assert not server.paused  # the resume at 20 s finds nothing to resume
+
+
+def test_health_checks_suspect_a_paused_server_as_often_as_the_probe_grid_predicts():
+    """Probes every I = 2 s, timeout 1 s, fall 3, a pause of d = 5.5 s at a random phase: a
+    probe fails when it waits past its timeout for the pause to end, i.e. when it is sent in
+    the first d - 1 s + 5 ms of the pause. Three failures in a row need three probes there:
+    probability (d - 1 + 0.005 - 2 I) / I = 0.2525 per pause. Over 200 pauses that is 50.5
+    false suspicions, with a binomial standard deviation of 6.1: held to 4 of them."""
+    scenario = parse_scenario(
+        {
+            "duration": 200 * 60,
+            "seed": 5,
+            "workload": {
+                "arrivals": {"rate": 0},
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 1}}
+                ],
+            },
+            "balancer": {
+                "detection": {"kind": "health_check", "interval": 2, "timeout": 1, "fall": 3}
+            },
+            "servers": [{"name": "web", "count": 1}],
+            "failures": [
+                {
+                    "kind": "pause",
+                    "target": {"server": "web-1"},
+                    "duration": 5.5,
+                    "time_between": {"kind": "exponential", "mean": 54.5},
+                }
+            ],
+        }
+    )
+    summary = run(scenario).summary
+    pauses = summary["incidents"]["count"]
+    expected = pauses * 0.2525
+    spread = (pauses * 0.2525 * 0.7475) ** 0.5
+    assert abs(summary["incidents"]["false_suspicions"] - expected) < 4 * spread

@@ -75,6 +75,8 @@ class HealthChecks:
             at_deadline(self.env, spec.timeout, self._failed)
         elif not server.alive:
             self._failed(None)
+        elif server.paused:
+            self._probe_paused(server)
         else:
             answer_s = spec.probe_time * server.slowdown
             if answer_s <= spec.timeout:
@@ -82,6 +84,19 @@ class HealthChecks:
             else:
                 at_deadline(self.env, spec.timeout, self._failed)
         at_deadline(self.env, spec.interval, self._probe)
+
+    def _probe_paused(self, server) -> None:
+        """A paused process answers once it resumes: a pass if that is within the timeout."""
+        sent, answered = self.env.now, []
+
+        def resumed() -> None:
+            answer_s = self.spec.probe_time * server.slowdown
+            if self.env.now + answer_s - sent <= self.spec.timeout:
+                answered.append(True)
+                Timeout(self.env, answer_s).callbacks.append(self._passed)
+
+        server.on_resume.append(resumed)
+        at_deadline(self.env, self.spec.timeout, lambda _: answered or self._failed(None))
 
     def _passed(self, _) -> None:
         if self._believed_up and not self.backend.detected_up:

@@ -114,6 +114,8 @@ class Server:
         """Pause time still to add to services that were running when a pause began."""
         self._held_answers: list[tuple[Attempt, Cause]] = []
         """Database answers that came during a pause."""
+        self.on_resume: list[Callable[[], None]] = []
+        """Called once when the current pause ends (a health probe waiting for its answer)."""
         self._pausable = False
         """Set by the first pause: from then on each service's end checks for pauses."""
         self.slowdown = 1.0
@@ -283,6 +285,7 @@ class Server:
             self._frozen.clear()
             self._delay.clear()
             self._held_answers.clear()
+            self.on_resume.clear()  # no answer will come
             self.paused = False  # a dead or cut-off process is not paused any more
         for attempt in lost:
             self.respond(attempt, cause)
@@ -330,6 +333,9 @@ class Server:
         backlog, self._backlog = self._backlog, []
         for attempt in backlog:
             self.submit(attempt)
+        waiting, self.on_resume = self.on_resume, []
+        for resumed in waiting:
+            resumed()
 
     def _held_by_pause(self, service: simpy.Event) -> bool:
         """A service's timer fired on a server that has paused: True when the service has
