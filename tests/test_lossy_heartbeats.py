@@ -14,10 +14,14 @@ import math
 
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 from scipy import stats
 
 from sim import parse_scenario, run
+from sim.cli import main
 from sim.scenario import HeartbeatSpec
+from sim.scenario.advice import advise
 
 CRASH_AT = 12.0
 """Past the timeout plus a poll and the first heartbeat heard: the verdict at the crash is the
@@ -231,3 +235,65 @@ def test_a_polling_monitor_misses_the_runs_of_losses_that_expire_between_its_pol
     count, _ = _suspicions(detection, 100, 1000.0)
     expected = 100 * 1000.0 * spec.false_suspicion_rate()
     assert abs(count - expected) <= 4 * math.sqrt(expected)
+
+
+def test_the_long_horizon_mode_says_it_does_not_simulate_false_suspicions(tmp_path):
+    """`ecsim availability` draws detection delays instead of heartbeats, so a lossy detector's
+    false suspicions are missing there: it says so, with the share of time they cost (p^m,
+    1% lost and 2 misses: 0.01%) and how often they come ((1 - p) p^m a heartbeat: 3,124 a
+    year at one a second)."""
+    scenario = {
+        "duration": "1h",
+        "workload": {
+            "arrivals": {"rate": 1},
+            "classes": [
+                {"name": "r", "share": 1, "service_time": {"kind": "deterministic", "value": 0.01}}
+            ],
+        },
+        "balancer": {"detection": {"kind": "heartbeat", "misses": 2, "loss": "1%"}},
+        "servers": [{"name": "web", "count": 2}],
+        "failures": [
+            {
+                "kind": "crash_repair",
+                "target": {"group": "web"},
+                "time_to_failure": {"kind": "exponential", "mean": "30d"},
+                "time_to_repair": {"kind": "deterministic", "value": "1h"},
+            }
+        ],
+    }
+    path = tmp_path / "lossy.yaml"
+    path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    arguments = ["availability", str(path), "--years", "1", "--replications", "2"]
+    result = CliRunner().invoke(main, [*arguments, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: balancer.detection: lost or late heartbeats take healthy backends out of"
+        " rotation (each about 0.01% of its time, in 3,124 suspicions a year)"
+    ) in result.stderr
+    assert "simulate no such false suspicion" in result.stderr
+    scenario["balancer"]["detection"]["loss"] = 0
+    path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    result = CliRunner().invoke(main, [*arguments, "--out", str(tmp_path / "lossless")])
+    assert result.exit_code == 0 and "false suspicion" not in result.stderr
+
+
+def test_lossy_database_detection_is_said_to_suspect_no_healthy_node():
+    scenario = parse_scenario(
+        {
+            "duration": 60,
+            "workload": {
+                "arrivals": {"rate": 1},
+                "classes": [
+                    {
+                        "name": "r",
+                        "share": 1,
+                        "service_time": {"kind": "deterministic", "value": 0.01},
+                        "database": {"reads": 1},
+                    }
+                ],
+            },
+            "servers": [{"name": "web"}],
+            "database": {"detection": {"kind": "heartbeat", "loss": 0.1}},
+        }
+    )
+    assert [advice.path for advice in advise(scenario)] == ["database.detection"]

@@ -73,6 +73,16 @@ class DetectorSpec(Spec, ABC):
         """Whether it can take a healthy, full-speed backend out (a false suspicion)."""
         return False
 
+    def false_suspicion_rate(self) -> float | None:
+        """False suspicions per second of a healthy backend's time, where a closed form
+        gives it (None where none does)."""
+        return 0.0 if not self.suspects_healthy_backends() else None
+
+    def false_suspicion_share(self) -> float | None:
+        """Long-run share of a healthy backend's time out of rotation on false suspicions,
+        where a closed form gives it (None where none does)."""
+        return 0.0 if not self.suspects_healthy_backends() else None
+
     @abstractmethod
     def rejoin_delay(self, rng: np.random.Generator) -> float:
         """Time from a repair to the backend being judged healthy again."""
@@ -311,7 +321,8 @@ class HeartbeatSpec(DetectorSpec):
         return self.interval / 2 + lost + (self.poll_interval / 2 if self.polling else 0.0)
 
     def false_suspicion_rate(self) -> float:
-        """Expected false suspicions per second of a healthy backend's time, as above."""
+        """Expected false suspicions per second of a healthy backend's time, as above (runs
+        of losses that end after the last poll are counted whole)."""
         p, interval, misses = self.loss, self.interval, self.misses
         if p == 0:
             return 0.0
@@ -325,8 +336,8 @@ class HeartbeatSpec(DetectorSpec):
         return heard_per_s * (1 - p) * p ** (misses - 1) * (x * short + long)
 
     def false_suspicion_share(self) -> float:
-        """Long-run share of a healthy backend's time out of rotation: its last ``misses``
-        heartbeats lost."""
+        """Long-run share of a healthy backend's time out of rotation: the last ``misses``
+        heartbeats due before the last verdict (the instant itself for a deadline) lost."""
         return self.loss**self.misses
 
 
