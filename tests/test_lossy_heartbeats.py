@@ -227,8 +227,9 @@ def test_a_polling_monitor_misses_the_runs_of_losses_that_expire_between_its_pol
     intervals, seen by a poll with probability min(1, r / 2): the rate is (1 - p)/interval x
     (1 - p) p^(m-1) x sum_r p^r min(1, r / 2) = 0.7 x 0.063 x 0.27857 = 0.012285 a second
     (two thirds of the deadline's 0.0189). 100 servers for 1,000 s expect 1,228.5 less the
-    alarms past the end (under 0.3%); the count of such disjoint runs varies less than a
-    Poisson count, so 4 Poisson sd (11.4%) bound it."""
+    alarms past the end (under 0.3%). Each heartbeat heard opens a run that becomes a
+    suspicion with probability s, independently: the count's variance, n (1 - p) s
+    (1 - (1 - p) s) over n slots, is below its mean, so 4 Poisson sd (11.4%) bound it."""
     detection = {**LOSSY, "monitor": "polling", "poll_interval": 2.0}
     spec = HeartbeatSpec(loss=0.3, misses=3, monitor="polling", poll_interval=2.0)
     assert spec.false_suspicion_rate() == pytest.approx(0.7 * 0.7 * 0.09 * (0.24 + 0.027 / 0.7))
