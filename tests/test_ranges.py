@@ -21,6 +21,7 @@ detectors = st.sampled_from(
         {"kind": "health_check", "interval": 1.0, "timeout": 1.0, "fall": 1, "rise": 1},
         {"kind": "health_check", "interval": 0.3, "timeout": 0.1, "fall": 2},
         {"kind": "heartbeat", "interval": 0.5, "misses": 1},
+        {"kind": "heartbeat", "interval": 0.5, "misses": 2, "loss": 0.4, "monitor": "polling"},
         {"kind": "phi_accrual", "interval": 0.5, "jitter": 0.1, "threshold": 3},
     ]
 )

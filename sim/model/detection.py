@@ -1,7 +1,8 @@
 """Failure detectors at work: the only way the balancer learns that a backend died or came back.
 
 Three detectors probe or listen the way real ones do, with SimPy callbacks per backend: active
-health checks, heartbeats with a timeout, and the phi-accrual detector. A fourth,
+health checks, heartbeats (possibly lost on the way) judged by a deadline timer or by a monitor
+polling their age, and the phi-accrual detector. A fourth,
 :class:`SampledDetection`, is for the long-horizon availability mode, where simulating a probe
 every two seconds for a thousand years is out of the question: it reacts to each crash and
 repair after a delay drawn from the detector's own delay distribution.
