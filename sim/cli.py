@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from sim import __version__
-from sim.analysis import finite_or_none
+from sim.analysis import SECONDS_PER_YEAR, finite_or_none
 from sim.catalogue import direction, keys_for
 from sim.distributions import DISTRIBUTIONS
 from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
@@ -1012,6 +1012,22 @@ def availability(
             "warning: balancer.panic_threshold: in panic the balancer sends dead members their"
             " share of requests, which time-based availability does not count (a class is up"
             " while slo.min_servers serve); `ecsim run` shows the cost in requests",
+            err=True,
+        )
+    detection = scenario.balancer.detection
+    if detection.suspects_healthy_backends():
+        share = detection.false_suspicion_share()
+        how_often = (
+            ""
+            if share is None
+            else f" (each about {share * 100:.2g}% of its time, in"
+            f" {detection.false_suspicion_rate() * SECONDS_PER_YEAR:,.0f} suspicions a year)"
+        )
+        click.echo(
+            "warning: balancer.detection: lost or late heartbeats take healthy backends out of"
+            f" rotation{how_often}; the long-horizon mode and the Markov chain simulate no such"
+            " false suspicion and count that time as up; `ecsim run` simulates and counts them"
+            " (incidents.false_suspicions)",
             err=True,
         )
     for index, failure in enumerate(scenario.failures):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["Streams", "uniforms"]
+__all__ = ["Streams", "substream", "uniforms"]
 
 
 def _name_key(name: str) -> tuple[int, ...]:
@@ -43,6 +43,15 @@ class Streams:
             raise ValueError(f"random stream {name!r} was already issued")
         self._issued.add(name)
         return np.random.Generator(np.random.PCG64(self.seed_sequence(name)))
+
+
+def substream(rng: np.random.Generator, name: str) -> np.random.Generator:
+    """A child of ``rng``'s stream keyed by ``name``: independent of it and of its other
+    children, and drawing nothing from it. A component given one stream can add a source of
+    randomness (a feature that is off by default) without shifting the draws it already made."""
+    parent = rng.bit_generator.seed_seq
+    child = np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, *_name_key(name)))
+    return np.random.Generator(np.random.PCG64(child))
 
 
 def uniforms(rng: np.random.Generator, block: int = 4096) -> Iterator[float]:

@@ -81,6 +81,14 @@ def scenarios(draw):
                 [
                     {"kind": "health_check", "interval": 1.0, "timeout": 0.2, "fall": 2},
                     {"kind": "heartbeat", "interval": 1.0, "misses": 2},
+                    {
+                        "kind": "heartbeat",
+                        "interval": 1.0,
+                        "misses": 2,
+                        "loss": 0.3,
+                        "monitor": "polling",
+                        "poll_interval": 0.5,
+                    },
                     {"kind": "phi_accrual", "interval": 1.0, "min_std": 0.05},
                 ]
             )

@@ -27,7 +27,7 @@ detectors = st.sampled_from(
 
 
 @st.composite
-def valid_scenarios(draw):
+def valid_scenarios(draw, detectors=detectors):
     warmup = draw(st.sampled_from([0.0, 1.0, 2.0]))
     duration = draw(st.sampled_from([3.0, 5.0]))
     around = st.sampled_from([0.0, 0.5, warmup - 0.01 if warmup else 0.0, warmup, warmup + 0.3])
@@ -157,4 +157,24 @@ def out_of_range(summary: dict) -> list[str]:
 )
 @given(valid_scenarios())
 def test_every_metric_stays_in_its_range_on_random_valid_scenarios(scenario):
+    assert out_of_range(run(scenario).summary) == []
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(
+    valid_scenarios(
+        st.just(
+            {"kind": "heartbeat", "interval": 0.5, "misses": 2, "loss": 0.4, "monitor": "polling"}
+        )
+    )
+)
+def test_every_metric_stays_in_its_range_under_lossy_polled_heartbeats(scenario):
+    """The same scenarios, every detector a polling monitor of heartbeats of which 40% are lost
+    (false suspicions come and go at every scale of the run)."""
     assert out_of_range(run(scenario).summary) == []

@@ -9,7 +9,7 @@ import pytest
 
 from sim.scenario import ArrivalsSpec
 from sim.scenario.workload import RateProfile
-from sim.streams import Streams
+from sim.streams import Streams, substream
 
 FLASH_SALE = ArrivalsSpec.model_validate(
     {
@@ -70,6 +70,26 @@ def test_named_streams_do_not_depend_on_the_order_they_are_asked_for():
     assert a_then_b == (a_value, b_value)
     assert Streams(7, replication=1).generator("a").random() != a_value
     assert Streams(8).generator("a").random() != a_value
+
+
+def test_a_substream_draws_nothing_from_its_parent_and_is_its_own():
+    """A feature that is off by default takes its randomness from a child stream: the
+    parent's draws stay as they were, and each child is keyed by its name, seed and
+    replication like any stream."""
+    parent = Streams(7).generator("detection/web-1")
+    child = substream(parent, "loss")
+    assert parent.random(3).tolist() == Streams(7).generator("detection/web-1").random(3).tolist()
+    again = substream(Streams(7).generator("detection/web-1"), "loss")
+    first = child.random()
+    assert first == again.random()
+    others = [
+        substream(Streams(7).generator("detection/web-1"), "poll"),
+        substream(Streams(7).generator("detection/web-2"), "loss"),
+        substream(Streams(7, replication=1).generator("detection/web-1"), "loss"),
+        Streams(7).generator("loss"),
+    ]
+    values = {round(stream.random(), 15) for stream in others}
+    assert len(values) == len(others) and round(first, 15) not in values
 
 
 def test_a_stream_cannot_be_shared_by_accident():

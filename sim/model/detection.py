@@ -1,7 +1,8 @@
 """Failure detectors at work: the only way the balancer learns that a backend died or came back.
 
 Three detectors probe or listen the way real ones do, with SimPy callbacks per backend: active
-health checks, heartbeats with a timeout, and the phi-accrual detector. A fourth,
+health checks, heartbeats (possibly lost on the way) judged by a deadline timer or by a monitor
+polling their age, and the phi-accrual detector. A fourth,
 :class:`SampledDetection`, is for the long-horizon availability mode, where simulating a probe
 every two seconds for a thousand years is out of the question: it reacts to each crash and
 repair after a delay drawn from the detector's own delay distribution.
@@ -31,6 +32,7 @@ from sim.scenario import (
     HeartbeatSpec,
     PhiAccrualSpec,
 )
+from sim.streams import substream, uniforms
 
 __all__ = ["DETECTOR_PROCESSES", "SampledDetection", "start_detector"]
 
@@ -140,19 +142,24 @@ class _HeartbeatListener:
 
 class _HeartbeatEmitter:
     """A backend's heartbeats: every ``interval`` while it serves, each delayed on the network
-    by up to ``jitter``."""
+    by up to ``jitter``, and lost on the way with probability ``loss`` (drawn from
+    ``loss_rng``, a stream of its own, so that losses leave the phases' draws as they were)."""
 
-    def __init__(self, env, interval: float, jitter: float, backend: Backend, rng, listener):
+    def __init__(
+        self, env, interval, jitter, backend: Backend, rng, listener, loss=0.0, loss_rng=None
+    ):
         self.env = env
         self.interval = interval
         self.jitter = jitter
         self.backend = backend
         self.rng = rng
         self.listener = listener
+        self.loss = loss
+        self._draws = uniforms(loss_rng, block=256) if loss > 0 else None
         Timeout(env, rng.uniform(0, interval)).callbacks.append(self._beat)
 
     def _beat(self, _) -> None:
-        if self.backend.server.serving:
+        if self.backend.server.serving and (self._draws is None or next(self._draws) >= self.loss):
             delay = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
             if delay:
                 Timeout(self.env, delay).callbacks.append(self.listener.heard)
@@ -161,12 +168,44 @@ class _HeartbeatEmitter:
         Timeout(self.env, self.interval).callbacks.append(self._beat)
 
 
+class _PollingMonitor:
+    """Looks at the age of a backend's last heartbeat every ``poll_interval``, from a phase of
+    its own: a heartbeat ``timeout`` old or older makes it suspect the backend, a fresher one
+    trust it again. Until the first heartbeat it has nothing to judge. A poll comes after
+    everything else due at its instant, so it sees a heartbeat that arrives then."""
+
+    def __init__(self, env, spec: HeartbeatSpec, backend: Backend, balancer: Balancer, rng):
+        self.env = env
+        self.backend = backend
+        self.balancer = balancer
+        self.timeout = spec.timeout
+        self.poll_interval = spec.poll_interval
+        self.last_heard: float | None = None
+        at_deadline(env, rng.uniform(0, spec.poll_interval), self._poll)
+
+    def heard(self, _=None) -> None:
+        self.last_heard = self.env.now
+
+    def _poll(self, _) -> None:
+        if self.last_heard is not None:
+            fresh = self.env.now - self.last_heard < self.timeout
+            if fresh and not self.backend.detected_up:
+                self.balancer.mark_up(self.backend)
+            elif not fresh and self.backend.detected_up:
+                self.balancer.mark_down(self.backend)
+        at_deadline(self.env, self.poll_interval, self._poll)
+
+
 @DETECTOR_PROCESSES.register("heartbeat")
 def _heartbeats(env, spec: HeartbeatSpec, backend: Backend, balancer: Balancer, rng):
-    listener = _HeartbeatListener(
-        env, backend, balancer, lambda rejoined: spec.misses * spec.interval
-    )
-    _HeartbeatEmitter(env, spec.interval, 0.0, backend, rng, listener)
+    # The poll's phase and the losses come from child streams of the detector's own, which
+    # they leave untouched: without them, every draw is as it was.
+    if spec.polling:
+        listener = _PollingMonitor(env, spec, backend, balancer, substream(rng, "poll"))
+    else:
+        listener = _HeartbeatListener(env, backend, balancer, lambda rejoined: spec.timeout)
+    loss_rng = substream(rng, "loss") if spec.loss > 0 else None
+    _HeartbeatEmitter(env, spec.interval, 0.0, backend, rng, listener, spec.loss, loss_rng)
 
 
 @DETECTOR_PROCESSES.register("phi_accrual")

@@ -46,6 +46,7 @@ def advise(scenario: Scenario) -> list[Advice]:
         *_late_failures(scenario),
         *_long_timeouts(scenario),
         *_replication(scenario),
+        *_database_detection(scenario),
         *_overload(scenario),
         *_long_run(scenario),
     ]
@@ -191,6 +192,21 @@ def _replication(scenario: Scenario) -> list[Advice]:
             )
         ]
     return []
+
+
+def _database_detection(scenario: Scenario) -> list[Advice]:
+    """The data tier's detection is a delay drawn from the detector's law, in every mode."""
+    database = scenario.database
+    if database is None or not database.detection.suspects_healthy_backends():
+        return []
+    return [
+        Advice(
+            "database.detection",
+            "the data tier's detection is a delay drawn from the detector's law, which lost or"
+            " late heartbeats shape, but it never suspects a healthy database node: the false"
+            " suspicions (and the failovers they would start) are not simulated",
+        )
+    ]
 
 
 def _overload(scenario: Scenario) -> list[Advice]:

@@ -8,12 +8,15 @@ simulating every probe, and the Markov-chain cross-check uses their means.
     balancer:
       detection: {kind: health_check, interval: 2s, timeout: 1s, fall: 3, rise: 2}
       detection: {kind: heartbeat, interval: 1s, misses: 3}
+      detection: {kind: heartbeat, interval: 10s, misses: 4, loss: 1%, monitor: polling,
+                  poll_interval: 5s}
       detection: {kind: phi_accrual, interval: 1s, threshold: 8}
       outlier_ejection: {consecutive_errors: 5, ejection_time: 30s}
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from statistics import NormalDist
@@ -69,6 +72,16 @@ class DetectorSpec(Spec, ABC):
     def suspects_healthy_backends(self) -> bool:
         """Whether it can take a healthy, full-speed backend out (a false suspicion)."""
         return False
+
+    def false_suspicion_rate(self) -> float | None:
+        """False suspicions per second of a healthy backend's time, where a closed form
+        gives it (None where none does)."""
+        return 0.0 if not self.suspects_healthy_backends() else None
+
+    def false_suspicion_share(self) -> float | None:
+        """Long-run share of a healthy backend's time out of rotation on false suspicions,
+        where a closed form gives it (None where none does)."""
+        return 0.0 if not self.suspects_healthy_backends() else None
 
     @abstractmethod
     def rejoin_delay(self, rng: np.random.Generator) -> float:
@@ -128,30 +141,204 @@ class HealthCheckSpec(DetectorSpec):
 
 @DETECTORS.register("heartbeat")
 class HeartbeatSpec(DetectorSpec):
-    """Heartbeats: each backend reports every ``interval``; ``misses`` silent intervals in a row
-    make the detector declare it dead, and the next heartbeat brings it back. A heartbeat that
-    arrives exactly at the deadline is in time.
+    """Heartbeats: each backend reports every ``interval``; a silence of ``misses`` intervals
+    (the timeout T) makes the monitor declare it dead, and a heartbeat brings it back.
 
-    A crash at a uniform phase is detected after a delay uniform on
-    [(misses - 1) interval, misses interval], of mean (misses - 1/2) interval.
+    ``loss``: each heartbeat is lost on the way, independently, with this probability.
+    ``monitor``: how the silence is judged. ``deadline``: a timer that every heartbeat resets
+    fires T after the last one (a heartbeat arriving exactly at the deadline is in time), and
+    the next heartbeat brings the backend back at once. ``polling``: every ``poll_interval``
+    the monitor looks at the age of the last heartbeat, suspects the backend when it is T or
+    more and trusts it again at the first poll that finds a fresher one, as Kubernetes' node
+    lifecycle controller does (node-monitor-period 5 s, node-monitor-grace-period 40 s over
+    the kubelet's status every 10 s). A poll sees each heartbeat that arrives at its instant.
+
+    The laws below are for a failure at a uniformly random phase of the heartbeats and of the
+    polls, each monitor starting at its own phase; they are derived here (heartbeats due at
+    -U - j interval before a crash at 0, U uniform) in the terms of Chen, Toueg & Aguilera,
+    "On the quality of service of failure detectors", IEEE Trans. Computers 51(5), 2002:
+    detection time, mistake rate (false suspicions) and the share of time in a mistake.
+
+    - Detection, for a backend in rotation when it crashes (one already suspected needs no
+      detection), without loss: uniform on [T - interval, T] (deadline); T - U + V with V
+      uniform on [0, poll_interval) (polling), triangular on [T - interval, T + interval]
+      when the poll interval is the heartbeat interval.
+    - With loss p the timer runs from the last heartbeat heard, G intervals before the last
+      one due, G geometric (P(G = g) proportional to p^g) and below ``misses`` (else the
+      backend would already be suspected): a deadline detects after T - U - G interval, a
+      density p^(misses - ceil(d / interval)) up to a constant, so losses *shorten* the
+      detection of a crash caught in rotation. Polling detects at the first poll after that
+      expiry, G counted at the last poll before the crash (see :meth:`detection_delay`).
+    - Rejoin: the first heartbeat heard after the repair, U + G' interval with G' geometric of
+      mean p / (1 - p), plus the wait for the next poll (polling).
+    - False suspicions: a healthy backend is out of rotation a share p^misses of its time
+      (the last ``misses`` heartbeats lost), with either monitor. A deadline suspects once per
+      heartbeat heard and followed by at least ``misses`` losses: (1 - p) p^misses / interval
+      a second (the mean recurrence of a run pattern, Feller, *An Introduction to Probability
+      Theory*, vol. 1, ch. XIII). A poll catches a run of misses - 1 + r losses only if it
+      falls in its r intervals of expiry: probability min(1, r interval / poll_interval).
     """
 
     kind: Literal["heartbeat"] = "heartbeat"
     interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
     misses: int = Field(3, ge=1, le=1_000)
+    loss: Fraction = 0.0
+    monitor: Literal["deadline", "polling"] = "deadline"
+    poll_interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
+
+    @model_validator(mode="after")
+    def _judged_in_time(self) -> HeartbeatSpec:
+        if self.loss == 1.0:
+            raise located_error(
+                ".loss",
+                "loss must be below 100%: a link that loses every heartbeat is cut; model that"
+                " as a failure of kind partition",
+            )
+        if self.monitor == "polling" and self.poll_interval > self.timeout:
+            raise located_error(
+                ".poll_interval",
+                f"poll_interval ({self.poll_interval:g}s) must not exceed the timeout, misses x"
+                f" interval ({self.timeout:g}s): a monitor that looks less often sees a silence"
+                " late or not at all",
+            )
+        return self
+
+    @property
+    def timeout(self) -> float:
+        """The silence that makes the monitor suspect a backend: misses x interval, seconds."""
+        return self.misses * self.interval
+
+    @property
+    def polling(self) -> bool:
+        return self.monitor == "polling"
+
+    def suspects_healthy_backends(self) -> bool:
+        return self.loss > 0
 
     def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
         # A crashed process and an unreachable host are equally silent.
-        return self.misses * self.interval - rng.uniform(0, self.interval)
+        if self.loss == 0 and not self.polling:
+            return self.timeout - rng.uniform(0, self.interval)
+        interval = self.interval
+        since_beat = rng.uniform(0, interval)  # U: the last heartbeat was due U ago
+        since_poll = rng.uniform(0, self.poll_interval) if self.polling else 0.0
+        # In rotation at the crash: the last poll (for a deadline, the crash itself) found one
+        # of the `misses` heartbeats due before it heard, the latest a geometric number of
+        # losses back, truncated below `misses`. One due after that poll and heard is more
+        # recent still: the expiry counts from it.
+        after_poll = max(0, math.ceil((since_poll - since_beat) / interval))
+        last_heard = after_poll + self._heard_within_misses(rng)
+        if after_poll:
+            first_heard = int(rng.geometric(1 - self.loss)) - 1 if self.loss > 0 else 0
+            if first_heard < after_poll:
+                last_heard = first_heard
+        expiry = self.timeout - since_beat - last_heard * interval
+        if not self.polling:
+            return expiry
+        polls = max(1, math.ceil((expiry + since_poll) / self.poll_interval))
+        return polls * self.poll_interval - since_poll
+
+    def _heard_within_misses(self, rng: np.random.Generator) -> int:
+        """Losses in a row before a heartbeat heard, given that there are fewer than
+        ``misses``: geometric truncated, by inversion."""
+        if self.loss == 0:
+            return 0
+        kept = 1 - self.loss**self.misses
+        losses = math.floor(math.log1p(-rng.random() * kept) / math.log(self.loss))
+        return min(losses, self.misses - 1)
 
     def mean_detection_delay(self, refused: bool) -> float:
-        return (self.misses - 0.5) * self.interval
+        if not self.polling:
+            return self.timeout - self.interval / 2 - self.interval * self._mean_losses()
+        return self._mean_polled_detection()
+
+    def _mean_losses(self) -> float:
+        """Mean of the truncated geometric of :meth:`_heard_within_misses`."""
+        p, misses = self.loss, self.misses
+        if p == 0:
+            return 0.0
+        return p / (1 - p) - misses * p**misses / (1 - p**misses)
+
+    def _mean_polled_detection(self) -> float:
+        """The polling monitor's mean delay, exactly: the delay is -W + poll_interval x
+        ceil((T - G interval + W - U) / poll_interval), and both the ceiling and the law of G
+        (through the heartbeats due after the last poll) depend on W and U only through
+        x = W - U, whose density is a trapezoid. So it is -poll_interval / 2 plus a sum over
+        the intervals of x where the rest is constant, each weighed by its probability."""
+        interval, poll, timeout, misses = (
+            self.interval,
+            self.poll_interval,
+            self.timeout,
+            self.misses,
+        )
+        most_due = math.ceil(poll / interval)
+        cuts = [-interval, poll, *(j * interval for j in range(most_due + 1))]
+        for heard in range(most_due + misses):
+            first = math.floor((timeout - heard * interval - interval) / poll)
+            last = math.ceil((timeout - heard * interval + poll) / poll)
+            cuts += [n * poll - timeout + heard * interval for n in range(first, last + 1)]
+        edges = sorted({cut for cut in cuts if -interval <= cut <= poll})
+        total = 0.0
+        for low, high in itertools.pairwise(edges):
+            middle = (low + high) / 2
+            due = max(0, math.ceil(middle / interval))
+            ceiling = sum(
+                chance * math.ceil((timeout - heard * interval + middle) / poll)
+                for heard, chance in self._law_of_last_heard(due)
+            )
+            total += poll * ceiling * (self._cdf_of_phase_gap(high) - self._cdf_of_phase_gap(low))
+        return total - poll / 2
+
+    def _law_of_last_heard(self, due: int) -> list[tuple[int, float]]:
+        """(G, probability) when ``due`` heartbeats were due after the last poll."""
+        p, misses = self.loss, self.misses
+        early = [(g, (1 - p) * p**g) for g in range(due)]
+        kept = 1 - p**misses
+        late = [(due + h, p**due * (1 - p) * p**h / kept) for h in range(misses)]
+        return early + late
+
+    def _cdf_of_phase_gap(self, x: float) -> float:
+        """P(W - U <= x), W uniform on [0, poll_interval), U on [0, interval)."""
+        poll = self.poll_interval
+
+        def integral(t: float) -> float:  # of min(1, max(0, s / poll)) ds from 0 to t
+            if t <= 0:
+                return 0.0
+            return t * t / (2 * poll) if t <= poll else poll / 2 + (t - poll)
+
+        return (integral(x + self.interval) - integral(x)) / self.interval
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
-        return rng.uniform(0, self.interval)
+        delay = rng.uniform(0, self.interval)
+        if self.loss > 0:
+            delay += self.interval * (int(rng.geometric(1 - self.loss)) - 1)
+        if self.polling:
+            delay += rng.uniform(0, self.poll_interval)
+        return delay
 
     def mean_rejoin_delay(self) -> float:
-        return self.interval / 2
+        lost = self.interval * self.loss / (1 - self.loss)
+        return self.interval / 2 + lost + (self.poll_interval / 2 if self.polling else 0.0)
+
+    def false_suspicion_rate(self) -> float:
+        """Expected false suspicions per second of a healthy backend's time, as above (runs
+        of losses that end after the last poll are counted whole)."""
+        p, interval, misses = self.loss, self.interval, self.misses
+        if p == 0:
+            return 0.0
+        heard_per_s = (1 - p) / interval
+        if not self.polling or self.poll_interval <= interval:
+            return heard_per_s * p**misses
+        # Runs of misses - 1 + r losses, r >= 1: min(1, r x) with x = interval / poll.
+        x, whole = interval / self.poll_interval, math.floor(self.poll_interval / interval)
+        short = p * (1 - (whole + 1) * p**whole + whole * p ** (whole + 1)) / (1 - p) ** 2
+        long = p ** (whole + 1) / (1 - p)
+        return heard_per_s * (1 - p) * p ** (misses - 1) * (x * short + long)
+
+    def false_suspicion_share(self) -> float:
+        """Long-run share of a healthy backend's time out of rotation: the last ``misses``
+        heartbeats due before the last verdict (the instant itself for a deadline) lost."""
+        return self.loss**self.misses
 
 
 @DETECTORS.register("phi_accrual")
