@@ -1031,7 +1031,15 @@ def availability(
             err=True,
         )
     for index, failure in enumerate(scenario.failures):
-        if failure.kind != "crash_repair":
+        if failure.kind == "pause":
+            click.echo(
+                f"warning: failures[{index}] (pause on {failure.target.describe()}): the"
+                " long-horizon mode detects through sampled delays, which never suspect a paused"
+                " server, so a pause costs nothing there; `ecsim run` simulates the false"
+                " suspicions and failovers pauses cause",
+                err=True,
+            )
+        elif failure.kind != "crash_repair":
             click.echo(
                 f"warning: failures[{index}] ({failure.kind} on {failure.target.describe()}) is a"
                 f" one-off: it happens once in each of the {replications} replications, so over"

@@ -89,3 +89,59 @@ def test_health_checks_suspect_a_paused_server_as_often_as_the_probe_grid_predic
     expected = pauses * 0.2525
     spread = (pauses * 0.2525 * 0.7475) ** 0.5
     assert abs(summary["incidents"]["false_suspicions"] - expected) < 4 * spread
+
+
+def phi_pauses(seconds: float, acceptable_pause: float, pauses: int) -> dict:
+    """One server watched by phi-accrual (interval 1 s, threshold 8, min_std 0.1 s), paused
+    for ``seconds`` every 120-180 s: a window of 100 heartbeats holds at most one pause, so
+    the history's spread stays under min_std and the silence limit is fixed."""
+    scenario = parse_scenario(
+        {
+            "duration": pauses * 150,
+            "seed": 9,
+            "workload": {
+                "arrivals": {"rate": 0},
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 1}}
+                ],
+            },
+            "balancer": {
+                "detection": {
+                    "kind": "phi_accrual",
+                    "interval": 1,
+                    "threshold": 8,
+                    "acceptable_pause": acceptable_pause,
+                }
+            },
+            "servers": [{"name": "web", "count": 1}],
+            "failures": [
+                {
+                    "kind": "pause",
+                    "target": {"server": "web-1"},
+                    "duration": seconds,
+                    "time_between": {"kind": "uniform", "low": 120, "high": 180},
+                }
+            ],
+        }
+    )
+    return run(scenario).summary["incidents"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "acceptable_pause"), [(0.5, 1.0), (0.5, 0.0), (1.0, 1.0), (1.0, 0.0)]
+)
+def test_phi_accrual_suspects_a_paused_server_as_the_closed_form_says(seconds, acceptable_pause):
+    """The silence limit is L = 1 s + acceptable_pause + 0.1 s x z(1e-8) = 1.561 s +
+    acceptable_pause. A pause of d beginning A ~ U(0, 1 s) after the last heartbeat makes
+    the monitor wait A + d for the next (sent late, at the resume): a false suspicion when
+    A + d > L, with probability clip(1 - (L - d), 0, 1): 0 for a 0.5 s pause with or
+    without the allowance (the issue's 20 pauses), 0.439 for a 1 s pause without it, 0 with
+    it. Counts are held to 4 binomial standard deviations."""
+    pauses = 20 if seconds == 0.5 else 200
+    incidents = phi_pauses(seconds, acceptable_pause, pauses)
+    limit = 1.0 + acceptable_pause + 0.1 * 5.612
+    chance = min(1.0, max(0.0, 1.0 - (limit - seconds)))
+    count = incidents["count"]
+    spread = (count * chance * (1 - chance)) ** 0.5
+    assert abs(incidents["false_suspicions"] - count * chance) <= 4 * spread
+    assert count >= 0.9 * pauses

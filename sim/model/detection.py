@@ -159,13 +159,22 @@ class _HeartbeatEmitter:
         Timeout(env, rng.uniform(0, interval)).callbacks.append(self._beat)
 
     def _beat(self, _) -> None:
-        if self.backend.server.serving and (self._draws is None or next(self._draws) >= self.loss):
+        server = self.backend.server
+        if server.paused:
+            # A frozen process sends nothing; its heartbeat goes out late, when it resumes.
+            if self._send not in server.on_resume:
+                server.on_resume.append(self._send)
+        elif server.serving:
+            self._send()
+        Timeout(self.env, self.interval).callbacks.append(self._beat)
+
+    def _send(self) -> None:
+        if self._draws is None or next(self._draws) >= self.loss:
             delay = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
             if delay:
                 Timeout(self.env, delay).callbacks.append(self.listener.heard)
             else:
                 self.listener.heard()
-        Timeout(self.env, self.interval).callbacks.append(self._beat)
 
 
 class _PollingMonitor:

@@ -349,6 +349,8 @@ class PhiAccrualSpec(DetectorSpec):
     the last ``window`` inter-arrival times, models them as normal (standard deviation at least
     ``min_std``) and suspects a backend once phi = -log10 P(a heartbeat is still to come)
     reaches ``threshold``: phi 8 means a one-in-10^8 chance that the backend is merely late.
+    ``acceptable_pause`` is added to the modelled mean, as Akka's acceptable-heartbeat-pause
+    is: the allowance for garbage-collection pauses and the like.
     """
 
     kind: Literal["phi_accrual"] = "phi_accrual"
@@ -357,12 +359,14 @@ class PhiAccrualSpec(DetectorSpec):
     window: int = Field(100, ge=2, le=10_000)
     min_std: PositiveDuration = 0.1
     jitter: NonNegativeDuration = 0.0
+    acceptable_pause: NonNegativeDuration = 0.0
 
     def silence_before_suspicion(self, mean: float, std: float) -> float:
-        """Time after the last heartbeat at which phi reaches the threshold."""
+        """Time after the last heartbeat at which phi reaches the threshold: the normal
+        model's mean moved by ``acceptable_pause`` (Akka's acceptable-heartbeat-pause)."""
         sigma = max(std, self.min_std)
         z = -NormalDist().inv_cdf(10.0 ** (-self.threshold))  # precise for large thresholds
-        return mean + sigma * z
+        return mean + self.acceptable_pause + sigma * z
 
     def suspects_healthy_backends(self) -> bool:
         return self.jitter > 0  # late heartbeats look like silence
