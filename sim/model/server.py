@@ -272,10 +272,10 @@ class Server:
         """Every attempt here fails: a crash loses them, a partition cuts their connections."""
         now = self.env.now
         lost = list(self.in_service) + list(self.queue)
-        for end in self.in_service.values():
-            self.busy_time_s -= end - now  # the rest of these services never happens
-        for attempt in self.queue:
-            self.wait_time_s += now - attempt.queued_at  # they did wait, until now
+        # Summed as busy_time_so_far and wait_time_so_far sum them, so that a snapshot taken
+        # at this instant and the totals after agree to the last bit.
+        self.busy_time_s -= sum(end - now for end in self.in_service.values())
+        self.wait_time_s += sum(now - attempt.queued_at for attempt in self.queue)
         self.in_service.clear()
         self.queue.clear()
         self.busy = 0
