@@ -374,6 +374,8 @@ class DataTier:
         if delay is not None:
             self._start_failover(shard, delay)
         self._account(shard)
+        if up and shard.waiting:
+            self._release_waiting(shard)  # the node back may take them (multi-master)
         self.monitor.refresh()
 
     def _start_failover(self, shard: Shard, delay: float) -> None:
