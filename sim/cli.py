@@ -67,6 +67,7 @@ from sim.scenario import (
     BALANCER_REDUNDANCY,
     DETECTORS,
     FAILURE_MODELS,
+    REPLICATION_KINDS,
     ScenarioError,
     load_scenario,
 )
@@ -1237,7 +1238,8 @@ def validate(scenario_files) -> None:
 
 @main.command(name="list")
 def list_kinds() -> None:
-    """List the balancing policies, distributions, failure models and detectors a scenario can name.
+    """List the balancing policies, distributions, failure models, detectors, balancer redundancy
+    and replication kinds a scenario can name.
 
     \b
     Example:
@@ -1250,3 +1252,4 @@ def list_kinds() -> None:
     click.echo(
         "balancer redundancy (balancer.redundancy): " + ", ".join(BALANCER_REDUNDANCY.names())
     )
+    click.echo("replication kinds (database.replication): " + ", ".join(REPLICATION_KINDS.names()))
