@@ -36,7 +36,7 @@ from pydantic import BaseModel  # noqa: E402
 
 from sim import cli, overrides, yaml_reader  # noqa: E402
 from sim.catalogue import METRICS  # noqa: E402
-from sim.model import database, monitor, server, timing  # noqa: E402
+from sim.model import monitor, server, timing, write_log  # noqa: E402
 from sim.results import atomic_write_text  # noqa: E402
 from sim.scenario import Scenario, advice, root  # noqa: E402
 
@@ -199,7 +199,7 @@ def limits(quick: bool, work: Path) -> str:
         " or that many writes waiting for a new master, ends the run with exit code 2",
         f"{timing.STALL_EVENTS:,} events without simulated time moving end the run with exit"
         " code 2, naming the callbacks involved",
-        f"a shard remembers at most {database.MAX_PENDING:,} writes some replica lacks",
+        f"a shard remembers at most {write_log.MAX_PENDING:,} writes some replica lacks",
         f"a run estimated at more than {advice.LONG_RUN_S / 60:.0f} minutes of work (at"
         f" {advice.REQUESTS_PER_S:,} requests and {advice.EVENTS_PER_S:,} probes, heartbeats"
         " or failures a second) is warned about, with the estimate",

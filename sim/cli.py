@@ -67,6 +67,7 @@ from sim.scenario import (
     BALANCER_REDUNDANCY,
     DETECTORS,
     FAILURE_MODELS,
+    REPLICATION_KINDS,
     ScenarioError,
     load_scenario,
 )
@@ -1261,7 +1262,8 @@ def validate(scenario_files) -> None:
 
 @main.command(name="list")
 def list_kinds() -> None:
-    """List the balancing policies, distributions, failure models and detectors a scenario can name.
+    """List the balancing policies, distributions, failure models, detectors, balancer redundancy
+    and replication kinds a scenario can name.
 
     \b
     Example:
@@ -1274,3 +1276,4 @@ def list_kinds() -> None:
     click.echo(
         "balancer redundancy (balancer.redundancy): " + ", ".join(BALANCER_REDUNDANCY.names())
     )
+    click.echo("replication kinds (database.replication): " + ", ".join(REPLICATION_KINDS.names()))

@@ -492,6 +492,9 @@ def _markov_availability(scenario: Scenario) -> dict[str, Any]:
             name: _exponential_entry(on_group[name], f"group {name}") for name in groups
         }
         database_failure = _exponential_entry(on_database, "the database")
+        kind = scenario.database.replication.kind if scenario.database is not None else ""
+        if database_failure is not None and kind not in ("master_slave", "multi_master"):
+            raise _OutsideChain(f"the shard chain models master_slave and multi_master, not {kind}")
     except _OutsideChain as error:
         return _no_chain(scenario, str(error))
     try:

@@ -50,6 +50,16 @@ def test_pure_modules_never_import_the_model(path):
     )
 
 
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if p.stem == "write_log" or p.parent.name == "replication"],
+    ids=relative,
+)
+def test_the_write_log_and_the_replication_strategies_need_no_simulation_engine(path):
+    """They decide and remember from what the data tier tells them; it alone holds the clock."""
+    assert not any(name == "simpy" or name.startswith("simpy.") for name in imports(path))
+
+
 @pytest.mark.parametrize("path", MODULES, ids=relative)
 def test_no_global_random_state(path):
     text = path.read_text(encoding="utf-8")

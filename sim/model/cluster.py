@@ -23,11 +23,12 @@ from sim.model.failures import INJECTORS, FailureInjector
 from sim.model.maintenance import Maintenance
 from sim.model.monitor import Monitor
 from sim.model.redundancy import build_balancers
+from sim.model.replication import REPLICATION_STRATEGIES
 from sim.model.server import Server
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
 from sim.model.workload import ClosedLoopUsers, OpenLoopSource
-from sim.scenario import DETECTORS, FAILURE_MODELS, DatabaseSpec, Scenario
+from sim.scenario import DETECTORS, FAILURE_MODELS, REPLICATION_KINDS, DatabaseSpec, Scenario
 from sim.scenario.paths import class_paths, downtime_causes
 from sim.streams import Streams
 
@@ -94,6 +95,7 @@ class Cluster:
         # before anything runs.
         DETECTOR_PROCESSES.check_covers(DETECTORS)
         INJECTORS.check_covers(FAILURE_MODELS)
+        REPLICATION_STRATEGIES.check_covers(REPLICATION_KINDS)
         scenario, env, streams = self.scenario, self.env, self.streams
         workload = scenario.workload
         balancer_spec = scenario.balancer

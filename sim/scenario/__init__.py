@@ -6,7 +6,15 @@ point somewhere. The parts of a scenario live in modules named after them.
 """
 
 from sim.scenario.cluster import BalancerSpec, ColdStartSpec, ServerGroupSpec, StandbySpec
-from sim.scenario.database import DatabaseSpec, DatabaseUseSpec, KeySpaceSpec, ReplicationSpec
+from sim.scenario.database import (
+    REPLICATION_KINDS,
+    DatabaseSpec,
+    DatabaseUseSpec,
+    KeySpaceSpec,
+    MasterSlaveSpec,
+    MultiMasterSpec,
+    ReplicationSpec,
+)
 from sim.scenario.detection import (
     DETECTORS,
     DetectorSpec,
@@ -47,6 +55,7 @@ __all__ = [
     "BALANCER_REDUNDANCY",
     "DETECTORS",
     "FAILURE_MODELS",
+    "REPLICATION_KINDS",
     "ActivePassiveSpec",
     "ArrivalsSpec",
     "BalancerSpec",
@@ -61,7 +70,9 @@ __all__ = [
     "HeartbeatSpec",
     "KeySpaceSpec",
     "MaintenanceSpec",
+    "MasterSlaveSpec",
     "MetricsSpec",
+    "MultiMasterSpec",
     "OutlierEjectionSpec",
     "PartitionSpec",
     "PauseSpec",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.scenario.database import MASTER_SLAVE_ONLY
 from sim.scenario.failures import ZoneOutageSpec
 from sim.scenario.root import Scenario
 from sim.scenario.workload import RateProfile
@@ -190,6 +191,16 @@ def _replication(scenario: Scenario) -> list[Advice]:
                 f"{replication.mode} with no replica acknowledges every write at once, as async"
                 " does: give it replicas, or write mode: async",
             )
+        ]
+    if replication.kind == "multi_master":
+        return [
+            Advice(
+                f"database.replication.{key}",
+                "has no effect with multi_master (every node takes writes, acknowledged at"
+                " once; reads go to any node; no one is promoted): it is a master_slave key",
+            )
+            for key in MASTER_SLAVE_ONLY
+            if key in replication.model_fields_set
         ]
     return []
 

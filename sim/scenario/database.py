@@ -15,15 +15,27 @@ and, per request class, how it uses the data: ``database: {reads: 2, writes: 1}`
 
 from __future__ import annotations
 
+from abc import ABC
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
+from sim.registry import Registry
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
-from sim.spec import Name, NonNegativeDuration, Spec, located_error
+from sim.spec import Name, NonNegativeDuration, Spec, located_error, registered
 
-__all__ = ["DatabaseSpec", "DatabaseUseSpec", "KeySpaceSpec", "ReplicationSpec"]
+__all__ = [
+    "MASTER_SLAVE_ONLY",
+    "REPLICATION_KINDS",
+    "DatabaseSpec",
+    "DatabaseUseSpec",
+    "KeySpaceSpec",
+    "MasterSlaveSpec",
+    "MultiMasterSpec",
+    "ReplicationSpec",
+    "ReplicationSpecField",
+]
 
 
 class KeySpaceSpec(Spec):
@@ -34,33 +46,23 @@ class KeySpaceSpec(Spec):
     zipf_exponent: float = Field(1.0, gt=0, le=10)
 
 
-class ReplicationSpec(Spec):
-    """How the copies of each shard are kept, and what happens when the master dies.
+REPLICATION_KINDS: Registry[type[ReplicationSpec]] = Registry("replication kind")
 
-    ``master_slave``: one master takes the writes and ships them to ``replicas`` copies. Each
-    write needs its own ``apply_delay`` (network and apply time) to reach a replica, and
-    replicas apply writes in commit order, so a write also waits for those before it: the lag
-    a replica shows (``data.replication_lag_s``) is the delay of the slowest write ahead of it,
-    longer than ``apply_delay`` when delays vary. ``async`` acknowledges a write at once;
-    ``semi_sync`` once one replica has it; ``sync`` once all live replicas have it (both fall
-    back to async while no replica is up). Reads go to the ``master``, to the ``replicas``, or
-    to replicas at most ``max_lag`` behind (else the master). When detection declares the
-    master dead, the most up-to-date live replica is promoted after ``promotion_delay``; the
-    old master is fenced and rejoins as a replica. Writes in the gap ``fail`` or ``wait`` for
-    the new master.
 
-    ``multi_master``: ``replicas + 1`` masters per shard all take writes, acknowledged at once
-    and shipped to the others as above; two writes to one key within the lag window are a
-    conflict, resolved by last-writer-wins.
+class ReplicationSpec(Spec, ABC):
+    """How the copies of each shard are kept: what every replication kind shares.
+
+    Each shard has ``replicas + 1`` nodes. A write taken by a node is shipped to the others,
+    each needing its own ``apply_delay`` (network and apply time) to reach one, and nodes apply
+    writes in commit order, so a write also waits for those before it: the lag a node shows
+    (``data.replication_lag_s``) is the delay of the slowest write ahead of it, longer than
+    ``apply_delay`` when delays vary. While no node can take a write, writes ``fail`` or
+    ``wait`` for one.
     """
 
-    kind: Literal["master_slave", "multi_master"] = "master_slave"
-    mode: Literal["async", "semi_sync", "sync"] = "async"
+    kind: str
     replicas: int = Field(1, ge=0, le=16)
     apply_delay: DelaySpec = Deterministic(value=0.01)
-    read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
-    max_lag: NonNegativeDuration = 1.0
-    promotion_delay: DelaySpec = Deterministic(value=5.0)
     writes_during_failover: Literal["fail", "wait"] = "fail"
 
     @model_validator(mode="before")
@@ -75,11 +77,64 @@ class ReplicationSpec(Spec):
             )
         return data
 
+
+@REPLICATION_KINDS.register("master_slave")
+class MasterSlaveSpec(ReplicationSpec):
+    """One master takes the writes and ships them to ``replicas`` copies.
+
+    ``async`` acknowledges a write at once; ``semi_sync`` once one replica has it; ``sync`` once
+    all live replicas have it (both fall back to async while no replica is up). Reads go to the
+    ``master``, to the ``replicas``, or to replicas at most ``max_lag`` behind (else the
+    master). When detection declares the master dead, the most up-to-date live replica is
+    promoted after ``promotion_delay``; the old master is fenced and rejoins as a replica.
+    """
+
+    kind: Literal["master_slave"] = "master_slave"
+    mode: Literal["async", "semi_sync", "sync"] = "async"
+    read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
+    max_lag: NonNegativeDuration = 1.0
+    promotion_delay: DelaySpec = Deterministic(value=5.0)
+
+
+MASTER_SLAVE_ONLY = ("mode", "read_from", "max_lag", "promotion_delay")
+"""Keys a multi-master spec accepts, so that a master-slave scenario switched to multi-master
+(``--set database.replication.kind=multi_master``, a comparison of kinds) still loads, and that
+do nothing there (:mod:`sim.scenario.advice` says so when one is written)."""
+
+
+@REPLICATION_KINDS.register("multi_master")
+class MultiMasterSpec(ReplicationSpec):
+    """``replicas + 1`` masters per shard all take writes, acknowledged at once and shipped to
+    the others; reads go to any node. Two writes to one key within the lag window are a
+    conflict, resolved by last-writer-wins. A master's death promotes no one: the others carry
+    on without the writes only it had."""
+
+    kind: Literal["multi_master"] = "multi_master"
+    # Accepted and without effect here: see MASTER_SLAVE_ONLY.
+    mode: Literal["async", "semi_sync", "sync"] = "async"
+    read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
+    max_lag: NonNegativeDuration = 1.0
+    promotion_delay: DelaySpec = Deterministic(value=5.0)
+
     @model_validator(mode="after")
-    def _consistent(self) -> ReplicationSpec:
-        if self.kind == "multi_master" and self.replicas < 1:
+    def _two_masters(self) -> MultiMasterSpec:
+        if self.replicas < 1:
             raise ValueError("multi_master needs at least 1 replica (2 masters)")
         return self
+
+
+def _master_slave_by_default(value: Any) -> Any:
+    """A mapping without a ``kind`` is master-slave, as it always was."""
+    if isinstance(value, dict) and "kind" not in value:
+        return {"kind": "master_slave", **value}
+    return value
+
+
+ReplicationSpecField = registered(
+    REPLICATION_KINDS, ReplicationSpec, shorthand=_master_slave_by_default
+)
+"""Field type of ``database.replication``: ``{kind: <name>, ...options}``, master-slave when
+the kind is left out."""
 
 
 class DatabaseSpec(Spec):
@@ -92,7 +147,7 @@ class DatabaseSpec(Spec):
     keys: KeySpaceSpec = KeySpaceSpec()
     shards: int = Field(1, ge=1, le=1024)
     virtual_nodes: int = Field(128, ge=1, le=4096)
-    replication: ReplicationSpec = ReplicationSpec()
+    replication: ReplicationSpecField = MasterSlaveSpec()
     workers: int = Field(8, ge=1, le=100_000)
     queue_capacity: int | None = Field(None, ge=0, le=10_000_000)
     read_time: DistributionSpec = Exponential(mean=0.002)
