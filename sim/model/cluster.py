@@ -234,6 +234,17 @@ class Cluster:
                 )
             )
         self.data_tier = DataTier(self.env, spec, self.database_nodes, self.streams, self.monitor)
+        if self.requests:
+            # Real detectors watch the nodes; the long-horizon mode samples their delay law.
+            self.data_tier.watch(
+                lambda backend, watcher: start_detector(
+                    self.env,
+                    spec.detection,
+                    backend,
+                    watcher,
+                    self.streams.generator(f"database/detection/{backend.name}"),
+                )
+            )
         self.monitor.views.append(self.data_tier)
         self.monitor.data_tier = self.data_tier
         plan = [

@@ -11,19 +11,27 @@ node's death costs and whom a failover promotes; each shard's write log
 (:mod:`sim.model.write_log`) knows which node sees which write when. What is the same for
 every kind lives here: sending operations, shipping and acknowledging writes, detection's
 verdicts, the failover's timer, and the figures the summary reports.
+
+Detection, never magic: in a run with requests each node is watched by a real detector (the
+scenario's ``database.detection``: probes or heartbeats, see :mod:`sim.model.detection`) that
+reports to the failover manager, so a slow, paused or cut-off node is suspected exactly when
+its detector would suspect it. The long-horizon mode, which simulates no probe, draws each
+verdict's delay from the detector's law instead: exact for crashes and repairs, blind to
+false suspicions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 from simpy.events import Timeout
 
 from sim.metrics import LatencyHistogram
+from sim.model.balancing import Backend
 from sim.model.replication import REPLICATION_STRATEGIES
 from sim.model.server import MAX_QUEUE, QueueOverflowError, Server
 from sim.model.sharding import HashRing, KeySpace
@@ -167,6 +175,9 @@ class DataTier:
         )
         self._detection_rng = streams.generator("database/detection")
         self._verdicts: dict[Server, int] = {}
+        self.sampled_detection = True
+        """Verdicts as delays drawn from the detector's law (the long-horizon mode); after
+        :meth:`watch` real detector processes give them."""
         for node in nodes:
             node.respond = self._answered
         # What the summary reports, counted in the measurement window only.
@@ -347,6 +358,9 @@ class DataTier:
         else:
             serving = [other.serving for other in shard.nodes]
             shard.log.node_resumed(index, now, serving, self._apply_delay)
+        if not self.sampled_detection:
+            self._account(shard)
+            return  # the node's detector will notice, or not
         generation = self._verdicts.get(node, 0) + 1
         self._verdicts[node] = generation
         detection = self.spec.detection
@@ -362,12 +376,29 @@ class DataTier:
             timer.callbacks.append(lambda _: self._verdict(shard, index, generation))
         self._account(shard)
 
+    def watch(self, start: Callable[[Backend, Any], None]) -> None:
+        """Watch every node with a real detector: ``start(backend, watcher)`` starts one on
+        ``backend`` (the node as the failover manager sees it) that tells ``watcher`` its
+        verdicts through ``mark_down`` and ``mark_up``, as it tells a balancer. Sampled
+        verdicts stop."""
+        self.sampled_detection = False
+        watcher = _FailoverManager(self)
+        for shard in self.shards:
+            for index, node in enumerate(shard.nodes):
+                start(Backend(index, node.name, 1.0, node), watcher)
+
     def _verdict(self, shard: Shard, index: int, generation: int) -> None:
         node = shard.nodes[index]
         if self._verdicts[node] != generation:
             return
+        # The delay drawn was the detector's: its verdict is the node's state by then.
+        self.believe(shard, index, node.serving)
+
+    def believe(self, shard: Shard, index: int, up: bool) -> None:
+        """Detection says node ``index`` of ``shard`` is up (or down): fail over, or take it
+        back."""
+        node = shard.nodes[index]
         self._account(shard)
-        up = node.serving
         shard.believed_up[index] = up
         self.monitor.rotation_changed(node, up, "detected up" if up else "detected down")
         delay = self.strategy.failover_delay(shard, index, up)
@@ -393,9 +424,7 @@ class DataTier:
         self.monitor.promotion_ended(shard.nodes[0].pool)
         now = self.env.now
         self._account(shard)
-        candidates = [
-            i for i in range(len(shard.nodes)) if shard.believed_up[i] and shard.nodes[i].serving
-        ]
+        candidates = [i for i in range(len(shard.nodes)) if shard.believed_up[i]]
         if not candidates:
             self.monitor.refresh()
             return  # no replica to promote: wait until one comes back
@@ -523,3 +552,22 @@ class DataTier:
                 for shard in self.shards
             },
         }
+
+
+class _FailoverManager:
+    """Where a database node's detector reports (the part of an Orchestrator, MHA or Patroni
+    that watches nodes): the same two calls a balancer takes."""
+
+    def __init__(self, tier: DataTier) -> None:
+        self.tier = tier
+
+    def mark_down(self, backend: Backend) -> None:
+        self._tell(backend, False)
+
+    def mark_up(self, backend: Backend) -> None:
+        self._tell(backend, True)
+
+    def _tell(self, backend: Backend, up: bool) -> None:
+        backend.detected_up = up
+        shard = self.tier._shard_of_node[backend.server]
+        self.tier.believe(shard, backend.index, up)

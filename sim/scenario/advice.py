@@ -213,9 +213,10 @@ def _database_detection(scenario: Scenario) -> list[Advice]:
     return [
         Advice(
             "database.detection",
-            "the data tier's detection is a delay drawn from the detector's law, which lost or"
-            " late heartbeats shape, but it never suspects a healthy database node: the false"
-            " suspicions (and the failovers they would start) are not simulated",
+            "in the long-horizon mode (ecsim availability) the data tier's detection is a delay"
+            " drawn from the detector's law, which lost or late heartbeats shape, but it never"
+            " suspects a healthy database node: those false suspicions (and the failovers they"
+            " would start) are simulated by ecsim run only",
         )
     ]
 
