@@ -477,7 +477,8 @@ METRICS: tuple[Metric, ...] = (
         "data.lost_writes",
         "operations",
         LOWER,
-        "acknowledged writes lost at a failover (the promoted replica never had them)",
+        "acknowledged writes lost at a failover (the promoted replica never had them), or"
+        " thrown away when a deposed master is demoted",
     ),
     Metric(
         "data.rpo_s",
@@ -497,6 +498,19 @@ METRICS: tuple[Metric, ...] = (
         "operations",
         LOWER,
         "multi-master: earlier writes last-writer-wins silently dropped",
+    ),
+    Metric(
+        "data.split_brain_writes",
+        "operations",
+        LOWER,
+        "writes a deposed master took after a new one was promoted (split brain, fencing:"
+        " none); thrown away when it is demoted, so counted in lost_writes too",
+    ),
+    Metric(
+        "data.split_brain_s",
+        "s",
+        LOWER,
+        "seconds two masters of a shard took writes at once, summed over shards",
     ),
     Metric("data.failovers", "failovers", NEUTRAL, "master promotions"),
     Metric(

@@ -203,6 +203,10 @@ class Cluster:
             streams,
             self._truth_changed,
         )
+        if self.data_tier is not None:
+            self.data_tier.network = self.injector.network
+            self.injector.network.listeners.append(self.data_tier.links_changed)
+            self.data_tier.stonith = self._power_cycle
         if scenario.maintenance:
             self.maintenance = Maintenance(
                 env,
@@ -280,6 +284,11 @@ class Cluster:
         controller = self.controllers.get(backend.server.group)
         if controller is not None:
             controller.reconcile()
+
+    def _power_cycle(self, server: Server, seconds: float) -> None:
+        """Fencing's STONITH: power ``server`` off, out of band, and back on after ``seconds``."""
+        self.injector.stop([server])
+        self.env.timeout(seconds).callbacks.append(lambda _: self.injector.restart([server]))
 
     def _truth_changed(self, servers: list[Server]) -> None:
         if self.data_tier is not None:

@@ -32,6 +32,7 @@ from simpy.events import Timeout
 
 from sim.metrics import LatencyHistogram
 from sim.model.balancing import Backend
+from sim.model.network import FAILOVER_MANAGER, Network
 from sim.model.replication import REPLICATION_STRATEGIES
 from sim.model.server import MAX_QUEUE, QueueOverflowError, Server
 from sim.model.sharding import HashRing, KeySpace
@@ -105,9 +106,14 @@ class Shard:
         self.waiting: list[DatabaseOperation] = []
         """Writes that found no node to take them, waiting for one (writes_during_failover)."""
         self.promoting = False
+        self.deposed: dict[int, float | None] = {}
+        """Old masters that still take writes because no demotion reached them (split brain
+        under ``fencing: none``), with when a new master was promoted (None: not yet)."""
         self.unacked: dict[DatabaseOperation, None] = {}
         """Writes taken by a node, waiting for replicas to acknowledge them."""
         self.master_failed_at = 0.0
+        self.old_master: int | None = None
+        """The master the last failover replaced."""
         self.operations = 0
         self.failed_operations = 0
         self.writable_s = 0.0
@@ -175,6 +181,13 @@ class DataTier:
         )
         self._detection_rng = streams.generator("database/detection")
         self._verdicts: dict[Server, int] = {}
+        self.network = Network()
+        """Links partial partitions cut (the failure injector's, set by the cluster)."""
+        fencing = getattr(replication, "fencing", None)
+        self.fencing = fencing.kind if fencing is not None else "none"
+        self._fencing = fencing
+        self.stonith: Callable[[Server, float], None] | None = None
+        """Powers a node off for a while, out of band (set by the cluster)."""
         self.sampled_detection = True
         """Verdicts as delays drawn from the detector's law (the long-horizon mode); after
         :meth:`watch` real detector processes give them."""
@@ -189,6 +202,8 @@ class DataTier:
         self.rpo_s = 0.0
         self.conflicts = 0
         self.lost_updates = 0
+        self.split_brain_writes = 0
+        self.split_brain_s = 0.0
         self.failovers: list[float] = []
         self.write_latency = LatencyHistogram()
         self.replication_lag = LatencyHistogram()
@@ -234,7 +249,16 @@ class DataTier:
             self._fail(operation, shard, Cause.DATABASE_FAILOVER)
             return
         operation.node = node
-        shard.nodes[node].submit(operation)
+        target = shard.nodes[node]
+        if self.network.partial and not self.network.both_ways(
+            operation.job.attempt.backend.server.name, target.name
+        ):
+            # Cut off from this client: it waits for its connect timeout, as for any host
+            # that does not answer.
+            timer = Timeout(self.env, target.connect_timeout_s)
+            timer.callbacks.append(lambda _: self._fail(operation, shard, Cause.DATABASE_ERROR))
+            return
+        target.submit(operation)
 
     def _hold(self, operation: DatabaseOperation, shard: Shard) -> None:
         """Keep a write for the next master; past :data:`MAX_QUEUE` of them the run stops."""
@@ -300,7 +324,13 @@ class DataTier:
         """A node took a write: ship it, and commit it when the strategy acknowledges it."""
         now = self.env.now
         origin = operation.node
+        if not shard.multi_master and not self._takes_writes(shard, origin):
+            # Demoted to read-only, or its lease ran out, while it held the write: refused.
+            self._fail(operation, shard, Cause.DATABASE_ERROR)
+            return
         serving = [node.serving for node in shard.nodes]
+        if self.network.partial or shard.deposed:
+            serving = self._shipped_to(shard, origin, serving)
         arrivals = shard.log.ship(origin, now, serving, self._apply_delay)
         live = [arrival for i, arrival in enumerate(arrivals) if i != origin and arrival < INF]
         if self.measuring:
@@ -315,12 +345,31 @@ class DataTier:
         else:
             self._commit(operation, shard, visible_at)
 
+    def _takes_writes(self, shard: Shard, node: int) -> bool:
+        """The master, or a deposed master no demotion has reached; under a lease, only
+        while it holds it."""
+        if node != shard.master and node not in shard.deposed:
+            return False
+        return self.fencing != "lease" or self._holds_lease(shard, node)
+
+    def _shipped_to(self, shard: Shard, origin: int, serving: list[bool]) -> list[bool]:
+        """Where a write taken by ``origin`` goes: nowhere from a deposed master (the replicas
+        follow the new one), else to serving nodes its link reaches."""
+        if shard.deposed.get(origin) is not None:
+            return [False] * len(serving)
+        name, network = shard.nodes[origin].name, self.network
+        return [
+            up and network.reaches(name, n.name) for up, n in zip(serving, shard.nodes, strict=True)
+        ]
+
     def _commit(self, operation: DatabaseOperation, shard: Shard, visible_at: list[float]) -> None:
         """The write is acknowledged: into the log, and its client goes on."""
         shard.unacked.pop(operation, None)
         if not operation.live:
             return  # its node died before the replicas acknowledged: the client saw an error
         now = self.env.now
+        if self.measuring and shard.deposed.get(operation.node) is not None:
+            self.split_brain_writes += 1  # a second master took it
         log = shard.log
         serving = [node.serving for node in shard.nodes]
         write = log.append(operation.key, operation.node, now, visible_at, serving)
@@ -385,7 +434,7 @@ class DataTier:
         watcher = _FailoverManager(self)
         for shard in self.shards:
             for index, node in enumerate(shard.nodes):
-                start(Backend(index, node.name, 1.0, node), watcher)
+                start(Backend(index, node.name, 1.0, _SeenByManager(node, self)), watcher)
 
     def _verdict(self, shard: Shard, index: int, generation: int) -> None:
         node = shard.nodes[index]
@@ -398,6 +447,8 @@ class DataTier:
         """Detection says node ``index`` of ``shard`` is up (or down): fail over, or take it
         back."""
         node = shard.nodes[index]
+        if up and index in shard.deposed:
+            self._demote(shard, index)  # the manager hears it again, and can demote it
         self._account(shard)
         shard.believed_up[index] = up
         self.monitor.rotation_changed(node, up, "detected up" if up else "detected down")
@@ -410,6 +461,10 @@ class DataTier:
         self.monitor.refresh()
 
     def _start_failover(self, shard: Shard, delay: float) -> None:
+        old = shard.master
+        if old is not None:
+            shard.old_master = old
+            self._depose(shard, old)
         if shard.master is not None:
             shard.master_failed_at = shard.log.stopped_at[shard.master]
         failed_at = shard.master_failed_at  # a retried failover still dates from the crash
@@ -420,6 +475,8 @@ class DataTier:
         timer.callbacks.append(lambda _: self._promote(shard, failed_at))
 
     def _promote(self, shard: Shard, failed_at: float) -> None:
+        if not self._fenced(shard, failed_at):
+            return
         shard.promoting = False
         self.monitor.promotion_ended(shard.nodes[0].pool)
         now = self.env.now
@@ -439,6 +496,95 @@ class DataTier:
         self._account(shard)
         self._release_waiting(shard)
         self.monitor.refresh()
+
+    # -- fencing ------------------------------------------------------------------------------
+
+    def _depose(self, shard: Shard, old: int) -> None:
+        """A failover starts: the manager tells the old master to turn read-only. A dead one
+        comes back read-only anyway; one that serves clients but that the message cannot reach
+        (cut off from the manager, or paused) keeps taking writes until a message does."""
+        node = shard.nodes[old]
+        if not node.serving or (
+            not node.paused and self.network.reaches(FAILOVER_MANAGER, node.name)
+        ):
+            return
+        shard.deposed[old] = None
+        self.monitor.log(node.name, "deposed master still takes writes", self.fencing)
+        if node.paused:
+            node.on_resume.append(lambda: self._demote(shard, old))
+
+    def _fenced(self, shard: Shard, failed_at: float) -> bool:
+        """Whether the promotion may go ahead now, as fencing says (True); else it has been
+        put off or called off."""
+        old = shard.old_master
+        if self.fencing == "lease" and old is not None:
+            lost = self._contact_lost_at(shard, old)
+            if lost is None:  # the master still renews its lease: nothing to take over
+                shard.promoting = False
+                self.monitor.promotion_ended(shard.nodes[0].pool)
+                shard.deposed.pop(old, None)
+                shard.master = old
+                self.monitor.log(shard.nodes[old].name, "failover called off: lease renewed")
+                self._account(shard)
+                self._release_waiting(shard)
+                self.monitor.refresh()
+                return False
+            expiry = lost + self._fencing.lease_time
+            if expiry > self.env.now:
+                timer = self.env.timeout(expiry - self.env.now)
+                timer.callbacks.append(lambda _: self._promote(shard, failed_at))
+                return False
+            shard.deposed.pop(old, None)  # its lease has run out: it takes no write now
+        for deposed in list(shard.deposed):
+            if self.fencing == "stonith" and self.stonith is not None:
+                del shard.deposed[deposed]
+                self.monitor.log(shard.nodes[deposed].name, "fenced: powered off (STONITH)")
+                self.stonith(shard.nodes[deposed], self._fencing.reboot_time)
+            else:
+                shard.deposed[deposed] = self.env.now  # two masters from now on
+        return True
+
+    def _holds_lease(self, shard: Shard, node: int) -> bool:
+        lost = self._contact_lost_at(shard, node)
+        return lost is None or self.env.now - lost < self._fencing.lease_time
+
+    def _contact_lost_at(self, shard: Shard, index: int) -> float | None:
+        """Since when ``index`` has not renewed its lease (None: it renews): since it
+        stopped, paused, or lost its link to the manager, whichever came first."""
+        node, network = shard.nodes[index], self.network
+        times = [
+            network.cut_since(node.name, FAILOVER_MANAGER),
+            network.cut_since(FAILOVER_MANAGER, node.name),
+            node._paused_at if node.paused else None,
+            shard.log.stopped_at[index] if not node.serving else None,
+        ]
+        times = [time for time in times if time is not None]
+        return min(times) if times else None
+
+    def _demote(self, shard: Shard, node: int) -> None:
+        """A message of the manager reaches a deposed master: read-only now, and the writes
+        it took as a second master, which no other node has, are thrown away."""
+        if node not in shard.deposed:
+            return
+        promoted_at = shard.deposed.pop(node)
+        now = self.env.now
+        if promoted_at is None:  # demoted before a new master was promoted: no second master
+            self.monitor.log(shard.nodes[node].name, "demoted to replica")
+            return
+        if self.measuring:
+            self.split_brain_s += now - promoted_at
+        self._drop(shard, shard.log.held_only_by(node), now)
+        self.monitor.log(shard.nodes[node].name, "demoted to replica")
+
+    def links_changed(self, ends: set[str]) -> None:
+        """Partitions cut or healed links between ``ends``: a deposed master the manager
+        reaches again is demoted."""
+        for shard in self.shards:
+            for index in list(shard.deposed):
+                node = shard.nodes[index]
+                reached = self.network.reaches(FAILOVER_MANAGER, node.name)
+                if node.name in ends and reached and not node.paused:
+                    self._demote(shard, index)
 
     def _drop(self, shard: Shard, lost: list[Write], failed_at: float) -> None:
         """Writes acknowledged, then lost (``failed_at``: when the node that had them died)."""
@@ -529,6 +675,14 @@ class DataTier:
             "rpo_s": self.rpo_s,
             "conflicts": self.conflicts,
             "lost_updates": self.lost_updates,
+            "split_brain_writes": self.split_brain_writes,
+            "split_brain_s": self.split_brain_s
+            + sum(
+                self.env.now - since
+                for shard in self.shards
+                for since in shard.deposed.values()
+                if since is not None
+            ),
             "failovers": len(self.failovers),
             "mean_failover_s": float(np.mean(self.failovers)) if self.failovers else math.nan,
             "write_latency_s": {
@@ -569,5 +723,29 @@ class _FailoverManager:
 
     def _tell(self, backend: Backend, up: bool) -> None:
         backend.detected_up = up
-        shard = self.tier._shard_of_node[backend.server]
+        shard = self.tier._shard_of_node[backend.server.node]
         self.tier.believe(shard, backend.index, up)
+
+
+class _SeenByManager:
+    """A database node as the failover manager's detector sees it: the node itself, across
+    the link between them (a partial partition may cut it, one way or both)."""
+
+    def __init__(self, node: Server, tier: DataTier) -> None:
+        self.node = node
+        self._tier = tier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.node, name)
+
+    @property
+    def reachable(self) -> bool:
+        """A probe and its answer both get through."""
+        node = self.node
+        return node.reachable and self._tier.network.both_ways(FAILOVER_MANAGER, node.name)
+
+    @property
+    def serving(self) -> bool:
+        """Its heartbeats get to the manager."""
+        node = self.node
+        return node.serving and self._tier.network.reaches(node.name, FAILOVER_MANAGER)

@@ -18,6 +18,7 @@ import simpy
 
 from sim.model.biasing import FailureBiasing
 from sim.model.monitor import Incident, Monitor
+from sim.model.network import FAILOVER_MANAGER, Network
 from sim.model.redundancy import BalancerNode, DnsGroup, SingleBalancer, VrrpGroup
 from sim.model.server import Server
 from sim.registry import Registry
@@ -65,6 +66,8 @@ class FailureInjector:
         """Set before :meth:`start` to bias the failure clocks (``sim.model.biasing``)."""
         self._balancer_crashes: Counter[str] = Counter()
         self._crashed_node: dict[int, BalancerNode] = {}
+        self.network = Network()
+        """Links cut by partial partitions (a peer other than the balancer)."""
 
     def start(self, failures: list) -> None:
         for index, spec in enumerate(failures):
@@ -254,21 +257,51 @@ def _zone_outage(injector: FailureInjector, index: int, spec: ZoneOutageSpec) ->
 def _partition(injector: FailureInjector, index: int, spec: PartitionSpec) -> None:
     env = injector.env
     servers = injector.resolve(spec.target)
+    if spec.peer.balancer:
+        apply, undo = _disconnect, _reconnect
+    else:
+        links = _links(injector, servers, spec)
+        apply = lambda injector, servers: injector.network.cut(links, env.now)  # noqa: E731
+        undo = lambda injector, servers: injector.network.heal(links)  # noqa: E731
 
     def partition():
         yield env.timeout(spec.at)
         incident = injector.monitor.open_incident(
             "partition", component_name(spec.target, servers), servers, spec.target.zone
         )
-        _hold(injector._partitions, servers, Server.disconnect)
-        injector.on_change(servers)
+        apply(injector, servers)
         injector.monitor.refresh()
         yield env.timeout(spec.duration)
-        _release(injector._partitions, servers, Server.reconnect)
-        injector.on_change(servers)
+        undo(injector, servers)
         injector.monitor.clear_fault(incident, "reconnected")
 
     env.process(partition())
+
+
+def _disconnect(injector: FailureInjector, servers: list[Server]) -> None:
+    _hold(injector._partitions, servers, Server.disconnect)
+    injector.on_change(servers)
+
+
+def _reconnect(injector: FailureInjector, servers: list[Server]) -> None:
+    _release(injector._partitions, servers, Server.reconnect)
+    injector.on_change(servers)
+
+
+def _links(injector: FailureInjector, servers: list[Server], spec: PartitionSpec) -> list:
+    """The directed links a partial partition cuts: from the target's servers to the peer's
+    ends, the other way, or both."""
+    ours = [server.name for server in servers]
+    if spec.peer.failover_manager:
+        theirs = [FAILOVER_MANAGER]
+    else:
+        theirs = [server.name for server in injector.resolve(spec.peer)]
+    links = []
+    if spec.direction in ("both", "from_target"):
+        links += [(a, b) for a in ours for b in theirs if a != b]
+    if spec.direction in ("both", "to_target"):
+        links += [(b, a) for a in ours for b in theirs if a != b]
+    return links
 
 
 @INJECTORS.register("pause")

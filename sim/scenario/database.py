@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
 from sim.registry import Registry
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
-from sim.spec import Name, NonNegativeDuration, Spec, located_error, registered
+from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
 
 __all__ = [
     "MASTER_SLAVE_ONLY",
@@ -78,6 +78,32 @@ class ReplicationSpec(Spec, ABC):
         return data
 
 
+class FencingSpec(Spec):
+    """What keeps a deposed master from taking writes while a promoted one does.
+
+    ``none``: the failover manager demotes the old master (read-only) when a message of its
+    gets through; while the old master serves clients but the manager cannot reach it (cut
+    off from the manager, or paused), it keeps taking writes: split brain. ``stonith``: before
+    promoting, the manager powers the old master off out of band (IPMI), whatever the network
+    does, for ``reboot_time``. ``lease``: the master holds a lease it renews with the manager
+    and stops taking writes ``lease_time`` after its last renewal; the manager promotes only
+    once that lease has run out, and calls the failover off if the master still renews."""
+
+    kind: Literal["none", "stonith", "lease"] = "none"
+    lease_time: PositiveDuration = 10.0
+    reboot_time: PositiveDuration = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data
+
+    @property
+    def promises_one_master(self) -> bool:
+        """Whether two writable masters can never coexist."""
+        return self.kind != "none"
+
+
 @REPLICATION_KINDS.register("master_slave")
 class MasterSlaveSpec(ReplicationSpec):
     """One master takes the writes and ships them to ``replicas`` copies.
@@ -86,7 +112,8 @@ class MasterSlaveSpec(ReplicationSpec):
     all live replicas have it (both fall back to async while no replica is up). Reads go to the
     ``master``, to the ``replicas``, or to replicas at most ``max_lag`` behind (else the
     master). When detection declares the master dead, the most up-to-date live replica is
-    promoted after ``promotion_delay``; the old master is fenced and rejoins as a replica.
+    promoted after ``promotion_delay``; the old master rejoins as a replica once demoted, as
+    ``fencing`` allows (:class:`FencingSpec`).
     """
 
     kind: Literal["master_slave"] = "master_slave"
@@ -94,6 +121,7 @@ class MasterSlaveSpec(ReplicationSpec):
     read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
     max_lag: NonNegativeDuration = 1.0
     promotion_delay: DelaySpec = Deterministic(value=5.0)
+    fencing: FencingSpec = FencingSpec()
 
 
 MASTER_SLAVE_ONLY = ("mode", "read_from", "max_lag", "promotion_delay")

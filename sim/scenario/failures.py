@@ -34,6 +34,7 @@ __all__ = [
     "FailureSpecField",
     "PartitionSpec",
     "PauseSpec",
+    "PeerSpec",
     "SlowdownSpec",
     "TargetSpec",
     "ZoneOutageSpec",
@@ -171,13 +172,62 @@ class PauseSpec(FailureSpec):
         return self.at
 
 
+class PeerSpec(TargetSpec):
+    """The other side of a partition: ``balancer``, ``failover_manager`` (the data tier's
+    detectors and the manager that promotes), or servers (a server, a group, a zone)."""
+
+    failover_manager: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if data in ("balancer", "failover_manager"):
+            return {data: True}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PeerSpec:
+        given = [self.server, self.group, self.zone, self.balancer or None]
+        given.append(self.failover_manager or None)
+        if sum(item is not None for item in given) != 1:
+            raise ValueError(
+                "give exactly one of server, group, zone, or write: balancer or failover_manager"
+            )
+        return self
+
+    def describe(self) -> str:
+        return "failover_manager" if self.failover_manager else super().describe()
+
+
 @FAILURE_MODELS.register("partition")
 class PartitionSpec(FailureSpec):
-    """The balancer cannot reach the target for a while; the servers themselves stay alive."""
+    """The network between ``target`` and ``peer`` fails for a while; the components on both
+    sides stay alive. With the default ``peer: balancer``, the balancer cannot reach the
+    target. Other peers make partial partitions: ``failover_manager`` (the data tier's
+    detectors lose a node that clients still reach: split brain), a database node (a replica
+    cut off from its master), another zone. ``direction``: ``both`` ways, or only the
+    messages ``from_target`` (to the peer) or ``to_target`` (from the peer) are lost; an
+    exchange that needs both ways (a probe, a request) fails either way."""
 
     kind: Literal["partition"] = "partition"
     at: NonNegativeDuration
     duration: PositiveDuration
+    peer: PeerSpec = PeerSpec(balancer=True)
+    direction: Literal["both", "from_target", "to_target"] = "both"
+
+    @model_validator(mode="after")
+    def _a_network_between(self) -> PartitionSpec:
+        if self.target.balancer:
+            raise located_error(
+                ".target", "give the balancer as the peer, and the servers as the target"
+            )
+        if self.peer.balancer and self.direction != "both":
+            raise located_error(
+                ".direction",
+                "the balancer exchanges requests and probes with its servers, which need both"
+                " ways: a one-way partition there is a two-way one",
+            )
+        return self
 
     def starts_at(self) -> float | None:
         return self.at

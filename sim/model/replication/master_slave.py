@@ -37,7 +37,12 @@ class MasterSlave:
         )
 
     def write_node(self, shard: Shard) -> int | None:
-        return shard.master
+        if not shard.deposed:
+            return shard.master
+        # Split brain: the shard's address answers from the new master and from an old one no
+        # demotion has reached (a virtual IP both hold, a proxy that sees both writable).
+        writers = [*([] if shard.master is None else [shard.master]), *shard.deposed]
+        return writers[0] if len(writers) == 1 else shard.next_in_turn(writers)
 
     def read_node(self, shard: Shard, now: float) -> int | None:
         master = shard.master
