@@ -70,3 +70,57 @@ def test_with_fencing_there_is_never_a_second_master(fencing):
         assert list(fenced.component) == ["db-0-1"]
     else:  # the promotion waits for the old master's lease: 10 s after it lost contact
         assert promoted_at(result) == pytest.approx(CUT_AT + 10)
+
+
+@pytest.mark.parametrize(
+    ("direction", "suspected"), [("from_target", True), ("to_target", False), ("both", True)]
+)
+def test_heartbeats_go_one_way_so_only_that_way_matters(direction, suspected):
+    """The master's heartbeats travel from it to the manager: cutting that way alone makes the
+    manager suspect it, cutting the other way alone does not."""
+    result = run(
+        data_scenario(
+            {"mode": "async", "replicas": 1, "promotion_delay": 5, "fencing": "stonith"},
+            [
+                {
+                    "kind": "partition",
+                    "target": {"server": "db-0-1"},
+                    "peer": "failover_manager",
+                    "direction": direction,
+                    "at": 30,
+                    "duration": 20,
+                }
+            ],
+            rate=10,
+            duration=80,
+            detection={"kind": "heartbeat", "interval": 1, "misses": 3},
+        )
+    )
+    assert (result.summary["incidents"]["false_suspicions"] == 1) == suspected
+    assert (result.summary["data"]["failovers"] == 1) == suspected
+
+
+def test_a_replica_cut_off_from_its_master_lacks_what_it_missed_when_promoted():
+    """The only replica is cut off from the master from 30 s; the master dies at 70 s and the
+    replica is promoted: every write of those 40 s is lost, w x 40 s, a Poisson count held to
+    4 standard deviations (plus the last apply delay's few)."""
+    result = run(
+        data_scenario(
+            {"mode": "async", "replicas": 1, "promotion_delay": 2},
+            [
+                {
+                    "kind": "partition",
+                    "target": {"server": "db-0-2"},
+                    "peer": {"server": "db-0-1"},
+                    "at": 30,
+                    "duration": 100,
+                },
+                {"kind": "crash", "target": {"server": "db-0-1"}, "at": 70},
+            ],
+            rate=WRITES_PER_S,
+            duration=100,
+            detection={"kind": "heartbeat", "interval": 1, "misses": 3},
+        )
+    )
+    expected = WRITES_PER_S * 40
+    assert abs(result.summary["data"]["lost_writes"] - expected) < 4 * expected**0.5 + 5
