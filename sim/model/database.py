@@ -121,7 +121,7 @@ class Shard:
     def unacked(self) -> dict[DatabaseOperation, list[float]]:
         """Writes taken by the master, waiting for replicas to acknowledge them, oldest first,
         with when each node gets them (the write log's writes in flight)."""
-        return self.log.in_flight  # type: ignore[return-value]
+        return self.log.in_flight
 
     @property
     def last_write(self) -> dict[int, Write]:
