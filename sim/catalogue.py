@@ -481,6 +481,13 @@ METRICS: tuple[Metric, ...] = (
         " thrown away when a deposed master is demoted",
     ),
     Metric(
+        "data.lost_writes_async_fallback",
+        "operations",
+        LOWER,
+        "of lost_writes, those a master fallen back to asynchronous replication had acknowledged"
+        " with no replica's acknowledgement (semi_sync, sync after an ack timeout)",
+    ),
+    Metric(
         "data.rpo_s",
         "s",
         LOWER,
@@ -511,6 +518,34 @@ METRICS: tuple[Metric, ...] = (
         "s",
         LOWER,
         "seconds two masters of a shard took writes at once, summed over shards",
+    ),
+    Metric(
+        "data.ack_timeouts",
+        "events",
+        LOWER,
+        "semi_sync, sync: times a write got no replica acknowledgement it needed within"
+        " ack_timeout (writes stall until then), so that the master stopped counting on the"
+        " replicas that did not answer (semi_sync: fell back to asynchronous replication)",
+    ),
+    Metric(
+        "data.stalled_writes",
+        "operations",
+        LOWER,
+        "writes acknowledged only at an ack timeout, having waited for it",
+    ),
+    Metric(
+        "data.write_stall_s.total",
+        "s",
+        LOWER,
+        "the time stalled writes waited, from being taken to the ack timeout, summed",
+    ),
+    Metric("data.write_stall_s.mean", "s", LOWER, "the same, per stalled write"),
+    Metric(
+        "data.async_fallback_s",
+        "s",
+        LOWER,
+        "shard-seconds a semi_sync or sync master ran asynchronously after an ack timeout, until"
+        " a replica caught up (or a failover replaced it)",
     ),
     Metric("data.failovers", "failovers", NEUTRAL, "master promotions"),
     Metric(

@@ -181,6 +181,14 @@ def _data(data: dict[str, Any] | None) -> list[str]:
         f"{data['conflicts']} conflicts, {data['lost_updates']} lost updates; "
         f"{data['failovers']} failovers (mean {_seconds(data['mean_failover_s'])})",
     ]
+    if data["ack_timeouts"] or data["async_fallback_s"]:
+        stall = data["write_stall_s"]
+        lines.append(
+            f"              {data['ack_timeouts']} ack timeouts, {data['stalled_writes']} writes"
+            f" stalled (mean {_seconds(stall['mean'])}); {_seconds(data['async_fallback_s'])}"
+            f" fallen back to async, {data['lost_writes_async_fallback']} of the lost writes"
+            " acknowledged then"
+        )
     rows = [
         [
             name,

@@ -295,9 +295,33 @@ def _scenario_file(tmp_path: Path, changes: dict | None = None, name: str = "s.y
             "database.replication.mode",
             "no replica acknowledges every write at once",
         ),
+        (
+            {
+                "workload": {
+                    "arrivals": {"rate": 10},
+                    "classes": [
+                        {
+                            "name": "r",
+                            "share": 1,
+                            "service_time": {"kind": "exponential", "mean": 0.05},
+                            "database": {"writes": 1},
+                        }
+                    ],
+                },
+                "database": {"replication": {"mode": "async", "ack_timeout": "2s"}},
+            },
+            "database.replication.ack_timeout",
+            "has no effect with mode: async",
+        ),
         ({"servers": [{"name": "web", "count": 1}]}, "workload.arrivals", "50% of capacity"),
     ],
-    ids=["failure after the end", "client timeout of 50 minutes", "semi-sync alone", "overload"],
+    ids=[
+        "failure after the end",
+        "client timeout of 50 minutes",
+        "semi-sync alone",
+        "ack timeout with async",
+        "overload",
+    ],
 )
 def test_legal_but_probably_unintended_input_is_warned_about_in_one_place(
     changes, path, says, tmp_path

@@ -184,10 +184,10 @@ class Observer:
                 self.unacknowledged_reads.append(f"at {self.env.now:.3f}s: write #{seen}")
             read(operation, shard)
 
-        def observed_commit(operation, shard, visible_at):
+        def observed_commit(operation, shard, *acknowledgement):
             if operation.live:
                 self.commits.append((self.env.now, operation.node))
-            commit(operation, shard, visible_at)
+            commit(operation, shard, *acknowledgement)
 
         tier.run, tier._send, tier._fail, tier._done = (
             observed_run,

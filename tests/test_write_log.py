@@ -159,3 +159,22 @@ def test_a_shard_has_a_node():
     with pytest.raises(ValueError, match="at least one node"):
         WriteLog(0)
     assert math.isinf(INF)
+
+
+def test_a_write_in_flight_never_reaches_a_node_that_stops_and_is_copied_when_it_is_back():
+    """Semi-sync: a write shipped at 1.0 waits for its acknowledgements. Node 1 dies at 1.05,
+    before it arrives (1.1): it never gets it, so it never acknowledges it; back at 3.0, it
+    copies it from the master at once. Node 2 lags by 0.5 s, so it has every write at 1.5."""
+    log = WriteLog(3)
+    arrivals = log.ship(0, 1.0, ALL, iter([0.1, 0.5]))
+    log.in_flight["write"] = arrivals
+    assert log.due(1) == pytest.approx(1.1) and not log.caught_up(2, 1.4)
+    assert log.caught_up(2, 1.5)
+    log.node_stopped(1, 1.05)
+    assert arrivals == [1.0, INF, 1.5]
+    assert log.due(1) == INF
+    log.node_resumed(1, 3.0, ALL, iter([]))
+    assert arrivals[1] == 3.0 and log.caught_up(1, 3.0)
+    del log.in_flight["write"]
+    committed = log.append(4, 0, 3.0, [max(arrival, 3.0) for arrival in arrivals], ALL, True)
+    assert committed.async_fallback and log.due(1) == 3.0 and log.due(2) == 3.0

@@ -9,8 +9,9 @@ The data tier is a router. Each shard's replication strategy (:mod:`sim.model.re
 per ``replication.kind``) says where an operation goes, when a write is acknowledged, what a
 node's death costs and whom a failover promotes; each shard's write log
 (:mod:`sim.model.write_log`) knows which node sees which write when. What is the same for
-every kind lives here: sending operations, shipping and acknowledging writes, detection's
-verdicts, the failover's timer, and the figures the summary reports.
+every kind lives here: sending operations, shipping and acknowledging writes (with the timers
+of acknowledgements and their timeout), detection's verdicts, the failover's timer, and the
+figures the summary reports.
 
 Detection, never magic: in a run with requests each node is watched by a real detector (the
 scenario's ``database.detection``: probes or heartbeats, see :mod:`sim.model.detection`) that
@@ -109,8 +110,16 @@ class Shard:
         self.deposed: dict[int, float | None] = {}
         """Old masters that still take writes because no demotion reached them (split brain
         under ``fencing: none``), with when a new master was promoted (None: not yet)."""
-        self.unacked: dict[DatabaseOperation, None] = {}
-        """Writes taken by a node, waiting for replicas to acknowledge them."""
+        self.acknowledging = [i != self.master for i in range(len(nodes))]
+        """Per node: whether the master counts on its acknowledgements (semi-sync, sync); the
+        replication strategy keeps it (:meth:`ReplicationStrategy.timed_out`)."""
+        self.async_since: float | None = None
+        """When the master fell back to asynchronous replication after an ack timeout; None
+        while it waits for acknowledgements as its mode says."""
+        self.ack_timer = False
+        """Whether the ack timeout of the oldest write waiting is scheduled."""
+        self.catch_up_timer = False
+        """Whether a check that a replica left out has caught up is scheduled."""
         self.master_failed_at = 0.0
         self.old_master: int | None = None
         """The master the last failover replaced."""
@@ -121,6 +130,12 @@ class Shard:
         self._since = 0.0
         self._writable = True
         self._readable = True
+
+    @property
+    def unacked(self) -> dict[DatabaseOperation, list[float]]:
+        """Writes taken by the master, waiting for replicas to acknowledge them, oldest first,
+        with when each node gets them (the write log's writes in flight)."""
+        return self.log.in_flight
 
     @property
     def last_write(self) -> dict[int, Write]:
@@ -199,6 +214,12 @@ class DataTier:
         self.stale_reads = 0
         self.writes = 0
         self.lost_writes = 0
+        self.lost_writes_async_fallback = 0
+        self.ack_timeouts = 0
+        self.stalled_writes = 0
+        self.write_stall_s = 0.0
+        self.async_fallback_s = 0.0
+        self._window_start = 0.0
         self.rpo_s = 0.0
         self.conflicts = 0
         self.lost_updates = 0
@@ -332,18 +353,20 @@ class DataTier:
         if self.network.partial or shard.deposed:
             serving = self._shipped_to(shard, origin, serving)
         arrivals = shard.log.ship(origin, now, serving, self._apply_delay)
-        live = [arrival for i, arrival in enumerate(arrivals) if i != origin and arrival < INF]
         if self.measuring:
-            for arrival in live:
-                self.replication_lag.add(arrival - now)
-        acked_at = self._acknowledged_at(now, live)
-        visible_at = [max(arrival, acked_at) for arrival in arrivals]
+            for index, arrival in enumerate(arrivals):
+                if index != origin and arrival < INF:
+                    self.replication_lag.add(arrival - now)
+        if shard.deposed.get(origin) is not None:
+            # A second master: its replicas follow the new one, so it waits for no
+            # acknowledgement of theirs (its own ack timeout would only delay this write).
+            self._commit(operation, shard, arrivals, now, True)
+            return
+        acked_at = self._acknowledged_at(shard, now, arrivals)
         if acked_at > now:
-            shard.unacked[operation] = None
-            timer = Timeout(self.env, acked_at - now, operation)
-            timer.callbacks.append(lambda _: self._commit(operation, shard, visible_at))
+            self._await_acknowledgement(operation, shard, arrivals, acked_at)
         else:
-            self._commit(operation, shard, visible_at)
+            self._commit(operation, shard, arrivals, acked_at, shard.async_since is not None)
 
     def _takes_writes(self, shard: Shard, node: int) -> bool:
         """The master, or a deposed master no demotion has reached; under a lease, only
@@ -362,9 +385,17 @@ class DataTier:
             up and network.reaches(name, n.name) for up, n in zip(serving, shard.nodes, strict=True)
         ]
 
-    def _commit(self, operation: DatabaseOperation, shard: Shard, visible_at: list[float]) -> None:
-        """The write is acknowledged: into the log, and its client goes on."""
-        shard.unacked.pop(operation, None)
+    def _commit(
+        self,
+        operation: DatabaseOperation,
+        shard: Shard,
+        arrivals: list[float],
+        acked_at: float,
+        async_fallback: bool,
+    ) -> None:
+        """The write is acknowledged at ``acked_at`` (``async_fallback``: by a master fallen
+        back to asynchronous replication): into the log, visible nowhere before, and its client
+        goes on."""
         if not operation.live:
             return  # its node died before the replicas acknowledged: the client saw an error
         now = self.env.now
@@ -372,7 +403,8 @@ class DataTier:
             self.split_brain_writes += 1  # a second master took it
         log = shard.log
         serving = [node.serving for node in shard.nodes]
-        write = log.append(operation.key, operation.node, now, visible_at, serving)
+        visible_at = [max(arrival, acked_at) for arrival in arrivals]
+        write = log.append(operation.key, operation.node, now, visible_at, serving, async_fallback)
         if self.measuring:
             # Written at another master and not yet seen here: concurrent. Last writer wins, so
             # the earlier write, acknowledged to its client, is silently overwritten.
@@ -383,6 +415,125 @@ class DataTier:
             self.write_latency.add(now - operation.sent_at)
         log.forget_old(now)
         self._done(operation)
+
+    # -- acknowledgements (semi-sync, sync) ---------------------------------------------------
+
+    def _await_acknowledgement(
+        self, operation: DatabaseOperation, shard: Shard, arrivals: list[float], acked_at: float
+    ) -> None:
+        """The write waits for the replicas' acknowledgements (``acked_at``: when the one it
+        needs is due, inf when none is coming), and for the ack timeout at the latest."""
+        shard.unacked[operation] = arrivals
+        if acked_at < INF:
+            self._expect_acknowledgement(operation, shard, acked_at)
+        if not shard.ack_timer:
+            self._start_ack_timer(shard)
+
+    def _expect_acknowledgement(
+        self, operation: DatabaseOperation, shard: Shard, due: float
+    ) -> None:
+        timer = Timeout(self.env, due - self.env.now, operation)
+        timer.callbacks.append(lambda _: self._acknowledgement_due(operation, shard, due))
+
+    def _acknowledgement_due(self, operation: DatabaseOperation, shard: Shard, due: float) -> None:
+        """The acknowledgement a waiting write needed was due: commit it if it came (the
+        replica was still there to get the write), else wait for the next one due, or the ack
+        timeout."""
+        arrivals = shard.unacked.get(operation)
+        if arrivals is None:
+            return  # committed at an ack timeout, or failed with its master
+        acked_at = self._acknowledged_at(shard, arrivals[operation.node], arrivals)
+        if acked_at <= due:
+            del shard.unacked[operation]
+            self._commit(operation, shard, arrivals, due, shard.async_since is not None)
+        elif acked_at < INF:
+            self._expect_acknowledgement(operation, shard, acked_at)
+
+    def _start_ack_timer(self, shard: Shard) -> None:
+        """Time out the oldest write waiting, ``ack_timeout`` after it was taken (writes wait in
+        the order they were taken, so the oldest times out first)."""
+        operation, arrivals = next(iter(shard.unacked.items()))
+        shard.ack_timer = True
+        deadline = arrivals[operation.node] + self.strategy.ack_timeout
+        timer = Timeout(self.env, max(deadline - self.env.now, 0.0))
+        timer.callbacks.append(lambda _: self._ack_timed_out(shard, operation))
+
+    def _ack_timed_out(self, shard: Shard, operation: DatabaseOperation) -> None:
+        shard.ack_timer = False
+        arrivals = shard.unacked.get(operation)
+        if arrivals is not None:  # still waiting: no acknowledgement came in time
+            if self.measuring:
+                self.ack_timeouts += 1
+            self.strategy.timed_out(shard, self.env.now, arrivals)
+            self._commit_acknowledged(shard, stalled=True)
+            if operation in shard.unacked:
+                raise RuntimeError(
+                    f"replication strategy {self.replication.kind!r} left a write waiting past"
+                    " its ack timeout: it must count on no replica that did not acknowledge it"
+                )
+            self._catch_up(shard)
+        if shard.unacked and not shard.ack_timer:
+            self._start_ack_timer(shard)
+
+    def _commit_acknowledged(self, shard: Shard, stalled: bool) -> None:
+        """Commit the waiting writes the strategy now deems acknowledged (after an ack timeout:
+        ``stalled``, counted), and expect the acknowledgements the others now need."""
+        now = self.env.now
+        for operation, arrivals in list(shard.unacked.items()):
+            if operation not in shard.unacked:
+                continue
+            taken_at = arrivals[operation.node]
+            acked_at = self._acknowledged_at(shard, taken_at, arrivals)
+            if acked_at <= now:
+                del shard.unacked[operation]
+                if stalled and self.measuring:
+                    self.stalled_writes += 1
+                    self.write_stall_s += now - taken_at
+                self._commit(operation, shard, arrivals, now, shard.async_since is not None)
+            elif acked_at < INF:
+                self._expect_acknowledgement(operation, shard, acked_at)
+
+    def _catch_up(self, shard: Shard) -> None:
+        """Take back each replica the master left out that has every write now; check again
+        when the next of them is due to have them (its acknowledgement of the newest write)."""
+        if shard.master is None:
+            return  # a failover is under way: the new master starts afresh
+        fallback_since = shard.async_since
+        now = self.env.now
+        log = shard.log
+        next_due = INF
+        for index in range(len(shard.nodes)):
+            if shard.acknowledging[index] or index == shard.master:
+                continue
+            due = log.due(index)
+            if due <= now:
+                self.strategy.caught_up(shard, index)
+            else:
+                next_due = min(next_due, due)
+        if fallback_since is not None and shard.async_since is None:
+            self._fallback_ended(fallback_since, now)
+        if next_due < INF and not shard.catch_up_timer:
+            shard.catch_up_timer = True
+            timer = Timeout(self.env, next_due - now)
+            timer.callbacks.append(lambda _: self._catch_up_due(shard))
+
+    def _catch_up_due(self, shard: Shard) -> None:
+        shard.catch_up_timer = False
+        self._catch_up(shard)
+
+    def _replica_resumed(self, shard: Shard, index: int) -> None:
+        """A node serves again, having copied what the master has, the writes waiting for
+        acknowledgements included: it acknowledges them, and the master takes it back once it
+        has every write."""
+        if index == shard.master:
+            return
+        self._catch_up(shard)
+        if shard.unacked:
+            self._commit_acknowledged(shard, stalled=False)
+
+    def _fallback_ended(self, since: float, until: float) -> None:
+        if self.measuring:
+            self.async_fallback_s += max(until - max(since, self._window_start), 0.0)
 
     # -- failures -----------------------------------------------------------------------------
 
@@ -407,6 +558,7 @@ class DataTier:
         else:
             serving = [other.serving for other in shard.nodes]
             shard.log.node_resumed(index, now, serving, self._apply_delay)
+            self._replica_resumed(shard, index)
         if not self.sampled_detection:
             self._account(shard)
             return  # the node's detector will notice, or not
@@ -490,6 +642,9 @@ class DataTier:
         # The RPO is the span of data lost: from the oldest lost write to the master's failure.
         self._drop(shard, shard.log.missing_at(promoted), failed_at)
         shard.master = promoted
+        if shard.async_since is not None:
+            self._fallback_ended(shard.async_since, failed_at)
+        self.strategy.promoted(shard)
         if self.measuring:
             self.failovers.append(now - failed_at)
         self.monitor.log(shard.nodes[promoted].name, "promoted to master")
@@ -592,6 +747,7 @@ class DataTier:
             return
         if self.measuring:
             self.lost_writes += len(lost)
+            self.lost_writes_async_fallback += sum(write.async_fallback for write in lost)
             self.rpo_s = max(self.rpo_s, failed_at - min(w.acked_at for w in lost))
         shard.log.drop(lost)
 
@@ -653,6 +809,7 @@ class DataTier:
         for shard in self.shards:
             self._account(shard)
         self.measuring = True
+        self._window_start = self.env.now
         for shard in self.shards:
             shard._since = self.env.now
 
@@ -663,6 +820,12 @@ class DataTier:
         operations = sum(s.operations for s in self.shards)
         failed = sum(s.failed_operations for s in self.shards)
         lag = self.replication_lag
+        now = self.env.now
+        fallback_s = self.async_fallback_s + sum(
+            max(now - max(shard.async_since, self._window_start), 0.0)
+            for shard in self.shards
+            if shard.async_since is not None and self.measuring
+        )
         return {
             "operations": operations,
             "failed_operations": failed,
@@ -672,7 +835,17 @@ class DataTier:
             "stale_read_fraction": self.stale_reads / self.reads if self.reads else math.nan,
             "writes": self.writes,
             "lost_writes": self.lost_writes,
+            "lost_writes_async_fallback": self.lost_writes_async_fallback,
             "rpo_s": self.rpo_s,
+            "ack_timeouts": self.ack_timeouts,
+            "stalled_writes": self.stalled_writes,
+            "write_stall_s": {
+                "total": self.write_stall_s,
+                "mean": (
+                    self.write_stall_s / self.stalled_writes if self.stalled_writes else math.nan
+                ),
+            },
+            "async_fallback_s": fallback_s,
             "conflicts": self.conflicts,
             "lost_updates": self.lost_updates,
             "split_brain_writes": self.split_brain_writes,

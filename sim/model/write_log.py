@@ -4,7 +4,9 @@ Every committed write is kept, per key, with the time it becomes visible on each
 never, the node missed it), for as long as some node may still lack it. That is enough to tell
 a stale read, to count the writes a failover loses, and to find conflicting writes in
 multi-master. Memory is bounded by the writes of one replication-lag window, and by the key
-space.
+space. Writes shipped but not yet acknowledged (semi-sync, sync) are kept apart, in flight,
+with when each node gets them: a node that stops before one arrives never gets it (so never
+acknowledges it), a node that comes back copies it at once like the rest.
 
 Replication applies writes in commit order on each node, like a relay log: a write reaches a
 node no earlier than the writes before it. Plain data, no simulation: the data tier
@@ -28,7 +30,7 @@ MAX_PENDING = 100_000
 class Write:
     """A committed write: its key, its origin, and when each node of the shard sees it."""
 
-    __slots__ = ("acked_at", "key", "origin", "previous", "seq", "visible_at")
+    __slots__ = ("acked_at", "async_fallback", "key", "origin", "previous", "seq", "visible_at")
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class Write:
         acked_at: float,
         visible_at: list[float],
         previous: Write | None,
+        async_fallback: bool = False,
     ) -> None:
         self.seq = seq
         self.key = key
@@ -47,6 +50,9 @@ class Write:
         """Per node of the shard: when this write becomes visible there (inf: never, lost)."""
         self.previous = previous
         """The write it replaced on its key, kept while some live node may still show it."""
+        self.async_fallback = async_fallback
+        """Acknowledged without any replica's acknowledgement because the master had fallen
+        back to asynchronous replication (semi-sync or sync after an ack timeout)."""
 
     def __repr__(self) -> str:
         return f"Write(seq={self.seq}, key={self.key}, origin={self.origin})"
@@ -67,6 +73,9 @@ class WriteLog:
         """Per node: when the newest write shipped to it becomes visible there."""
         self.stopped_at = [0.0] * size
         """Per node: when it last stopped serving."""
+        self.in_flight: dict[object, list[float]] = {}
+        """Writes shipped and not yet acknowledged, oldest first, by the caller's token (the
+        data tier's operation): when each node gets each one (``inf``: never)."""
         self.next_seq = 1
 
     # -- writes -------------------------------------------------------------------------------
@@ -94,15 +103,18 @@ class WriteLog:
         now: float,
         visible_at: list[float],
         serving: Sequence[bool],
+        async_fallback: bool = False,
     ) -> Write:
         """Commit a write of ``key`` taken by ``origin`` and acknowledged at ``now``, visible on
         each node at ``visible_at`` (changed in place: a node that stopped serving before the
-        write reached it never gets it)."""
+        write reached it never gets it); ``async_fallback``: see :attr:`Write.async_fallback`."""
         stopped_at = self.stopped_at
         for index in range(self.size):
             if not serving[index] and visible_at[index] > stopped_at[index]:
                 visible_at[index] = INF
-        write = Write(self.next_seq, key, origin, now, visible_at, self.last_write.get(key))
+        write = Write(
+            self.next_seq, key, origin, now, visible_at, self.last_write.get(key), async_fallback
+        )
         self.next_seq += 1
         self.last_write[key] = write
         self.recent.append(write)
@@ -175,6 +187,18 @@ class WriteLog:
                 oldest = write
         return now - oldest.acked_at if oldest is not None else 0.0
 
+    def due(self, node: int) -> float:
+        """When ``node`` will have every write taken so far, committed or in flight (``inf``:
+        never, it missed one). Replication applies in order, so the newest decide."""
+        due = self.recent[-1].visible_at[node] if self.recent else 0.0
+        for arrivals in self.in_flight.values():
+            due = max(due, arrivals[node])
+        return due
+
+    def caught_up(self, node: int, now: float) -> bool:
+        """Whether ``node`` has, at ``now``, every write taken so far."""
+        return self.due(node) <= now
+
     def watermark(self, node: int) -> int:
         """The last write ``node`` has, in sequence order (replication applies in order)."""
         applied = 0
@@ -189,8 +213,11 @@ class WriteLog:
     def node_stopped(self, node: int, now: float) -> None:
         """``node`` stops serving at ``now``: it applies nothing more (what it has not seen, it
         never will; it copies it when it comes back), and what it took but had not shipped yet
-        never leaves it."""
+        never leaves it (the data tier fails the writes in flight at it: never acknowledged)."""
         self.stopped_at[node] = now
+        for arrivals in self.in_flight.values():
+            if arrivals[node] > now:
+                arrivals[node] = INF
         for write in self.recent:
             visible = write.visible_at
             if visible[node] > now:
@@ -214,9 +241,17 @@ class WriteLog:
         self, node: int, now: float, serving: Sequence[bool], apply_delays: Iterator[float]
     ) -> None:
         """``node`` serves again at ``now``: it copies at once what serving nodes have that it
-        lacks, and what it has that serving nodes lack is shipped to them anew (a master back
-        from a short crash, before anyone noticed, still has its unshipped writes)."""
+        lacks, the writes in flight included, and what it has that serving nodes lack is
+        shipped to them anew (a master back from a short crash, before anyone noticed, still has
+        its unshipped writes)."""
         last_visible = self.last_visible
+        for arrivals in self.in_flight.values():
+            if arrivals[node] > now and any(
+                seen <= now and serving[other]
+                for other, seen in enumerate(arrivals)
+                if other != node
+            ):
+                arrivals[node] = now
         for write in [*self.recent, *self.last_write.values()]:
             visible = write.visible_at
             if visible[node] > now and any(

@@ -192,6 +192,18 @@ def _replication(scenario: Scenario) -> list[Advice]:
                 " does: give it replicas, or write mode: async",
             )
         ]
+    if (
+        replication.kind == "master_slave"
+        and replication.mode == "async"
+        and "ack_timeout" in replication.model_fields_set
+    ):
+        return [
+            Advice(
+                "database.replication.ack_timeout",
+                "has no effect with mode: async (the master never waits for an acknowledgement):"
+                " it is a semi_sync and sync key",
+            )
+        ]
     if replication.kind == "multi_master":
         return [
             Advice(

@@ -3,8 +3,9 @@
     database:
       keys: {count: 100000, popularity: zipf, zipf_exponent: 1.1}
       shards: 4
-      replication: {kind: master_slave, mode: semi_sync, replicas: 2, apply_delay: 20ms,
-                    read_from: replicas_within_lag, max_lag: 500ms, promotion_delay: 10s}
+      replication: {kind: master_slave, mode: semi_sync, ack_timeout: 10s, replicas: 2,
+                    apply_delay: 20ms, read_from: replicas_within_lag, max_lag: 500ms,
+                    promotion_delay: 10s}
       workers: 16
       read_time: {kind: exponential, mean: 2ms}
       write_time: {kind: exponential, mean: 5ms}
@@ -23,7 +24,14 @@ from pydantic import Field, model_validator
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
 from sim.registry import Registry
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
-from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
+from sim.spec import (
+    Name,
+    NonNegativeDuration,
+    PositiveDuration,
+    Spec,
+    located_error,
+    registered,
+)
 
 __all__ = [
     "MASTER_SLAVE_ONLY",
@@ -109,22 +117,28 @@ class MasterSlaveSpec(ReplicationSpec):
     """One master takes the writes and ships them to ``replicas`` copies.
 
     ``async`` acknowledges a write at once; ``semi_sync`` once one replica has it; ``sync`` once
-    all live replicas have it (both fall back to async while no replica is up). Reads go to the
-    ``master``, to the ``replicas``, or to replicas at most ``max_lag`` behind (else the
-    master). When detection declares the master dead, the most up-to-date live replica is
-    promoted after ``promotion_delay``; the old master rejoins as a replica once demoted, as
-    ``fencing`` allows (:class:`FencingSpec`).
+    every replica the master counts on has it. The master learns of a replica's death only by
+    the missing acknowledgement: it waits up to ``ack_timeout`` (MySQL's
+    ``rpl_semi_sync_source_timeout``, 10 s by default), writes stalling meanwhile, then stops
+    counting on the replicas that did not acknowledge, and with none left falls back to
+    asynchronous replication until one has caught up (see
+    :class:`sim.model.replication.MasterSlave`). Reads go to the ``master``, to the
+    ``replicas``, or to replicas at most ``max_lag`` behind (else the master). When detection
+    declares the master dead, the most up-to-date live replica is promoted after
+    ``promotion_delay``; the old master rejoins as a replica once demoted, as ``fencing``
+    allows (:class:`FencingSpec`).
     """
 
     kind: Literal["master_slave"] = "master_slave"
     mode: Literal["async", "semi_sync", "sync"] = "async"
+    ack_timeout: PositiveDuration = 10.0
     read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
     max_lag: NonNegativeDuration = 1.0
     promotion_delay: DelaySpec = Deterministic(value=5.0)
     fencing: FencingSpec = FencingSpec()
 
 
-MASTER_SLAVE_ONLY = ("mode", "read_from", "max_lag", "promotion_delay")
+MASTER_SLAVE_ONLY = ("mode", "ack_timeout", "read_from", "max_lag", "promotion_delay")
 """Keys a multi-master spec accepts, so that a master-slave scenario switched to multi-master
 (``--set database.replication.kind=multi_master``, a comparison of kinds) still loads, and that
 do nothing there (:mod:`sim.scenario.advice` says so when one is written)."""
@@ -140,6 +154,7 @@ class MultiMasterSpec(ReplicationSpec):
     kind: Literal["multi_master"] = "multi_master"
     # Accepted and without effect here: see MASTER_SLAVE_ONLY.
     mode: Literal["async", "semi_sync", "sync"] = "async"
+    ack_timeout: PositiveDuration = 10.0
     read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
     max_lag: NonNegativeDuration = 1.0
     promotion_delay: DelaySpec = Deterministic(value=5.0)

@@ -8,8 +8,10 @@ through the shard's write log (:mod:`sim.model.write_log`), learns of deaths and
 detection, runs the failover's timer, fences, and counts.
 
 A strategy holds no clock and schedules nothing: it decides from the shard it is shown (its
-nodes, which of them detection believes up, its master, its write log), so its decisions are
-those of a real replication manager that knows what its monitoring tells it.
+nodes, which of them detection believes up, its master, its write log, which replicas the master
+counts on for acknowledgements), so its decisions are those of a real replication manager that
+knows what its monitoring and the acknowledgements it receives tell it. The data tier runs the
+timers: an acknowledgement due, the ack timeout, a replica that may have caught up.
 
 Adding a kind is a spec in :mod:`sim.scenario.database` registered in ``REPLICATION_KINDS``, a
 class here registered under the same name in ``REPLICATION_STRATEGIES``, and a test;
@@ -49,9 +51,29 @@ class ReplicationStrategy(Protocol):
         """The node that serves the next read, or None when none can."""
         ...
 
-    def acknowledged_at(self, now: float, arrivals: list[float]) -> float:
-        """When a write taken at ``now`` is acknowledged to its client, given when it reaches
-        each other node that serves (``arrivals``, possibly empty)."""
+    ack_timeout: float
+    """Seconds the master waits for an acknowledgement before :meth:`timed_out`."""
+
+    def acknowledged_at(self, shard: Shard, taken_at: float, arrivals: list[float]) -> float:
+        """When a write taken at ``taken_at`` is acknowledged to its client, as far as the
+        master can tell now, given when it reaches each node of the shard (``arrivals``, one
+        per node, ``inf`` where it never does): ``taken_at`` (at once), when the acknowledgement
+        it needs is due, or ``inf`` (none is coming: it waits for the ack timeout). Called for
+        every write, so it must be quick."""
+        ...
+
+    def timed_out(self, shard: Shard, now: float, arrivals: list[float]) -> None:
+        """The oldest write waiting (``arrivals``) got no acknowledgement it needed within
+        ``ack_timeout``: change whom the master counts on, or fall back to asynchronous
+        replication (``shard.acknowledging``, ``shard.async_since``)."""
+        ...
+
+    def caught_up(self, shard: Shard, node: int) -> None:
+        """Replica ``node``, which the master no longer counts on, has every write now."""
+        ...
+
+    def promoted(self, shard: Shard) -> None:
+        """A failover has just promoted ``shard.master``: whom the new master counts on."""
         ...
 
     def lost_with(self, shard: Shard, node: int) -> list[Write]:

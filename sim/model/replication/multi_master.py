@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sim.model.replication.base import REPLICATION_STRATEGIES
+from sim.model.write_log import INF
 
 if TYPE_CHECKING:
     from sim.model.database import Shard
@@ -37,8 +38,19 @@ class MultiMaster:
         up = shard.believed_up
         return shard.next_in_turn([i for i in range(len(up)) if up[i]])
 
-    def acknowledged_at(self, now: float, arrivals: list[float]) -> float:
-        return now
+    ack_timeout = INF  # no write ever waits for an acknowledgement
+
+    def acknowledged_at(self, shard: Shard, taken_at: float, arrivals: list[float]) -> float:
+        return taken_at
+
+    def timed_out(self, shard: Shard, now: float, arrivals: list[float]) -> None:
+        raise RuntimeError("a multi-master write never waits for an acknowledgement")
+
+    def caught_up(self, shard: Shard, node: int) -> None:
+        raise RuntimeError("a multi-master node never counts on another's acknowledgements")
+
+    def promoted(self, shard: Shard) -> None:
+        raise RuntimeError("a multi-master shard never fails over, so never promotes a master")
 
     def lost_with(self, shard: Shard, node: int) -> list[Write]:
         return shard.log.held_only_by(node)
