@@ -361,3 +361,44 @@ def test_requests_failed_by_the_data_tier_say_whether_it_was_a_failover_or_a_nod
     assert 1 <= causes["database_error"] <= 150
     assert abs(causes["database_failover"] - 500) <= 3 * math.sqrt(500)
     assert requests["error"] == sum(causes.values())
+
+
+def test_reads_within_the_lag_bound_go_by_the_routers_last_check_of_the_lag():
+    """The router measures each replica's lag every lag_check_interval (2 s here), as a
+    proxy's monitor polls: between checks it goes by the last measure, which stays put while
+    the replicas' true lag moves."""
+    from sim.model.cluster import Cluster
+    from sim.streams import Streams
+
+    scenario = data_scenario(
+        {
+            "mode": "async",
+            "replicas": 2,
+            "apply_delay": {"kind": "exponential", "mean": 0.3},
+            "read_from": "replicas_within_lag",
+            "max_lag": 0.5,
+            "lag_check_interval": 2,
+        },
+        [],
+        rate=200,
+        duration=30,
+        reads=1,
+        keys={"count": 20},
+    )
+    cluster = Cluster.build(scenario, Streams(1))
+    cluster.start()
+    shard = cluster.data_tier.shards[0]
+    seen = []
+    # Samples between checks (a check falls on each multiple of 2 s).
+    for time in [t / 10 for t in range(101, 300, 7) if t % 20]:
+        cluster.env.timeout(time).callbacks.append(
+            lambda _: seen.append(
+                (cluster.env.now, list(shard.checked_lag), shard.log.lag_of(1, cluster.env.now))
+            )
+        )
+    cluster.run(30)
+    by_check: dict[int, set] = {}
+    for time, checked, _ in seen:
+        by_check.setdefault(int(time // 2), set()).add(tuple(checked))
+    assert all(len(measures) == 1 for measures in by_check.values())
+    assert any(checked[1] != true for _, checked, true in seen)

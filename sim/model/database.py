@@ -107,6 +107,8 @@ class Shard:
         self.waiting: list[DatabaseOperation] = []
         """Writes that found no node to take them, waiting for one (writes_during_failover)."""
         self.promoting = False
+        self.checked_lag = [0.0] * len(nodes)
+        """Each node's replication lag, seconds, as the router last measured it."""
         self.deposed: dict[int, float | None] = {}
         """Old masters that still take writes because no demotion reached them (split brain
         under ``fencing: none``), with when a new master was promoted (None: not yet)."""
@@ -204,6 +206,9 @@ class DataTier:
         self.stonith: Callable[[Server, float], None] | None = None
         """Powers a node off for a while, out of band (set by the cluster)."""
         self.sampled_detection = True
+        interval = getattr(replication, "lag_check_interval", None)  # master-slave only
+        if interval is not None and replication.read_from == "replicas_within_lag":
+            self._check_lag(interval)
         """Verdicts as delays drawn from the detector's law (the long-horizon mode); after
         :meth:`watch` real detector processes give them."""
         for node in nodes:
@@ -577,6 +582,15 @@ class DataTier:
             timer.callbacks.append(lambda _: self._verdict(shard, index, generation))
         self._account(shard)
 
+    def _check_lag(self, interval: float) -> None:
+        """Measure every replica's lag now and every ``interval`` seconds, as a proxy's
+        monitor polls its replicas (reads within the lag bound go by the last measure)."""
+        now = self.env.now
+        for shard in self.shards:
+            log = shard.log
+            shard.checked_lag = [log.lag_of(i, now) for i in range(len(shard.nodes))]
+        self.env.timeout(interval).callbacks.append(lambda _: self._check_lag(interval))
+
     def watch(self, start: Callable[[Backend, Any], None]) -> None:
         """Watch every node with a real detector: ``start(backend, watcher)`` starts one on
         ``backend`` (the node as the failover manager sees it) that tells ``watcher`` its
@@ -734,12 +748,19 @@ class DataTier:
     def links_changed(self, ends: set[str]) -> None:
         """Partitions cut or healed links between ``ends``: a deposed master the manager
         reaches again is demoted."""
+        now = self.env.now
         for shard in self.shards:
             for index in list(shard.deposed):
                 node = shard.nodes[index]
                 reached = self.network.reaches(FAILOVER_MANAGER, node.name)
                 if node.name in ends and reached and not node.paused:
                     self._demote(shard, index)
+            for index, node in enumerate(shard.nodes):
+                if (
+                    node.name in ends and node.serving
+                ):  # a replica reconnected copies what it missed
+                    serving = [other.serving for other in shard.nodes]
+                    shard.log.node_resumed(index, now, serving, self._apply_delay)
 
     def _drop(self, shard: Shard, lost: list[Write], failed_at: float) -> None:
         """Writes acknowledged, then lost (``failed_at``: when the node that had them died)."""

@@ -134,6 +134,9 @@ class MasterSlaveSpec(ReplicationSpec):
     ack_timeout: PositiveDuration = 10.0
     read_from: Literal["master", "replicas", "replicas_within_lag"] = "master"
     max_lag: NonNegativeDuration = 1.0
+    lag_check_interval: PositiveDuration = 2.0
+    """How often the router measures each replica's lag for ``replicas_within_lag`` (MaxScale's
+    monitor_interval, 2 s by default): between checks it goes by the last one."""
     promotion_delay: DelaySpec = Deterministic(value=5.0)
     fencing: FencingSpec = FencingSpec()
 

@@ -84,8 +84,9 @@ class MasterSlave:
         up = shard.believed_up
         replicas = [i for i in range(len(up)) if up[i] and i != master]
         if self._read_from == "replicas_within_lag":
-            log, limit = shard.log, self._max_lag
-            replicas = [i for i in replicas if log.lag_of(i, now) <= limit]
+            # The lag the router measured at its last check, not the lag now.
+            lag, limit = shard.checked_lag, self._max_lag
+            replicas = [i for i in replicas if lag[i] <= limit]
         return shard.next_in_turn(replicas or ([master] if master is not None else []))
 
     def acknowledged_at(self, shard: Shard, taken_at: float, arrivals: list[float]) -> float:
