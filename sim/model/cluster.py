@@ -239,6 +239,7 @@ class Cluster:
             )
         self.data_tier = DataTier(self.env, spec, self.database_nodes, self.streams, self.monitor)
         if self.requests:
+            self.data_tier.check_lag()
             # Real detectors watch the nodes; the long-horizon mode samples their delay law.
             self.data_tier.watch(
                 lambda backend, watcher: start_detector(

@@ -206,9 +206,6 @@ class DataTier:
         self.stonith: Callable[[Server, float], None] | None = None
         """Powers a node off for a while, out of band (set by the cluster)."""
         self.sampled_detection = True
-        interval = getattr(replication, "lag_check_interval", None)  # master-slave only
-        if interval is not None and replication.read_from == "replicas_within_lag":
-            self._check_lag(interval)
         """Verdicts as delays drawn from the detector's law (the long-horizon mode); after
         :meth:`watch` real detector processes give them."""
         for node in nodes:
@@ -581,6 +578,15 @@ class DataTier:
             timer = self.env.timeout(delay)
             timer.callbacks.append(lambda _: self._verdict(shard, index, generation))
         self._account(shard)
+
+    def check_lag(self) -> None:
+        """Start measuring replicas' lag, for reads within a lag bound (a run with requests:
+        the long-horizon mode has no reads, and a check every few seconds for centuries would
+        cost more than everything else)."""
+        replication = self.replication
+        interval = getattr(replication, "lag_check_interval", None)  # master-slave only
+        if interval is not None and replication.read_from == "replicas_within_lag":
+            self._check_lag(interval)
 
     def _check_lag(self, interval: float) -> None:
         """Measure every replica's lag now and every ``interval`` seconds, as a proxy's
