@@ -302,9 +302,12 @@ class Cluster:
                 backend = backend_of.get(server)
                 if backend is not None:
                     self.sampled_detection.changed(backend)
+        controllers = self.controllers
+        if not controllers:
+            return
         for group in dict.fromkeys(server.group for server in servers):  # ordered, not a set
-            if group in self.controllers:
-                self.controllers[group].reconcile()
+            if group in controllers:
+                controllers[group].reconcile()
 
     def start(self) -> None:
         """Start users, detectors, failures and the time-series sampler."""

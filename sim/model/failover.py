@@ -54,8 +54,14 @@ class StandbyController:
                 spare.server.power_off()
 
     def _healthy(self) -> int:
-        healthy = [b for b in self.members if b.member and b.detected_up]
-        return len(healthy) + len([b for b in self._promoted if b.member and b.detected_up])
+        healthy = 0
+        for backend in self.members:
+            if backend.member and backend.detected_up:
+                healthy += 1
+        for backend in self._promoted:
+            if backend.member and backend.detected_up:
+                healthy += 1
+        return healthy
 
     def reconcile(self) -> None:
         """Promote or retire spares until the healthy rotation is back at its nominal size."""
@@ -72,7 +78,10 @@ class StandbyController:
             self._reconciling = False
 
     def _reconcile_once(self) -> None:
-        missing = self.nominal - self._healthy() - len(self._pending)
+        healthy = self._healthy()  # promotions started below change it only when they end
+        missing = self.nominal - healthy - len(self._pending)
+        if missing == 0 and not self._promoted:
+            return  # the common case: nothing to start, nothing to retire
         for spare in self.spares:
             if missing <= 0:
                 break
@@ -82,7 +91,7 @@ class StandbyController:
                 continue  # a hot spare that failed while waiting cannot take over
             self._start_promotion(spare)
             missing -= 1
-        excess = self._healthy() + len(self._pending) - self.nominal
+        excess = healthy + len(self._pending) - self.nominal
         while excess > 0 and self._pending:
             index, timer = self._pending.popitem()
             timer.callbacks.clear()

@@ -218,42 +218,35 @@ class Monitor:
 
     def _update_incidents(self) -> None:
         now = self.env.now
-        for incident in list(self._open):
-            if (
-                incident.traffic_moved_at is None
-                and incident.servers
-                and incident.routed
-                and not incident._fault_cleared
-            ):
-                # A slow server still serves; its traffic has moved once it is out of rotation.
-                gray = incident.kind == "slowdown" and not incident._fault_cleared
-                misrouted = any(
-                    self._routes_to(server) and (gray or not server.serving)
-                    for server in incident.servers
-                )
-                promoting = any(
-                    self._pending_promotions.get(server.pool, 0) > 0 for server in incident.servers
-                )
-                if not misrouted and not promoting:
-                    incident.traffic_moved_at = now
+        for incident in self._open[:]:  # a copy: a restored incident leaves the list
             if incident._fault_cleared:
-                if incident.servers:
-                    restored = all(
-                        server.serving and self._back_in_service(server)
-                        for server in incident.servers
-                    )
+                self._check_restored(incident, now)
+            elif incident.traffic_moved_at is None and incident.routed and incident.servers:
+                # A slow server still serves; its traffic has moved once it is out of rotation.
+                gray = incident.kind == "slowdown"
+                pending = self._pending_promotions
+                for server in incident.servers:
+                    if self._routes_to(server) and (gray or not server.serving):
+                        break  # misrouted
+                    if pending and pending.get(server.pool, 0) > 0:
+                        break  # a promotion is under way
                 else:
-                    restored = self.balancers.reach() == 1.0
-                if restored:
-                    incident.restored_at = now
-                    incident.failed_requests = self.failed_requests() - (
-                        incident.failed_requests_before
-                    )
-                    incident.ended = True
-                    self._open.remove(incident)
-                    if not self._open:
-                        self._close_failing()
-                    self.incident_tally.add(incident.record())
+                    incident.traffic_moved_at = now
+
+    def _check_restored(self, incident: Incident, now: float) -> None:
+        if incident.servers:
+            for server in incident.servers:
+                if not (server.serving and self._back_in_service(server)):
+                    return
+        elif self.balancers.reach() != 1.0:
+            return
+        incident.restored_at = now
+        incident.failed_requests = self.failed_requests() - incident.failed_requests_before
+        incident.ended = True
+        self._open.remove(incident)
+        if not self._open:
+            self._close_failing()
+        self.incident_tally.add(incident.record())
 
     def _view(self, server: Server) -> Any:
         # Who routes to a server never changes: look it up once.

@@ -270,6 +270,8 @@ class Server:
 
     def _drop_everything(self, cause: Cause) -> None:
         """Every attempt here fails: a crash loses them, a partition cuts their connections."""
+        if not (self.in_service or self.queue or self.paused or self._backlog):
+            return  # idle: nothing to lose (a long-horizon run has no requests at all)
         now = self.env.now
         lost = list(self.in_service) + list(self.queue)
         # Summed as busy_time_so_far and wait_time_so_far sum them, so that a snapshot taken

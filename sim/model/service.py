@@ -40,16 +40,14 @@ class ServiceState:
         self.paths = paths
         self.up = [1.0] * len(paths)
         self.cause = ""
+        self.all_up = True
+        """Every class wholly up."""
         self._since = now
         self.up_s = [0.0] * len(paths)
         self.weighted_up_s = 0.0
         self.all_up_s = 0.0
         self.downtime_s = dict.fromkeys(causes, 0.0)
         self._window_start = now
-
-    @property
-    def all_up(self) -> bool:
-        return min(self.up) >= 1.0
 
     def _integrate(self, now: float) -> None:
         elapsed = now - self._since
@@ -73,6 +71,7 @@ class ServiceState:
         self._integrate(now)
         self.up = up
         self.cause = cause
+        self.all_up = min(up) >= 1.0
 
     def start_window(self, now: float) -> None:
         """Count from ``now``: what came before is warm-up."""
