@@ -15,37 +15,19 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sim import __version__
-from sim.analysis import SECONDS_PER_YEAR, finite_or_none
 from sim.catalogue import direction, keys_for
 from sim.distributions import DISTRIBUTIONS
 from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
-from sim.experiment import (
-    BatchError,
-    confidence_intervals,
-    grid,
-    precise_enough,
-    replicate,
-    replicate_to_precision,
-    with_overrides,
-)
-from sim.experiment import compare as run_comparison
-from sim.experiment import run as run_scenario
-from sim.experiment import sweep as run_sweep
 from sim.model.balancing import BALANCING_POLICIES
 from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
 from sim.overrides import parse_alternatives
-from sim.rare_events import (
-    biased_report,
-    biasing_applies,
-    single_failure_outage,
-)
 from sim.registry import did_you_mean
-from sim.reliability import availability_report, markov_availability
 from sim.report import (
     format_availability,
     format_availability_sweep,
@@ -54,14 +36,6 @@ from sim.report import (
     format_intervals,
     format_summary,
     format_sweep,
-)
-from sim.results import (
-    RUNS,
-    FolderInUse,
-    RunFolder,
-    RunStore,
-    batch_identity,
-    new_run_folder,
 )
 from sim.scenario import (
     BALANCER_REDUNDANCY,
@@ -75,6 +49,9 @@ from sim.scenario.advice import advise
 from sim.scenario.loading import read_text_file
 from sim.units import parse_duration, parse_fraction
 from sim.yaml_reader import YamlProblem, read_yaml
+
+if TYPE_CHECKING:
+    from sim.results import RunFolder
 
 __all__ = ["main"]
 
@@ -249,6 +226,8 @@ def _prepare(
     of the scenario that does: a folder is resumed only by the same command on the same
     scenario.
     """
+    from sim.results import RUNS, FolderInUse, RunFolder, RunStore, batch_identity, new_run_folder
+
     if resume and out is None:
         _fail("--resume needs --out: the folder of the batch to resume")
     if resume and overwrite:
@@ -290,6 +269,9 @@ def _prepare(
 
 def _execute(folder: RunFolder, scenario, work):
     """Run ``work(metadata)`` while the folder records the run; errors become clean exits."""
+    from sim.experiment import BatchError
+    from sim.results import RUNS, RunStore
+
     try:
         with folder.recording(scenario.to_dict()) as metadata:
             return work(metadata)
@@ -490,6 +472,9 @@ def run(
       ecsim run scenarios/baseline.yaml --replications 10
       ecsim run scenarios/baseline.yaml --precision 2% --precision-metric latency_s.p99
     """
+    from sim.analysis import finite_or_none
+    from sim.experiment import run as run_scenario
+
     extra = (f"replications={replications}",) if replications is not None else ()
 
     def command(scenario) -> str:
@@ -541,6 +526,14 @@ def run(
 def _run_replications(
     scenario, folder, precision, metric, cap, workers, scheduler, quiet, plot
 ) -> None:
+    from sim.experiment import (
+        confidence_intervals,
+        precise_enough,
+        replicate,
+        replicate_to_precision,
+    )
+    from sim.results import RUNS
+
     target = None
     if precision is not None:
         try:
@@ -672,6 +665,10 @@ def compare(
           --balancers round_robin,least_connections,power_of_two_choices
       ecsim compare scenarios/baseline.yaml --vary servers[0].count=6,8,10 --replications 10
     """
+    from sim.experiment import compare as run_comparison
+    from sim.experiment import with_overrides
+    from sim.results import RUNS
+
     if (balancers is None) == (vary is None):
         _fail("give one of --balancers or --vary")
     if balancers is not None:
@@ -791,6 +788,9 @@ def sweep(
       ecsim sweep scenarios/flash_sale.yaml --param servers[0].count=8,10 \\
           --param balancer.policy=round_robin,least_connections --out results/sizing --resume
     """
+    from sim.experiment import sweep as run_sweep
+    from sim.results import RUNS
+
     if bool(params) == bool(points_file):
         _fail("give --param (a grid) or --points (a CSV file of points)")
     swept = _parse_params(params)
@@ -859,6 +859,8 @@ def _parse_params(params: tuple[str, ...]) -> dict[str, list]:
 def _sweep_points(scenario, swept: dict, points_file: str | None) -> tuple[list[str], list[dict]]:
     """The swept key paths and the points (a grid, or the rows of a points file), every point
     checked as a scenario before anything runs (exit 2 naming each invalid one)."""
+    from sim.experiment import grid, with_overrides
+
     if points_file:
         points = _read_points(points_file)
         swept = dict.fromkeys(points[0])
@@ -1002,6 +1004,13 @@ def availability(
       ecsim availability scenarios/four_nines.yaml --years 5000 --set servers[0].count=3
       ecsim availability scenarios/four_nines.yaml --param servers[0].standby.count=0,1,2,3 --plot
     """
+    from sim.analysis import SECONDS_PER_YEAR, finite_or_none
+    from sim.experiment import BatchError, with_overrides
+    from sim.experiment import sweep as run_sweep
+    from sim.rare_events import biased_report
+    from sim.reliability import availability_report
+    from sim.results import RUNS
+
     swept = _parse_params(params)
     if params and points_file:
         _fail("give --param (a grid) or --points (a CSV file of points), not both")
@@ -1125,6 +1134,8 @@ UNAVAILABILITY_FOR_BIASING = 1e-5
 def _choose_method(designs: list, points: list[dict], method: str) -> str | None:
     """Why failure biasing runs (the text printed), or None for crude simulation. A sweep
     runs one method at every design: biased only when each of them allows it."""
+    from sim.rare_events import biasing_applies, single_failure_outage
+    from sim.reliability import markov_availability
 
     def where(index: int) -> str:
         if len(designs) == 1:

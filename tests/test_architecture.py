@@ -97,3 +97,35 @@ def test_pure_modules_do_not_load_the_engine_even_indirectly():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "[]"
+
+
+HEAVY = ("pandas", "scipy", "matplotlib", "dask", "pyarrow")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--help"], ["validate", "scenarios/trading_system.yaml"], ["list"]],
+    ids=" ".join,
+)
+def test_the_command_line_starts_without_the_heavy_libraries(arguments):
+    """Start-up is paid on every command: help, validation and listings must not load the
+    data-frame, statistics or plotting libraries (each costs a few hundred milliseconds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sim.cli import main\n"
+        "try:\n"
+        f"    main({arguments!r}, standalone_mode=False)\n"
+        "finally:\n"
+        f"    print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
