@@ -240,6 +240,9 @@ class Balancer:
         its detector sees it healthy again."""
         self._draining.pop(backend, None)
         backend.detected_up = False
+        watchers = getattr(backend.server, "state_watchers", None)
+        if watchers:
+            backend.server.tell_state_watchers()
 
     def undrain(self, backend: Backend) -> None:
         """Maintenance is over: the backend may rejoin when detection says it is up."""

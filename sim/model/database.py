@@ -931,6 +931,9 @@ class _SeenByManager:
     """A database node as the failover manager's detector sees it: the node itself, across
     the link between them (a partial partition may cut it, one way or both)."""
 
+    state_watchers = None
+    """None: what a probe sees also depends on the network, so its checks never rest."""
+
     def __init__(self, node: Server, tier: DataTier) -> None:
         self.node = node
         self._tier = tier

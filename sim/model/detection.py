@@ -23,7 +23,7 @@ from simpy.events import Timeout
 
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
-from sim.model.timing import at_deadline
+from sim.model.timing import at_deadline, delay_until
 from sim.registry import Registry
 from sim.scenario import (
     DETECTORS,
@@ -58,6 +58,14 @@ class HealthChecks:
     :mod:`sim.model.timing`): refused at once by a crashed process, unanswered until the
     timeout by an unreachable host, answered after ``probe_time`` (times the slowdown) by a
     live one, which fails the probe when that is longer than the timeout.
+
+    **Resting.** A probe of a steady server (alive, reachable, not paused, answering in time,
+    believed up with ``rise`` passes counted) can only pass, and nothing follows from a pass.
+    So the checks rest there and schedule nothing until the server changes (it tells its
+    ``state_watchers``). Then they replay what they skipped: the probes at the instants
+    periodic probing would have used (the same running sums of the interval, to the last
+    bit), their passes, and the answer still on its way. Verdicts, and whole runs, are those
+    of probing all along; a run in which nothing fails pays one probe per server.
     """
 
     def __init__(self, env, spec: HealthCheckSpec, backend: Backend, balancer: Balancer, rng):
@@ -69,6 +77,9 @@ class HealthChecks:
         self.successes = 0
         self._believed_up = True
         """The balancer's verdict as of the last probe."""
+        self._rested_at = 0.0
+        """When resting: the instant of the probe that found the server steady."""
+        self._rest_answer_s = 0.0
         at_deadline(env, rng.uniform(0, spec.interval), self._probe)
 
     def _probe(self, _) -> None:
@@ -82,10 +93,47 @@ class HealthChecks:
         else:
             answer_s = spec.probe_time * server.slowdown
             if answer_s <= spec.timeout:
+                if self._steady(server):
+                    self._rest(server, answer_s)
+                    return
                 Timeout(self.env, answer_s).callbacks.append(self._passed)
             else:
                 at_deadline(self.env, spec.timeout, self._failed)
         at_deadline(self.env, spec.interval, self._probe)
+
+    def _steady(self, server) -> bool:
+        """This passing probe changes nothing, nor will the next ones until the server
+        changes. (Checks of a server seen through a network link never rest: links have no
+        watchers.)"""
+        return (
+            self.backend.detected_up
+            and self._believed_up
+            and self.failures == 0
+            and self.successes >= self.spec.rise
+            and server.state_watchers is not None
+        )
+
+    def _rest(self, server, answer_s: float) -> None:
+        self._rested_at = self.env.now
+        self._rest_answer_s = answer_s
+        server.state_watchers.append(self._wake)
+
+    def _wake(self) -> None:
+        """The server changed now: pass the probes skipped since resting, put the answer
+        still on its way back on its way, and probe again from the next probe's instant."""
+        now, interval, answer_s = self.env.now, self.spec.interval, self._rest_answer_s
+        probe = self._rested_at
+        while True:
+            answered = probe + answer_s  # where Timeout(answer_s) from the probe would fall
+            if answered <= now:
+                self.successes += 1  # a pass of a steady server: nothing else follows
+            else:
+                Timeout(self.env, delay_until(self.env, answered)).callbacks.append(self._passed)
+            following = probe + interval  # where at_deadline(interval) would put it
+            if following >= now:
+                break
+            probe = following
+        at_deadline(self.env, delay_until(self.env, following), self._probe)
 
     def _probe_paused(self, server) -> None:
         """A paused process answers once it resumes: a pass if that is within the timeout."""

@@ -119,6 +119,9 @@ class Server:
         self._pausable = False
         """Set by the first pause: from then on each service's end checks for pauses."""
         self.slowdown = 1.0
+        self.state_watchers: list[Callable[[], None]] = []
+        """Called at every change of what a probe can see (alive, reachable, paused,
+        slowdown): a health check that stopped probing a steady server starts again."""
         self._refusing = False
         self._effective_speed = speed
         self.cold_factor = cold_factor
@@ -296,6 +299,14 @@ class Server:
         self.serving = self.alive and self.reachable
         self._refusing = not self.serving or self.paused
         self._effective_speed = self.speed / self.slowdown
+        if self.state_watchers:
+            self.tell_state_watchers()
+
+    def tell_state_watchers(self) -> None:
+        """What a probe of this server sees, or what is believed of it, may have changed."""
+        watchers, self.state_watchers = self.state_watchers, []
+        for watcher in watchers:
+            watcher()
 
     # -- pauses -------------------------------------------------------------------------------
 

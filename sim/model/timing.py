@@ -16,6 +16,7 @@ at the same instant (validation rejects the known ones; this catches the rest).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,14 @@ import simpy
 from simpy.core import StopSimulation
 from simpy.events import URGENT, Event
 
-__all__ = ["JUDGEMENT", "STALL_EVENTS", "StalledClockError", "advance", "at_deadline"]
+__all__ = [
+    "JUDGEMENT",
+    "STALL_EVENTS",
+    "StalledClockError",
+    "advance",
+    "at_deadline",
+    "delay_until",
+]
 
 JUDGEMENT = 2
 """Priority of deadlines: after SimPy's URGENT (0) and NORMAL (1) events of the same instant."""
@@ -48,6 +56,19 @@ def at_deadline(
     event.callbacks.append(callback)
     env.schedule(event, JUDGEMENT, delay if delay > 0.0 else 0.0)
     return event
+
+
+def delay_until(env: simpy.Environment, moment: float) -> float:
+    """The delay that SimPy turns into exactly ``moment`` (it schedules at ``now + delay``,
+    and ``moment - now`` added back to ``now`` may round to a neighbour): for an event that
+    must fall where a chain of earlier delays would have put it, to the last bit."""
+    now = env.now
+    delay = moment - now
+    while now + delay < moment:
+        delay = math.nextafter(delay, math.inf)
+    while now + delay > moment:
+        delay = math.nextafter(delay, -math.inf)
+    return delay
 
 
 class StalledClockError(RuntimeError):
