@@ -1,22 +1,39 @@
-"""Benchmark: simulated requests per wall second and peak memory, ecsim against plain SimPy.
+"""Benchmark: what a simulated request costs in ecsim, against idiomatic SimPy.
 
-The standard model: 8 identical single-worker servers behind a round-robin balancer, Poisson
-arrivals, exponential service with mean 10 ms, utilization 0.8, 10^6 requests. The reference is
-the idiomatic SimPy way to write the same model: one process per request and one
-``simpy.Resource`` per server. Both run in this process, one after the other, on the same machine.
+The standard model: 8 identical single-worker servers behind a round-robin balancer with the
+default health checks, Poisson arrivals, exponential service, utilization 0.8. It runs in two
+time units, a mean service of 1 s and of 10 ms (the arrival rate scaled to match), because a
+model's cost must not depend on the unit it is written in.
 
-    python benchmarks/throughput.py            # 10^6 requests, memory at 10^5 and 10^6
-    python benchmarks/throughput.py --requests 200000
+The reference is the idiomatic SimPy way to write the same model (a process per request, a
+``simpy.Resource`` per server), drawing its random numbers in blocks as a research engine
+would, so that it pays no per-draw numpy overhead. It has no health checks, no timeouts and no
+metrics: everything ecsim adds is counted against ecsim.
 
-Speed is measured here and reported in the README; no test asserts it.
+"Every feature" is the 10 ms model with failures (each server crashes every 10 minutes on
+average, repaired in 30 s), health checks, outlier ejection, a hot spare, a timeout with
+retries, and a database (one shard, a master and an asynchronous replica; one read per request,
+and a write too for the one request in five that buys). The cost of a database operation is the difference
+between that model with and without its database, over the operations done.
+
+Times are in-process CPU seconds (``time.process_time``) and wall seconds, the median of
+``--repeats`` runs interleaved across the cases; peak memory is what ``tracemalloc`` traces.
+Nothing here is asserted by a test. The scaling of the balancing policies with the number of
+servers is measured by ``benchmarks/policies.py``.
+
+    python benchmarks/throughput.py
+    python benchmarks/throughput.py --requests 100000 --repeats 3 --memory-requests
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
 import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import simpy
@@ -25,45 +42,81 @@ from sim.experiment import run
 from sim.scenario import parse_scenario
 
 SERVERS = 8
-MEAN_SERVICE_S = 0.010
 UTILIZATION = 0.8
-ARRIVAL_RATE_PER_S = UTILIZATION * SERVERS / MEAN_SERVICE_S
 
 
-def ecsim_scenario(requests: int):
+def _scenario(requests: int, mean_service_s: float, **extra: Any):
+    rate = UTILIZATION * SERVERS / mean_service_s
+    request_class: dict[str, Any] = {
+        "name": "request",
+        "share": 1,
+        "service_time": {"kind": "exponential", "mean": mean_service_s},
+    }
+    request_class.update(extra.pop("request", {}))
+    classes = [request_class]
+    if "buy" in extra:  # a second class, sharing the first one's service and options
+        buy = {**request_class, "name": "buy", "share": 0.2, **extra.pop("buy")}
+        classes = [{**request_class, "share": 0.8}, buy]
+    servers: dict[str, Any] = {"name": "web", "count": SERVERS, "workers": 1}
+    servers.update(extra.pop("servers", {}))
     return parse_scenario(
         {
             "name": "benchmark",
-            "duration": requests / ARRIVAL_RATE_PER_S,
-            "workload": {
-                "arrivals": {"rate": ARRIVAL_RATE_PER_S},
-                "classes": [
-                    {
-                        "name": "request",
-                        "share": 1,
-                        "service_time": {"kind": "exponential", "mean": MEAN_SERVICE_S},
-                    }
-                ],
-            },
-            "balancer": {"policy": "round_robin"},
-            "servers": [{"name": "web", "count": SERVERS, "workers": 1}],
-            "metrics": {"step": 60},
+            "duration": requests / rate,
+            "workload": {"arrivals": {"rate": rate}, "classes": classes},
+            "balancer": {"policy": "round_robin", **extra.pop("balancer", {})},
+            "servers": [servers],
+            "metrics": {"step": 60 * mean_service_s / 0.01},
+            **extra,
         }
     )
 
 
-def run_ecsim(requests: int) -> int:
-    result = run(ecsim_scenario(requests), seed=1)
-    return result.summary["requests"]["ended"]
+def standard(requests: int, mean_service_s: float):
+    return _scenario(requests, mean_service_s)
 
 
-def run_plain_simpy(requests: int) -> int:
-    """The same model written the idiomatic SimPy way: a process per request."""
+def every_feature(requests: int, database: bool = True):
+    extra: dict[str, Any] = {
+        "request": {"timeout": 1.0, "retries": {"max": 2}},
+        "servers": {"standby": {"count": 1, "mode": "hot", "promotion_delay": 5}},
+        "balancer": {"outlier_ejection": {"consecutive_errors": 5}},
+        "failures": [
+            {
+                "kind": "crash_repair",
+                "target": {"group": "web"},
+                "time_to_failure": {"kind": "exponential", "mean": "10m"},
+                "time_to_repair": {"kind": "exponential", "mean": "30s"},
+            }
+        ],
+    }
+    if database:
+        extra["request"]["database"] = {"reads": 1}
+        extra["buy"] = {"kind": "write", "database": {"reads": 1, "writes": 1}}
+        extra["database"] = {
+            "shards": 1,
+            "replication": {"kind": "master_slave", "mode": "async", "replicas": 1},
+        }
+    return _scenario(requests, 0.01, **extra)
+
+
+def run_ecsim(scenario) -> dict[str, Any]:
+    return run(scenario, seed=1).summary
+
+
+def _draws(rng: np.random.Generator, scale: float, block: int = 4096) -> Iterator[float]:
+    while True:
+        yield from rng.exponential(scale, block).tolist()
+
+
+def run_plain_simpy(requests: int, mean_service_s: float) -> int:
+    """The standard model, written the idiomatic SimPy way: a process per request."""
     env = simpy.Environment()
     rng = np.random.default_rng(1)
+    rate = UTILIZATION * SERVERS / mean_service_s
+    gaps, services = _draws(rng, 1 / rate), _draws(rng, mean_service_s)
     servers = [simpy.Resource(env, capacity=1) for _ in range(SERVERS)]
     latencies: list[float] = []
-    duration = requests / ARRIVAL_RATE_PER_S
 
     def request(server: simpy.Resource, service_s: float):
         arrived = env.now
@@ -75,26 +128,27 @@ def run_plain_simpy(requests: int) -> int:
     def arrivals():
         turn = 0
         while True:
-            yield env.timeout(rng.exponential(1 / ARRIVAL_RATE_PER_S))
-            env.process(request(servers[turn % SERVERS], rng.exponential(MEAN_SERVICE_S)))
+            yield env.timeout(next(gaps))
+            env.process(request(servers[turn % SERVERS], next(services)))
             turn += 1
 
     env.process(arrivals())
-    env.run(until=duration)
+    env.run(until=requests / rate)
     return len(latencies)
 
 
-def throughput(function, requests: int) -> tuple[float, int]:
+def measure(work: Callable[[], Any]) -> tuple[float, float, Any]:
+    """CPU seconds, wall seconds and the result of ``work()``."""
     gc.collect()
-    started = time.perf_counter()
-    completed = function(requests)
-    return completed / (time.perf_counter() - started), completed
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = work()
+    return time.process_time() - cpu, time.perf_counter() - wall, result
 
 
-def peak_memory_mb(function, requests: int) -> float:
+def peak_memory_mb(work: Callable[[], Any]) -> float:
     gc.collect()
     tracemalloc.start()
-    function(requests)
+    work()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / 1e6
@@ -102,19 +156,60 @@ def peak_memory_mb(function, requests: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1_000_000)
-    parser.add_argument("--memory-requests", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=300_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-requests", type=int, nargs="*", default=[1_000_000])
     arguments = parser.parse_args()
-    ours, ours_done = throughput(run_ecsim, arguments.requests)
-    plain, plain_done = throughput(run_plain_simpy, arguments.requests)
-    print(f"requests simulated: ecsim {ours_done:,}, plain SimPy {plain_done:,}")
-    print(f"ecsim        {ours:12,.0f} requests per wall second")
-    print(f"plain SimPy  {plain:12,.0f} requests per wall second")
-    print(f"speed-up     {ours / plain:12.2f}x")
-    for label, function in (("ecsim", run_ecsim), ("plain SimPy", run_plain_simpy)):
-        for requests in arguments.memory_requests:
-            megabytes = peak_memory_mb(function, requests)
-            print(f"peak memory, {label:<11} {requests:>9,} requests: {megabytes:8.2f} MB")
+    n = arguments.requests
+
+    cases: dict[str, Callable[[], Any]] = {
+        "ecsim, 1 s service": lambda: run_ecsim(standard(n, 1.0)),
+        "SimPy, 1 s service": lambda: run_plain_simpy(n, 1.0),
+        "ecsim, 10 ms service": lambda: run_ecsim(standard(n, 0.01)),
+        "SimPy, 10 ms service": lambda: run_plain_simpy(n, 0.01),
+        "every feature": lambda: run_ecsim(every_feature(n)),
+        "every feature but the database": lambda: run_ecsim(every_feature(n, database=False)),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    done: dict[str, Any] = {}
+    for _ in range(arguments.repeats):
+        for name, work in cases.items():
+            seconds, wall_s, done[name] = measure(work)
+            cpu[name].append(seconds)
+            wall[name].append(wall_s)
+
+    def ended(name: str) -> int:
+        result = done[name]
+        return result if isinstance(result, int) else result["requests"]["ended"]
+
+    def per_request_us(name: str, times: dict[str, list[float]]) -> float:
+        return statistics.median(times[name]) / ended(name) * 1e6
+
+    print(f"{n:,} requests per run, median of {arguments.repeats} interleaved runs")
+    print(f"{'model':<32} {'CPU us/request':>15} {'wall us/request':>16}")
+    for name in cases:
+        print(f"{name:<32} {per_request_us(name, cpu):15.2f} {per_request_us(name, wall):16.2f}")
+    for unit in ("1 s", "10 ms"):
+        ours, simpy_ = f"ecsim, {unit} service", f"SimPy, {unit} service"
+        print(
+            f"ecsim against idiomatic SimPy, {unit} service:"
+            f" {per_request_us(simpy_, cpu) / per_request_us(ours, cpu):.2f}x in CPU,"
+            f" {per_request_us(simpy_, wall) / per_request_us(ours, wall):.2f}x in wall time"
+        )
+    plain = per_request_us("ecsim, 10 ms service", cpu)
+    print(
+        f"every feature costs {per_request_us('every feature', cpu) / plain:.2f}x the plain"
+        " model per request (CPU)"
+    )
+    operations = done["every feature"]["data"]["operations"]
+    extra_s = statistics.median(cpu["every feature"]) - statistics.median(
+        cpu["every feature but the database"]
+    )
+    print(f"a database operation costs {extra_s / operations * 1e6:.2f} us of CPU")
+    for requests in arguments.memory_requests:
+        megabytes = peak_memory_mb(lambda requests=requests: run_ecsim(standard(requests, 0.01)))
+        print(f"peak memory, ecsim, {requests:,} requests: {megabytes:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -322,7 +322,7 @@ def examples(quick: bool, work: Path) -> str:
 def benchmark(quick: bool, work: Path) -> str:
     command = [sys.executable, "benchmarks/throughput.py"]
     if quick:
-        command += ["--requests", "20000", "--memory-requests", "10000"]
+        command += ["--requests", "20000", "--repeats", "1", "--memory-requests", "10000"]
     text, _ = _run(command)
     return f"```\n$ python benchmarks/throughput.py\n{text.rstrip()}\n```"
 
