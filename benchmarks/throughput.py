@@ -13,8 +13,8 @@ metrics: everything ecsim adds is counted against ecsim.
 "Every feature" is the 10 ms model with failures (each server crashes every 10 minutes on
 average, repaired in 30 s), health checks, outlier ejection, a hot spare, a timeout with
 retries, and a database (one shard, a master and an asynchronous replica; one read per request,
-and a write too for the one request in five that buys). The cost of a database operation is the difference
-between that model with and without its database, over the operations done.
+and a write too for the one request in five that buys). The cost of a database operation is
+the difference between that model with and without its database, over the operations done.
 
 Times are in-process CPU seconds (``time.process_time``) and wall seconds, the median of
 ``--repeats`` runs interleaved across the cases; peak memory is what ``tracemalloc`` traces.
