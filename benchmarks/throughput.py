@@ -18,8 +18,7 @@ the difference between that model with and without its database, over the operat
 
 Times are in-process CPU seconds (``time.process_time``) and wall seconds, the median of
 ``--repeats`` runs interleaved across the cases; peak memory is what ``tracemalloc`` traces.
-Nothing here is asserted by a test. The scaling of the balancing policies with the number of
-servers is measured by ``benchmarks/policies.py``.
+Nothing here is asserted by a test.
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --requests 100000 --repeats 3 --memory-requests
