@@ -1,0 +1,166 @@
+"""Indexed policies choose exactly as scanning the list would, step by step.
+
+Least connections keeps an index over the balancer's routing list. Each test drives the policy
+and a plain scan written here from the documented rule, side by side, through random sequences
+of choices, requests ending, rotation changes, weight changes and lists the policy was never
+told of, and asserts the same backend at every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import parse_scenario
+from sim.model.balancing import Backend, LeastConnections
+from sim.model.cluster import Cluster
+from sim.model.timing import advance
+from sim.streams import Streams
+
+
+class ScanLeastConnections:
+    """The fewest ``active / weight``; ties to the first in circular order from a start that
+    moves one place along the list at each choice."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+
+    def choose(self, backends):
+        start = self.turn % len(backends)
+        self.turn = start + 1
+        circular = [*backends[start:], *backends[:start]]
+        return min(circular, key=lambda backend: backend.active / backend.weight)
+
+
+def drive(policy, reference, pool, rng, steps, weights, clock=None, advances=(), churn=1.0):
+    """Random steps: choose on the routing list (the chosen backend gets a request), a request
+    ends on a random busy backend, and, ``churn`` times as often as by default, the rotation
+    changes, a weight changes (and the policy is told again), or a choice is made on a list the
+    policy was never told of (slow start's steady backends, hot migration's other backends);
+    the rest of the time, time passes. Every choice must agree; returns how many were checked."""
+    routing = list(pool)
+    policy.routing_changed(routing)
+    checked = 0
+    rotation, weight, other = np.cumsum([0.80, 0.05 * churn, 0.03 * churn, 0.07 * churn])[1:]
+
+    def tell_load(backend):
+        if policy.watches_load:
+            policy.load_changed(backend)
+
+    for _ in range(steps):
+        draw = rng.random()
+        if draw < 0.45:
+            chosen = policy.choose(routing)
+            assert chosen is reference.choose(routing), f"choice {checked}"
+            checked += 1
+            chosen.active += 1
+            tell_load(chosen)
+        elif draw < 0.80:
+            busy = [backend for backend in pool if backend.active]
+            if busy:
+                backend = busy[rng.integers(len(busy))]
+                backend.active -= 1
+                tell_load(backend)
+                if policy.observes_latency:
+                    policy.observe(backend, float(rng.choice([0.01, 0.02, 0.05, 0.3])))
+        elif draw < rotation:
+            keep = rng.random(len(pool)) < rng.choice([0.3, 0.9, 1.0])
+            routing = [backend for backend, kept in zip(pool, keep, strict=True) if kept]
+            routing = routing or [pool[rng.integers(len(pool))]]
+            policy.routing_changed(routing)
+        elif draw < weight:
+            pool[rng.integers(len(pool))].weight = weights[rng.integers(len(weights))]
+            policy.routing_changed(routing)
+        elif draw < other:
+            others = [backend for backend in routing if rng.random() < 0.8] or routing[:1]
+            assert policy.choose(others) is reference.choose(others), f"choice {checked}"
+            checked += 1
+        elif clock is not None:
+            clock.now += float(rng.choice(advances))
+    return checked
+
+
+def pool_of(count, weights, rng):
+    return [
+        Backend(index, f"web-{index + 1}", weights[rng.integers(len(weights))])
+        for index in range(count)
+    ]
+
+
+# Fractional weights make loads such as 3 / 0.1 = 30.000000000000004: float keys must match.
+LEAST_CONNECTION_WEIGHTS = (1, 1, 1, 2, 3, 0.5, 0.1, 1.5)
+
+
+RUNS = [(8, 6000, 1.0), (8, 6000, 0.02), (512, 3000, 1.0), (512, 2000, 0.02)]
+"""(backends, steps, churn): a low churn lets an index live for thousands of steps."""
+
+
+@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
+def test_least_connections_chooses_as_the_scan_does(count, steps, churn):
+    rng = np.random.default_rng(count)
+    pool = pool_of(count, LEAST_CONNECTION_WEIGHTS, rng)
+    policy, reference = LeastConnections(count), ScanLeastConnections()
+    checked = drive(policy, reference, pool, rng, steps, LEAST_CONNECTION_WEIGHTS, churn=churn)
+    assert checked > 0.4 * steps
+
+
+def checked_choices(policy_kind: str, reference_of) -> int:
+    """A cluster run with crashes and their detection, panic routing, hot migration, outlier
+    ejection and slow start: every choice the balancer asks of the policy is compared with
+    the scan's. A path of the balancer that changed ``active`` or the routing list without
+    telling the policy would make them differ."""
+    scenario = parse_scenario(
+        {
+            "duration": 120,
+            "workload": {
+                "arrivals": {"rate": 300},
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.02}}
+                ],
+            },
+            "balancer": {
+                "policy": policy_kind,
+                "detection": {"kind": "health_check", "interval": 1.0},
+                "panic_threshold": 0.7,
+                "hot_migration": True,
+                "slow_start": 5,
+                "outlier_ejection": {"consecutive_errors": 3, "ejection_time": 5},
+            },
+            "servers": [
+                {"name": "web", "count": 6, "workers": 2, "weight": 1},
+                {"name": "big", "count": 2, "workers": 4, "weight": 2},
+            ],
+            "failures": [
+                {"kind": "crash", "target": {"server": "web-1"}, "at": 10, "duration": 20},
+                {"kind": "crash", "target": {"server": "web-2"}, "at": 15, "duration": 20},
+                {"kind": "crash", "target": {"server": "web-3"}, "at": 20, "duration": 30},
+                {"kind": "crash", "target": {"server": "big-1"}, "at": 60, "duration": 5},
+            ],
+        }
+    )
+    cluster = Cluster.build(scenario, Streams(1))
+    policy = cluster.balancer.policy
+    reference = reference_of(policy, cluster)
+    indexed_choose = policy.choose
+    choices = []
+
+    def compared(backends):
+        chosen = indexed_choose(backends)
+        assert chosen is reference.choose(backends), f"choice {len(choices)}"
+        choices.append(chosen)
+        return chosen
+
+    cluster.balancer.slow_start._policy_choose = compared
+    cluster.start()
+    advance(cluster.env, scenario.duration)
+    return len(choices)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference_of"),
+    [
+        ("least_connections", lambda policy, cluster: ScanLeastConnections()),
+    ],
+)
+def test_the_balancer_keeps_the_index_current_on_every_path(kind, reference_of):
+    assert checked_choices(kind, reference_of) > 30_000
