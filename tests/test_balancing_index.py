@@ -1,9 +1,10 @@
 """Indexed policies choose exactly as scanning the list would, step by step.
 
-Least connections keeps an index over the balancer's routing list. Each test drives the policy
-and a plain scan written here from the documented rule, side by side, through random sequences
-of choices, requests ending, rotation changes, weight changes and lists the policy was never
-told of, and asserts the same backend at every step.
+Least connections and smooth weighted round-robin keep an index over the balancer's routing
+list. Each test drives a policy and a plain scan written here from the
+documented rule, side by side, through random sequences of choices, requests ending, rotation
+changes, weight changes and lists the policy was never told of, and asserts the same backend at
+every step.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from sim import parse_scenario
-from sim.model.balancing import Backend, LeastConnections
+from sim.model.balancing import Backend, LeastConnections, WeightedRoundRobin
+from sim.model.balancing import weighted_round_robin as wrr_module
 from sim.model.cluster import Cluster
 from sim.model.timing import advance
 from sim.streams import Streams
@@ -30,6 +32,23 @@ class ScanLeastConnections:
         self.turn = start + 1
         circular = [*backends[start:], *backends[:start]]
         return min(circular, key=lambda backend: backend.active / backend.weight)
+
+
+class ScanSmoothWeightedRoundRobin:
+    """nginx: add each weight to its backend's score, the highest score wins (the first in list
+    order on a tie), and the winner loses the list's total weight (summed in list order)."""
+
+    def __init__(self, backend_count: int) -> None:
+        self.score = [0.0] * backend_count
+
+    def choose(self, backends):
+        total = 0.0
+        for backend in backends:
+            self.score[backend.index] += backend.weight
+            total += backend.weight
+        best = max(backends, key=lambda backend: self.score[backend.index])
+        self.score[best.index] -= total
+        return best
 
 
 def drive(policy, reference, pool, rng, steps, weights, clock=None, advances=(), churn=1.0):
@@ -104,6 +123,35 @@ def test_least_connections_chooses_as_the_scan_does(count, steps, churn):
     assert checked > 0.4 * steps
 
 
+@pytest.mark.parametrize(
+    "weights",
+    [(1,), (1, 2, 3, 5), (1, 2, 0.1, 0.2, 0.3, 0.7)],
+    ids=["equal", "whole", "fractional"],
+)
+@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
+def test_smooth_weighted_round_robin_chooses_as_the_scan_does(count, steps, churn, weights):
+    """Whole weights use the index; a fractional weight makes the policy scan, and leaves
+    fractional scores that keep it scanning lists of whole weights."""
+    rng = np.random.default_rng(count + len(weights))
+    pool = pool_of(count, weights, rng)
+    policy, reference = WeightedRoundRobin(count), ScanSmoothWeightedRoundRobin(count)
+    checked = drive(policy, reference, pool, rng, steps, weights, churn=churn)
+    assert checked > 0.4 * steps
+
+
+def test_smooth_weighted_round_robin_folds_its_index_back_and_refuses_far_scores(monkeypatch):
+    """The limits that keep the index's numbers below 2^53, made small (offsets 100, scores
+    200): over this run the index is folded back into plain scores and rebuilt about 1,200
+    times, and refused a few times, and every choice must still be the scan's."""
+    monkeypatch.setattr(wrr_module, "_MAX_RUNNING", 100.0)
+    monkeypatch.setattr(wrr_module, "_MAX_INDEXED_SCORE", 200.0)
+    weights = (1, 2, 3, 7)
+    rng = np.random.default_rng(7)
+    pool = pool_of(64, weights, rng)
+    policy, reference = WeightedRoundRobin(64), ScanSmoothWeightedRoundRobin(64)
+    assert drive(policy, reference, pool, rng, 6000, weights, churn=0.1) > 2400
+
+
 def checked_choices(policy_kind: str, reference_of) -> int:
     """A cluster run with crashes and their detection, panic routing, hot migration, outlier
     ejection and slow start: every choice the balancer asks of the policy is compared with
@@ -160,6 +208,10 @@ def checked_choices(policy_kind: str, reference_of) -> int:
     ("kind", "reference_of"),
     [
         ("least_connections", lambda policy, cluster: ScanLeastConnections()),
+        (
+            "weighted_round_robin",
+            lambda policy, cluster: ScanSmoothWeightedRoundRobin(len(cluster.backends)),
+        ),
     ],
 )
 def test_the_balancer_keeps_the_index_current_on_every_path(kind, reference_of):
