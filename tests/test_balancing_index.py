@@ -1,19 +1,22 @@
 """Indexed policies choose exactly as scanning the list would, step by step.
 
-Least connections and smooth weighted round-robin keep an index over the balancer's routing
-list. Each test drives a policy and a plain scan written here from the
+Least connections, smooth weighted round-robin and least response time keep an index over the
+balancer's routing list. Each test drives a policy and a plain scan written here from the
 documented rule, side by side, through random sequences of choices, requests ending, rotation
 changes, weight changes and lists the policy was never told of, and asserts the same backend at
-every step.
+every step. The estimate of least response time (its aging arithmetic, unchanged by the index)
+is read from the policy: what the index decides is only which backend wins.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
 from sim import parse_scenario
-from sim.model.balancing import Backend, LeastConnections, WeightedRoundRobin
+from sim.model.balancing import Backend, LeastConnections, LeastResponseTime, WeightedRoundRobin
 from sim.model.balancing import weighted_round_robin as wrr_module
 from sim.model.cluster import Cluster
 from sim.model.timing import advance
@@ -49,6 +52,35 @@ class ScanSmoothWeightedRoundRobin:
         best = max(backends, key=lambda backend: self.score[backend.index])
         self.score[best.index] -= total
         return best
+
+
+class ScanLeastResponseTime:
+    """Score: aged estimate x (in flight + 1) / weight; never answered: 0 with nothing in
+    flight, infinite otherwise. The smallest wins, ties as in least connections."""
+
+    def __init__(self, policy: LeastResponseTime, clock) -> None:
+        self.policy, self.clock, self.turn = policy, clock, 0
+
+    def choose(self, backends):
+        start = self.turn % len(backends)
+        self.turn = start + 1
+        now = self.clock()
+
+        def score(backend):
+            estimate = self.policy.estimate(backend, now)
+            if estimate is None:
+                return math.inf if backend.active else 0.0
+            return estimate * (backend.active + 1) / backend.weight
+
+        return min([*backends[start:], *backends[:start]], key=score)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def drive(policy, reference, pool, rng, steps, weights, clock=None, advances=(), churn=1.0):
@@ -152,6 +184,43 @@ def test_smooth_weighted_round_robin_folds_its_index_back_and_refuses_far_scores
     assert drive(policy, reference, pool, rng, 6000, weights, churn=0.1) > 2400
 
 
+@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
+def test_least_response_time_chooses_as_the_scan_does(count, steps, churn):
+    """Decay time 0.5 s; time jumps up to 600 s (1,200 decay times: estimates aged to scores
+    below e^-600 and to zero, and the keys' epoch moved), responses of a few latencies at equal
+    times (exact ties), and backends never answered."""
+    rng = np.random.default_rng(count + 1)
+    weights = (1, 1, 2, 0.5, 3)
+    pool = pool_of(count, weights, rng)
+    clock = Clock()
+    policy = LeastResponseTime(count, smoothing=0.2, decay_time_s=0.5, clock=clock)
+    advances = (0.0, 0.001, 0.01, 0.1, 1.0, 5.0, 300.0, 600.0)
+    reference = ScanLeastResponseTime(policy, clock)
+    checked = drive(policy, reference, pool, rng, steps, weights, clock, advances, churn)
+    assert checked > 0.4 * steps
+
+
+def test_least_response_time_with_every_score_infinite_takes_the_start_of_the_rotation():
+    """Backends never answered, each with a request in flight, all score infinity: the scan
+    keeps the first it looks at, and the start moves one place per choice."""
+    pool = pool_of(3, (1,), np.random.default_rng(1))
+    policy = LeastResponseTime(3, smoothing=0.2, decay_time_s=10, clock=lambda: 0.0)
+    policy.routing_changed(pool)
+    for backend in pool:
+        backend.active = 1
+        policy.load_changed(backend)
+    assert [policy.choose(pool).name for _ in range(4)] == ["web-1", "web-2", "web-3", "web-1"]
+
+
+def test_least_response_time_scans_when_a_weight_is_out_of_the_index_range():
+    rng = np.random.default_rng(3)
+    weights = (1, 2, 1e-7)
+    pool = pool_of(16, weights, rng)
+    clock = Clock()
+    policy = LeastResponseTime(16, smoothing=0.5, decay_time_s=10, clock=clock)
+    drive(policy, ScanLeastResponseTime(policy, clock), pool, rng, 2000, weights, clock, (0.01,))
+
+
 def checked_choices(policy_kind: str, reference_of) -> int:
     """A cluster run with crashes and their detection, panic routing, hot migration, outlier
     ejection and slow start: every choice the balancer asks of the policy is compared with
@@ -211,6 +280,10 @@ def checked_choices(policy_kind: str, reference_of) -> int:
         (
             "weighted_round_robin",
             lambda policy, cluster: ScanSmoothWeightedRoundRobin(len(cluster.backends)),
+        ),
+        (
+            "least_response_time",
+            lambda policy, cluster: ScanLeastResponseTime(policy, lambda: cluster.env.now),
         ),
     ],
 )
