@@ -163,6 +163,8 @@ class LeastResponseTime(Policy):
         """The scan's choice among the backends whose key is within the margin of the least."""
         keys, current, count = self._keys, self._key, len(backends)
         bound = keys[0][0] + _KEY_MARGIN
+        if all(key > bound for key, _ in keys[1:3]):
+            return backends[keys[0][1]]  # the only candidate: nothing to compare
         best = None
         best_score = best_distance = 0.0
         pending = [0]
