@@ -71,13 +71,13 @@ def main() -> None:
     print(f"policy scaling: CPU us per request, median of {arguments.repeats}")
     print(f"{'policy':<22}{header}{'512/8':>10}")
     for policy in arguments.policies:
-        costs = [
-            statistics.median(
-                cost_per_request_us(policy, servers, arguments.requests)
-                for _ in range(arguments.repeats)
-            )
-            for servers in SERVER_COUNTS
+        # Sizes interleaved within each repeat, so that a drift of the machine's speed (a shared
+        # machine) touches every size alike.
+        runs = [
+            [cost_per_request_us(policy, servers, arguments.requests) for servers in SERVER_COUNTS]
+            for _ in range(arguments.repeats)
         ]
+        costs = [statistics.median(column) for column in zip(*runs, strict=True)]
         figures = "".join(f"{cost:>18.1f}" for cost in costs)
         print(f"{policy:<22}{figures}{costs[-1] / costs[0]:>9.2f}x", flush=True)
 
