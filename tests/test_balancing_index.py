@@ -142,15 +142,24 @@ def pool_of(count, weights, rng):
 LEAST_CONNECTION_WEIGHTS = (1, 1, 1, 2, 3, 0.5, 0.1, 1.5)
 
 
-RUNS = [(8, 6000, 1.0), (8, 6000, 0.02), (512, 3000, 1.0), (512, 2000, 0.02)]
-"""(backends, steps, churn): a low churn lets an index live for thousands of steps."""
+RUNS = [
+    (8, 6000, 1.0, 1),
+    (8, 6000, 0.02, 1),
+    (64, 3000, 1.0, 16),
+    (512, 3000, 1.0, 16),
+    (512, 2000, 0.02, 16),
+]
+"""(backends, steps, churn, index_from): a low churn lets an index live for thousands of steps;
+``index_from`` 1 indexes even the shortest lists, 16 (the default) scans the shorter ones, and
+with 64 backends the rotation crosses that length back and forth."""
 
 
-@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
-def test_least_connections_chooses_as_the_scan_does(count, steps, churn):
+@pytest.mark.parametrize(("count", "steps", "churn", "index_from"), RUNS)
+def test_least_connections_chooses_as_the_scan_does(count, steps, churn, index_from):
     rng = np.random.default_rng(count)
     pool = pool_of(count, LEAST_CONNECTION_WEIGHTS, rng)
     policy, reference = LeastConnections(count), ScanLeastConnections()
+    policy.index_from = index_from
     checked = drive(policy, reference, pool, rng, steps, LEAST_CONNECTION_WEIGHTS, churn=churn)
     assert checked > 0.4 * steps
 
@@ -160,13 +169,16 @@ def test_least_connections_chooses_as_the_scan_does(count, steps, churn):
     [(1,), (1, 2, 3, 5), (1, 2, 0.1, 0.2, 0.3, 0.7)],
     ids=["equal", "whole", "fractional"],
 )
-@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
-def test_smooth_weighted_round_robin_chooses_as_the_scan_does(count, steps, churn, weights):
+@pytest.mark.parametrize(("count", "steps", "churn", "index_from"), RUNS)
+def test_smooth_weighted_round_robin_chooses_as_the_scan_does(
+    count, steps, churn, index_from, weights
+):
     """Whole weights use the index; a fractional weight makes the policy scan, and leaves
     fractional scores that keep it scanning lists of whole weights."""
     rng = np.random.default_rng(count + len(weights))
     pool = pool_of(count, weights, rng)
     policy, reference = WeightedRoundRobin(count), ScanSmoothWeightedRoundRobin(count)
+    policy.index_from = index_from
     checked = drive(policy, reference, pool, rng, steps, weights, churn=churn)
     assert checked > 0.4 * steps
 
@@ -181,11 +193,12 @@ def test_smooth_weighted_round_robin_folds_its_index_back_and_refuses_far_scores
     rng = np.random.default_rng(7)
     pool = pool_of(64, weights, rng)
     policy, reference = WeightedRoundRobin(64), ScanSmoothWeightedRoundRobin(64)
+    policy.index_from = 1
     assert drive(policy, reference, pool, rng, 6000, weights, churn=0.1) > 2400
 
 
-@pytest.mark.parametrize(("count", "steps", "churn"), RUNS)
-def test_least_response_time_chooses_as_the_scan_does(count, steps, churn):
+@pytest.mark.parametrize(("count", "steps", "churn", "index_from"), RUNS)
+def test_least_response_time_chooses_as_the_scan_does(count, steps, churn, index_from):
     """Decay time 0.5 s; time jumps up to 600 s (1,200 decay times: estimates aged to scores
     below e^-600 and to zero, and the keys' epoch moved), responses of a few latencies at equal
     times (exact ties), and backends never answered."""
@@ -194,6 +207,7 @@ def test_least_response_time_chooses_as_the_scan_does(count, steps, churn):
     pool = pool_of(count, weights, rng)
     clock = Clock()
     policy = LeastResponseTime(count, smoothing=0.2, decay_time_s=0.5, clock=clock)
+    policy.index_from = index_from
     advances = (0.0, 0.001, 0.01, 0.1, 1.0, 5.0, 300.0, 600.0)
     reference = ScanLeastResponseTime(policy, clock)
     checked = drive(policy, reference, pool, rng, steps, weights, clock, advances, churn)
@@ -205,6 +219,7 @@ def test_least_response_time_with_every_score_infinite_takes_the_start_of_the_ro
     keeps the first it looks at, and the start moves one place per choice."""
     pool = pool_of(3, (1,), np.random.default_rng(1))
     policy = LeastResponseTime(3, smoothing=0.2, decay_time_s=10, clock=lambda: 0.0)
+    policy.index_from = 1
     policy.routing_changed(pool)
     for backend in pool:
         backend.active = 1
@@ -218,6 +233,7 @@ def test_least_response_time_scans_when_a_weight_is_out_of_the_index_range():
     pool = pool_of(16, weights, rng)
     clock = Clock()
     policy = LeastResponseTime(16, smoothing=0.5, decay_time_s=10, clock=clock)
+    policy.index_from = 1
     drive(policy, ScanLeastResponseTime(policy, clock), pool, rng, 2000, weights, clock, (0.01,))
 
 
@@ -257,6 +273,8 @@ def checked_choices(policy_kind: str, reference_of) -> int:
     )
     cluster = Cluster.build(scenario, Streams(1))
     policy = cluster.balancer.policy
+    policy.index_from = 1  # 8 servers: index every list, however short
+    policy.routing_changed(cluster.balancer.routing)
     reference = reference_of(policy, cluster)
     indexed_choose = policy.choose
     choices = []

@@ -89,8 +89,8 @@ class Policy(ABC):
     The balancer keeps it current through two calls: :meth:`routing_changed` whenever its
     routing list changes, and :meth:`load_changed` after every change of a backend's
     ``active`` (only for policies that set ``watches_load``). ``choose`` uses the index only
-    for the very list it was told of, and scans any other list (slow start's steady
-    backends, hot migration's other backends, a test's list).
+    for the very list it was told of, when it has ``index_from`` backends or more, and scans
+    any other list (slow start's steady backends, hot migration's other backends, a test's).
     """
 
     observes_latency = False
@@ -99,6 +99,10 @@ class Policy(ABC):
     watches_load = False
     """True for policies whose index orders backends by ``active``; only they are told of each
     change of it."""
+
+    index_from = 16
+    """Routing lists shorter than this are scanned, not indexed: there a scan costs no more than
+    keeping the index current (``benchmarks/policies.py``)."""
 
     @abstractmethod
     def choose(self, backends: Sequence[Backend]) -> Backend:

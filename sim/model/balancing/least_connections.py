@@ -9,7 +9,9 @@ float ``active / weight`` the scan compares), each bucket a sorted list, and a h
 that have a bucket. The smallest load is the top of the heap, and the first backend at or after
 the start in circular order is a binary search in its bucket; a change of ``active`` moves one
 position between two buckets. So the index picks exactly the backend the scan would, in
-O(log n) (a bisection, and list insertions that move memory but compare nothing).
+O(log n) (a bisection, and list insertions that move memory but compare nothing). Shorter
+lists than ``index_from``, and any list other than the routing list (slow start's steady
+backends, hot migration's other backends), are scanned.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class LeastConnections(Policy):
         position = self._position
         for backend in self._routing or ():
             position[backend.index] = -1
+        if len(backends) < self.index_from:
+            self._routing = None
+            return
         self._routing = backends
         self._load = [backend.active / backend.weight for backend in backends]
         buckets: dict[float, list[int]] = {}

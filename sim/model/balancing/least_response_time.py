@@ -23,7 +23,8 @@ computes the scan's own score for every backend whose key lies within 2^-20 of t
 circular order from the rotating start. That is the backend the scan picks, as long as no score
 is near underflow, where relative precision is lost: when the smallest key stands for a score
 below e^-600 (an estimate aged for hundreds of decay times), or a weight is outside [2^-20,
-2^20], or for any list other than the routing list, the policy scans. Backends never answered
+2^20], or the list is shorter than ``index_from``, or for any list other than the routing list,
+the policy scans. Backends never answered
 yet are kept apart: those with nothing in flight (score 0) in a sorted list, first in circular
 order wins; those with a request in flight (infinite score) nowhere. Keys count time from an
 epoch moved to the present every 512 decay times (an O(n) refiling), which keeps them small.
@@ -72,7 +73,8 @@ class LeastResponseTime(Policy):
         self._estimate_s: list[float | None] = [None] * backend_count
         self._answered_at = [0.0] * backend_count
         self._routing: Sequence[Backend] | None = None
-        """The list the index is over: the balancer's routing list, when its weights allow."""
+        """The list the index is over: the balancer's routing list, when its length and
+        weights allow."""
         self._position = [-1] * backend_count
         """Position of each backend (by ``index``) in ``_routing``, -1 when not in it."""
         self._epoch = 0.0
@@ -113,7 +115,9 @@ class LeastResponseTime(Policy):
         for backend in self._routing or ():
             position[backend.index] = -1
         self._routing = None
-        if all(_LEAST_WEIGHT <= backend.weight <= _MOST_WEIGHT for backend in backends):
+        if len(backends) >= self.index_from and all(
+            _LEAST_WEIGHT <= backend.weight <= _MOST_WEIGHT for backend in backends
+        ):
             self._routing = backends
             for place, backend in enumerate(backends):
                 position[backend.index] = place

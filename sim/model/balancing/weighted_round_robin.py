@@ -16,8 +16,8 @@ keeps every number below 2^53: it is built only over whole scores within 2^40 of
 total weight up to 2^26 (a score falls only as the highest, hence from above the list's
 average, by the total, so none falls below -2^40 - 2^26), and it is folded back into plain
 scores once the highest score or an offset passes 2^50. With a fractional weight or score in
-the routing list, and for any other list (slow start's steady backends, hot migration's other
-backends), the policy scans.
+the routing list, with fewer backends than ``index_from``, and for any other list (slow
+start's steady backends, hot migration's other backends), the policy scans.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class WeightedRoundRobin(Policy):
         """Running score of each backend (by ``index``), except while the index holds it."""
         self._routing: Sequence[Backend] | None = None
         self._exact = False
-        """Every weight of ``_routing`` is whole and their total is small enough."""
+        """``_routing`` is long enough, its weights whole and their total small enough."""
         self._groups: list[_WeightGroup] | None = None
         """The index over ``_routing`` while it holds the scores of its backends."""
         self._total = 0.0
@@ -67,8 +67,10 @@ class WeightedRoundRobin(Policy):
         for backend in backends:
             total += backend.weight
         self._total = total
-        self._exact = total <= _MAX_TOTAL_WEIGHT and all(
-            float(backend.weight).is_integer() for backend in backends
+        self._exact = (
+            len(backends) >= self.index_from
+            and total <= _MAX_TOTAL_WEIGHT
+            and all(float(backend.weight).is_integer() for backend in backends)
         )
 
     def choose(self, backends: Sequence[Backend]) -> Backend:
