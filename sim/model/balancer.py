@@ -64,6 +64,7 @@ class Balancer:
         )
         self._choose = policy.choose if self.slow_start is None else self.slow_start.choose
         self._observe = policy.observe if policy.observes_latency else None
+        self._load_changed = policy.load_changed if policy.watches_load else None
         self._respond = respond
         self._watch_errors = outlier_ejection is not None or hot_migration
         self._reset_errors = outlier_ejection is not None
@@ -93,6 +94,8 @@ class Balancer:
         backend = self._choose(up)
         attempt.backend = backend
         backend.active += 1
+        if self._load_changed is not None:
+            self._load_changed(backend)
         backend.server.submit(attempt)
 
     def on_response(self, attempt: Attempt, cause: Cause) -> None:
@@ -100,6 +103,8 @@ class Balancer:
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
+            if self._load_changed is not None:
+                self._load_changed(backend)
             if self._draining and not backend.active and backend in self._draining:
                 self._draining.pop(backend).succeed()
             if cause == _OK:
@@ -134,6 +139,8 @@ class Balancer:
                 target = self._choose(others)
                 attempt.backend = target
                 target.active += 1
+                if self._load_changed is not None:
+                    self._load_changed(target)
                 target.server.submit(attempt)
                 return True
         return False
@@ -191,6 +198,7 @@ class Balancer:
         are in rotation, route to every member, healthy or not."""
         if not self.panic_threshold:
             self.routing, self._routed = self.up, self._rotation
+            self.policy.routing_changed(self.routing)
             return
         members = [b for b in self.backends if b.member and not b.drained]
         panic = len(self.up) < self.panic_threshold * len(members)
@@ -200,6 +208,7 @@ class Balancer:
         self.panicking = panic
         self.routing = members if panic else self.up
         self._routed = set(self.routing)
+        self.policy.routing_changed(self.routing)
 
     def mark_down(self, backend: Backend) -> None:
         """Detection has judged ``backend`` unhealthy."""

@@ -83,10 +83,26 @@ class Policy(ABC):
 
     The list keeps the declared order of the servers, so choices are deterministic for a seed.
     The balancer never calls a policy with an empty list: it fails the request as ``no_backend``.
+
+    A policy that would otherwise scan every backend per request may keep an *index* over the
+    balancer's routing list, a structure that answers in O(log n) exactly as the scan would.
+    The balancer keeps it current through two calls: :meth:`routing_changed` whenever its
+    routing list changes, and :meth:`load_changed` after every change of a backend's
+    ``active`` (only for policies that set ``watches_load``). ``choose`` uses the index only
+    for the very list it was told of, when it has ``index_from`` backends or more, and scans
+    any other list (slow start's steady backends, hot migration's other backends, a test's).
     """
 
     observes_latency = False
     """True for policies that learn from response times; only they are told of each response."""
+
+    watches_load = False
+    """True for policies whose index orders backends by ``active``; only they are told of each
+    change of it."""
+
+    index_from = 16
+    """Routing lists shorter than this are scanned, not indexed: there a scan costs no more than
+    keeping the index current (``benchmarks/policies.py``)."""
 
     @abstractmethod
     def choose(self, backends: Sequence[Backend]) -> Backend:
@@ -94,6 +110,16 @@ class Policy(ABC):
 
     def observe(self, backend: Backend, latency_s: float) -> None:
         """A response from ``backend`` took ``latency_s``; called when ``observes_latency``."""
+        return None
+
+    def routing_changed(self, backends: Sequence[Backend]) -> None:
+        """From now on the balancer passes this very list (never changed in place) to
+        ``choose``; it calls again on each new list, and must call again after changing a
+        backend's ``weight``. Policies without an index ignore it."""
+        return None
+
+    def load_changed(self, backend: Backend) -> None:
+        """``backend.active`` has just changed; called when ``watches_load``."""
         return None
 
 
