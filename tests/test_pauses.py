@@ -145,3 +145,34 @@ def test_phi_accrual_suspects_a_paused_server_as_the_closed_form_says(seconds, a
     spread = (count * chance * (1 - chance)) ** 0.5
     assert abs(incidents["false_suspicions"] - count * chance) <= 4 * spread
     assert count >= 0.9 * pauses
+
+
+@pytest.mark.parametrize("pause_s", [20.0, 0.5])
+def test_a_paused_servers_traffic_moves_only_when_detection_takes_it_out(pause_s):
+    """A paused server refuses nothing: its requests wait on it until health checks (2 s,
+    timeout 1 s, fall 3) take it out, between 5 and 7 s into a 20 s pause. So the failover
+    time is the time to detect, never 0. A 0.5 s pause is over before any probe times out:
+    nothing is detected and no traffic moves."""
+    data = {
+        "name": "pause",
+        "seed": 3,
+        "duration": 60,
+        "workload": {
+            "arrivals": {"rate": 50},
+            "classes": [
+                {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.01}}
+            ],
+        },
+        "servers": [{"name": "web", "count": 3}],
+        "failures": [
+            {"kind": "pause", "target": {"server": "web-1"}, "at": 20, "duration": pause_s}
+        ],
+    }
+    incidents = run(parse_scenario(data)).incidents
+    (incident,) = incidents.itertuples()
+    if pause_s > 7:
+        assert 5.0 <= incident.time_to_detect_s <= 7.0
+        assert incident.failover_time_s == incident.time_to_detect_s
+    else:
+        assert incident.time_to_detect_s != incident.time_to_detect_s  # NaN: never detected
+        assert incident.failover_time_s != incident.failover_time_s

@@ -40,6 +40,10 @@ INCIDENT_COLUMNS = [
     "failed_requests",
 ]
 EVENT_COLUMNS = ["time_s", "component", "event", "detail"]
+STILL_CONNECTED = frozenset({"slowdown", "pause"})
+"""Failures of a server that keeps accepting connections (slowly, or not answering until a
+pause ends): nothing refuses its traffic, so that traffic has moved only once detection takes
+it out of rotation."""
 MAX_RECORDED = 100_000
 """The most events and incidents a run keeps as rows (events.csv, incidents.csv); the summary
 counts every incident whatever their number, so memory stays bounded over any horizon."""
@@ -222,8 +226,7 @@ class Monitor:
             if incident._fault_cleared:
                 self._check_restored(incident, now)
             elif incident.traffic_moved_at is None and incident.routed and incident.servers:
-                # A slow server still serves; its traffic has moved once it is out of rotation.
-                gray = incident.kind == "slowdown"
+                gray = incident.kind in STILL_CONNECTED
                 pending = self._pending_promotions
                 for server in incident.servers:
                     if self._routes_to(server) and (gray or not server.serving):
