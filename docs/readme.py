@@ -327,6 +327,14 @@ def benchmark(quick: bool, work: Path) -> str:
     return f"```\n$ python benchmarks/throughput.py\n{text.rstrip()}\n```"
 
 
+def policies_benchmark(quick: bool, work: Path) -> str:
+    command = [sys.executable, "benchmarks/policies.py"]
+    if quick:
+        command += ["--requests", "5000", "--repeats", "1"]
+    text, _ = _run(command)
+    return f"```\n$ python benchmarks/policies.py\n{text.rstrip()}\n```"
+
+
 def sweep_benchmark(quick: bool, work: Path) -> str:
     command = [sys.executable, "benchmarks/sweep_throughput.py"]
     if quick:
@@ -345,6 +353,7 @@ BLOCKS: dict[str, Callable[[bool, Path], str]] = {
     "replication": replication,
     "examples": examples,
     "benchmark": benchmark,
+    "policies-benchmark": policies_benchmark,
     "sweep-benchmark": sweep_benchmark,
     "long-horizon": long_horizon,
 }
