@@ -226,7 +226,6 @@ def _prepare(
     of the scenario that does: a folder is resumed only by the same command on the same
     scenario.
     """
-    from sim.results import RUNS, FolderInUse, RunFolder, RunStore, batch_identity, new_run_folder
 
     if resume and out is None:
         _fail("--resume needs --out: the folder of the batch to resume")
@@ -246,6 +245,8 @@ def _prepare(
     if seed is not None:
         overrides = (*overrides, f"seed={seed}")
     scenario = _load(scenario_file, (*overrides, *timing, *extra))
+    from sim.results import RUNS, FolderInUse, RunFolder, RunStore, batch_identity, new_run_folder
+
     folder = RunFolder(
         Path(out) if out else new_run_folder(Path("results"), scenario.name, scenario.seed)
     )
@@ -472,8 +473,6 @@ def run(
       ecsim run scenarios/baseline.yaml --replications 10
       ecsim run scenarios/baseline.yaml --precision 2% --precision-metric latency_s.p99
     """
-    from sim.analysis import finite_or_none
-    from sim.experiment import run as run_scenario
 
     extra = (f"replications={replications}",) if replications is not None else ()
 
@@ -486,6 +485,9 @@ def run(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, command, extra, duration, warmup, resume, overwrite
     )
+    from sim.analysis import finite_or_none
+    from sim.experiment import run as run_scenario
+
     if scenario.replications > 1 or precision is not None:
         _run_replications(
             scenario,
@@ -665,9 +667,6 @@ def compare(
           --balancers round_robin,least_connections,power_of_two_choices
       ecsim compare scenarios/baseline.yaml --vary servers[0].count=6,8,10 --replications 10
     """
-    from sim.experiment import compare as run_comparison
-    from sim.experiment import with_overrides
-    from sim.results import RUNS
 
     if (balancers is None) == (vary is None):
         _fail("give one of --balancers or --vary")
@@ -683,6 +682,10 @@ def compare(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "compare", (), duration, warmup, resume, overwrite
     )
+    from sim.experiment import compare as run_comparison
+    from sim.experiment import with_overrides
+    from sim.results import RUNS
+
     alternatives = {_label(value): {path: value} for value in values}
     if len(alternatives) < len(values):
         _fail("compare needs distinct alternatives; a value is given twice")
@@ -788,8 +791,6 @@ def sweep(
       ecsim sweep scenarios/flash_sale.yaml --param servers[0].count=8,10 \\
           --param balancer.policy=round_robin,least_connections --out results/sizing --resume
     """
-    from sim.experiment import sweep as run_sweep
-    from sim.results import RUNS
 
     if bool(params) == bool(points_file):
         _fail("give --param (a grid) or --points (a CSV file of points)")
@@ -798,6 +799,9 @@ def sweep(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "sweep", extra, duration, warmup, resume, overwrite
     )
+    from sim.experiment import sweep as run_sweep
+    from sim.results import RUNS
+
     swept, points = _sweep_points(scenario, swept, points_file)
     store = folder.path / RUNS
     executor = _make_executor(workers, scheduler)
@@ -1004,12 +1008,6 @@ def availability(
       ecsim availability scenarios/four_nines.yaml --years 5000 --set servers[0].count=3
       ecsim availability scenarios/four_nines.yaml --param servers[0].standby.count=0,1,2,3 --plot
     """
-    from sim.analysis import SECONDS_PER_YEAR, finite_or_none
-    from sim.experiment import BatchError, with_overrides
-    from sim.experiment import sweep as run_sweep
-    from sim.rare_events import biased_report
-    from sim.reliability import availability_report
-    from sim.results import RUNS
 
     swept = _parse_params(params)
     if params and points_file:
@@ -1017,6 +1015,13 @@ def availability(
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "availability", (), None, None, resume, overwrite
     )
+    from sim.analysis import SECONDS_PER_YEAR, finite_or_none
+    from sim.experiment import BatchError, with_overrides
+    from sim.experiment import sweep as run_sweep
+    from sim.rare_events import biased_report
+    from sim.reliability import availability_report
+    from sim.results import RUNS
+
     if scenario.balancer.panic_threshold:
         click.echo(
             "warning: balancer.panic_threshold: in panic the balancer sends dead members their"

@@ -104,12 +104,19 @@ HEAVY = ("pandas", "scipy", "matplotlib", "dask", "pyarrow")
 
 @pytest.mark.parametrize(
     "arguments",
-    [["--help"], ["validate", "scenarios/trading_system.yaml"], ["list"]],
+    [
+        ["--help"],
+        ["validate", "scenarios/trading_system.yaml"],
+        ["list"],
+        ["run", "tests/invalid_scenarios/unknown_balancing_policy.yaml"],
+        ["availability", "tests/invalid_scenarios/unknown_balancing_policy.yaml"],
+    ],
     ids=" ".join,
 )
 def test_the_command_line_starts_without_the_heavy_libraries(arguments):
-    """Start-up is paid on every command: help, validation and listings must not load the
-    data-frame, statistics or plotting libraries (each costs a few hundred milliseconds)."""
+    """Start-up is paid on every command: help, validation, listings and a run that the
+    scenario's own mistakes stop must not load the data-frame, statistics or plotting
+    libraries (each costs a few hundred milliseconds)."""
     import subprocess
     import sys
 
@@ -126,6 +133,6 @@ def test_the_command_line_starts_without_the_heavy_libraries(arguments):
         cwd=PACKAGE.parent,
         capture_output=True,
         text=True,
-        check=True,
     )
+    assert done.returncode == (2 if "invalid_scenarios" in arguments[-1] else 0), done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
