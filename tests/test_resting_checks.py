@@ -1,5 +1,5 @@
-"""Health checks rest while a server is steady, and their verdicts stay those of probing it
-every interval: same instants, same passes and failures, same runs to the last bit."""
+"""Health checks and heartbeats rest while a server is steady, and their verdicts stay those of
+probing (or beating) every interval: same instants, same verdicts, same runs to the last bit."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ import json
 import pytest
 
 from sim import parse_scenario, run
-from sim.model.detection import HealthChecks
+from sim.model.detection import HealthChecks, _HeartbeatEmitter
+
+HEALTH_CHECKS = {"kind": "health_check", "interval": 2, "rise": 2, "fall": 3}
+HEARTBEATS = {"kind": "heartbeat", "interval": 1, "misses": 3}
 
 
-def scenario(failures: list, duration: float = 1800.0, maintenance: list | None = None):
+def scenario(
+    failures: list,
+    duration: float = 1800.0,
+    maintenance: list | None = None,
+    detection: dict | None = None,
+):
     data = {
         "name": "resting",
         "seed": 11,
@@ -28,7 +36,7 @@ def scenario(failures: list, duration: float = 1800.0, maintenance: list | None 
                 }
             ],
         },
-        "balancer": {"detection": {"kind": "health_check", "interval": 2, "rise": 2, "fall": 3}},
+        "balancer": {"detection": detection or HEALTH_CHECKS},
         "servers": [{"name": "web", "count": 6, "workers": 4}],
         "failures": failures,
     }
@@ -110,3 +118,26 @@ def test_answers_in_flight_when_a_server_changes_arrive_as_they_would(monkeypatc
     monkeypatch.setattr(HealthChecks, "_steady", lambda self, server: False)
     periodic = run(parse_scenario(data))
     assert everything(resting) == everything(periodic)
+
+
+def test_a_steady_server_costs_one_heartbeat_however_long_the_run(monkeypatch):
+    beats = [0]
+    beat = _HeartbeatEmitter._beat
+
+    def counted(self, event):
+        beats[0] += 1
+        beat(self, event)
+
+    monkeypatch.setattr(_HeartbeatEmitter, "_beat", counted)
+    run(scenario([], duration=3600, detection=HEARTBEATS))
+    assert beats[0] == 6  # one each, where beating every second would take 6 x 3,600
+
+
+def test_resting_heartbeats_give_the_run_of_heartbeats_that_never_rest(monkeypatch):
+    """The same changes as for health checks, against heartbeats sent every interval whatever
+    happens: the timeout (3 s) is longer than the short pause, shorter than the long one."""
+    resting = run(scenario(EVERY_CHANGE, maintenance=ROLLING, detection=HEARTBEATS))
+    monkeypatch.setattr(_HeartbeatEmitter, "_steady", lambda self, server: False)
+    beating = run(scenario(EVERY_CHANGE, maintenance=ROLLING, detection=HEARTBEATS))
+    assert resting.summary["incidents"]["count"] > 5
+    assert everything(resting) == everything(beating)

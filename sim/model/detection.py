@@ -191,10 +191,26 @@ class _HeartbeatListener:
 class _HeartbeatEmitter:
     """A backend's heartbeats: every ``interval`` while it serves, each delayed on the network
     by up to ``jitter``, and lost on the way with probability ``loss`` (drawn from
-    ``loss_rng``, a stream of its own, so that losses leave the phases' draws as they were)."""
+    ``loss_rng``, a stream of its own, so that losses leave the phases' draws as they were).
+
+    **Resting** (``rests``: plain heartbeats, judged by a fixed deadline, none lost or late).
+    A heartbeat of a steady server (serving, not paused, believed up) only pushes the deadline
+    on, so the heartbeats rest there, as health checks do: nothing is scheduled until the
+    server changes. Then the beats skipped are counted (each would have renewed the deadline),
+    the last one's deadline is set where it would have fallen, and beats go on from the next
+    beat's instant, to the last bit: verdicts and runs are those of beating all along."""
 
     def __init__(
-        self, env, interval, jitter, backend: Backend, rng, listener, loss=0.0, loss_rng=None
+        self,
+        env,
+        interval,
+        jitter,
+        backend: Backend,
+        rng,
+        listener,
+        loss=0.0,
+        loss_rng=None,
+        rests=False,
     ):
         self.env = env
         self.interval = interval
@@ -204,10 +220,17 @@ class _HeartbeatEmitter:
         self.listener = listener
         self.loss = loss
         self._draws = uniforms(loss_rng, block=256) if loss > 0 else None
+        self.rests = rests
+        self._rested_at = 0.0
         Timeout(env, rng.uniform(0, interval)).callbacks.append(self._beat)
 
     def _beat(self, _) -> None:
         server = self.backend.server
+        if self.rests and self._steady(server):
+            self._rested_at = self.env.now
+            self.listener.generation += 1  # this beat, heard: the deadline set before is void
+            server.state_watchers.append(self._wake)
+            return
         if server.paused:
             # A frozen process sends nothing; its heartbeat goes out late, when it resumes.
             if self._send not in server.on_resume:
@@ -215,6 +238,31 @@ class _HeartbeatEmitter:
         elif server.serving:
             self._send()
         Timeout(self.env, self.interval).callbacks.append(self._beat)
+
+    def _steady(self, server) -> bool:
+        return (
+            server.serving
+            and not server.paused
+            and self.backend.detected_up
+            and server.state_watchers is not None
+        )
+
+    def _wake(self) -> None:
+        """The server changed now: count the beats heard since resting, set the last one's
+        deadline, and beat again from the next beat's instant."""
+        now, listener = self.env.now, self.listener
+        beat = self._rested_at
+        while True:
+            following = beat + self.interval  # where Timeout(interval) would put it
+            if following >= now:
+                break
+            listener.generation += 1
+            beat = following
+        deadline = beat + listener.silence_limit(False)  # where at_deadline would put it
+        at_deadline(
+            self.env, delay_until(self.env, deadline), listener._silence, listener.generation
+        )
+        Timeout(self.env, delay_until(self.env, following)).callbacks.append(self._beat)
 
     def _send(self) -> None:
         if self._draws is None or next(self._draws) >= self.loss:
@@ -262,7 +310,17 @@ def _heartbeats(env, spec: HeartbeatSpec, backend: Backend, balancer: Balancer, 
     else:
         listener = _HeartbeatListener(env, backend, balancer, lambda rejoined: spec.timeout)
     loss_rng = substream(rng, "loss") if spec.loss > 0 else None
-    _HeartbeatEmitter(env, spec.interval, 0.0, backend, rng, listener, spec.loss, loss_rng)
+    _HeartbeatEmitter(
+        env,
+        spec.interval,
+        0.0,
+        backend,
+        rng,
+        listener,
+        spec.loss,
+        loss_rng,
+        rests=not spec.polling and spec.loss == 0,
+    )
 
 
 @DETECTOR_PROCESSES.register("phi_accrual")
