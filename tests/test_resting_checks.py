@@ -74,16 +74,21 @@ def everything(result) -> str:
     )
 
 
-def counting_probes(monkeypatch) -> list[int]:
-    probes = [0]
-    probe = HealthChecks._probe
+def counting(monkeypatch, detector: type, method: str) -> list[int]:
+    """Count the calls of ``detector.method`` (a probe, a heartbeat) from now on."""
+    calls = [0]
+    original = getattr(detector, method)
 
     def counted(self, event):
-        probes[0] += 1
-        probe(self, event)
+        calls[0] += 1
+        original(self, event)
 
-    monkeypatch.setattr(HealthChecks, "_probe", counted)
-    return probes
+    monkeypatch.setattr(detector, method, counted)
+    return calls
+
+
+def counting_probes(monkeypatch) -> list[int]:
+    return counting(monkeypatch, HealthChecks, "_probe")
 
 
 def test_a_steady_server_costs_rise_plus_one_probes_however_long_the_run(monkeypatch):
@@ -121,14 +126,7 @@ def test_answers_in_flight_when_a_server_changes_arrive_as_they_would(monkeypatc
 
 
 def test_a_steady_server_costs_one_heartbeat_however_long_the_run(monkeypatch):
-    beats = [0]
-    beat = _HeartbeatEmitter._beat
-
-    def counted(self, event):
-        beats[0] += 1
-        beat(self, event)
-
-    monkeypatch.setattr(_HeartbeatEmitter, "_beat", counted)
+    beats = counting(monkeypatch, _HeartbeatEmitter, "_beat")
     run(scenario([], duration=3600, detection=HEARTBEATS))
     assert beats[0] == 6  # one each, where beating every second would take 6 x 3,600
 
