@@ -6,9 +6,9 @@ checks, comparison verdicts, sweep columns, plots and the README's metric table 
 catalogue, and a test holds the summary of a run with every feature on to it, key for key.
 
 Keys are dotted paths into the summary. Parts in angle brackets stand for names from the
-scenario: ``<class>`` a request class, ``<group>`` a server group, ``<server>`` a server behind
-the balancer, ``<shard>`` a database shard number, ``<component>`` a cause of downtime
-(:func:`sim.scenario.paths.downtime_causes`).
+scenario: ``<class>`` a request class, ``<group>`` a server group, ``<scaled>`` a group with
+autoscaling, ``<server>`` a server behind the balancer, ``<shard>`` a database shard number,
+``<component>`` a cause of downtime (:func:`sim.scenario.paths.downtime_causes`).
 
     from sim.catalogue import metric, keys_for
     metric("availability.request_based_within_latency").direction   # +1: higher is better
@@ -55,7 +55,16 @@ UNITS: dict[str, tuple[float, float] | None] = {
     "ratio": (0.0, math.inf),  # a fraction that may pass 1 (an overspent error budget)
     "nines": (0.0, math.inf),
     **dict.fromkeys(
-        ("requests", "attempts", "servers", "workers", "incidents", "events", "operations"),
+        (
+            "requests",
+            "attempts",
+            "servers",
+            "server-hours",
+            "workers",
+            "incidents",
+            "events",
+            "operations",
+        ),
         _COUNT,
     ),
     "failovers": _COUNT,
@@ -461,6 +470,53 @@ METRICS: tuple[Metric, ...] = (
         LOWER,
         "requests that failed while any maintenance was under way, whatever failed them",
     ),
+    Metric(
+        "autoscaling.<scaled>.scale_outs",
+        "events",
+        NEUTRAL,
+        "scale-out decisions of the autoscaled group in the window",
+    ),
+    Metric("autoscaling.<scaled>.scale_ins", "events", NEUTRAL, "scale-in decisions in the window"),
+    Metric("autoscaling.<scaled>.launched", "servers", NEUTRAL, "servers launched in the window"),
+    Metric(
+        "autoscaling.<scaled>.retired",
+        "servers",
+        NEUTRAL,
+        "servers retired in the window (a launch cancelled while provisioning included)",
+    ),
+    Metric(
+        "autoscaling.<scaled>.server_hours",
+        "server-hours",
+        LOWER,
+        "server-hours provisioned in the window: from each launch (provisioning included) to"
+        " the stop after the drain, what a cloud bills",
+    ),
+    Metric(
+        "autoscaling.<scaled>.mean_servers",
+        "servers",
+        NEUTRAL,
+        "provisioned server-seconds / window: the mean size of the group",
+    ),
+    Metric(
+        "autoscaling.<scaled>.peak_servers",
+        "servers",
+        NEUTRAL,
+        "the most servers provisioned at once in the window",
+    ),
+    Metric(
+        "autoscaling.<scaled>.lagging_s",
+        "s",
+        LOWER,
+        "time in the window during which a scale-out was under way: some server it launched"
+        " not yet in service (provisioning, booting, or waiting for its health checks)",
+    ),
+    Metric(
+        "autoscaling.<scaled>.failed_while_lagging",
+        "requests",
+        LOWER,
+        "requests that failed while a scale-out was under way, whatever failed them: what"
+        " scaling late cost",
+    ),
     Metric("data.operations", "operations", NEUTRAL, "database operations sent in the window"),
     Metric("data.failed_operations", "operations", LOWER, "database operations that failed"),
     Metric("data.availability", "fraction", HIGHER, "database operations ok / sent"),
@@ -589,7 +645,7 @@ METRICS: tuple[Metric, ...] = (
     *CYCLE_METRICS,
 )
 
-_PLACEHOLDER = re.compile(r"<(class|group|server|shard|component)>")
+_PLACEHOLDER = re.compile(r"<(class|group|scaled|server|shard|component)>")
 
 
 @cache
@@ -635,6 +691,7 @@ def _names(scenario: Any) -> dict[str, list[str]]:
     return {
         "class": [request_class.name for request_class in scenario.workload.classes],
         "group": [group.name for group in scenario.servers],
+        "scaled": [group.name for group in scenario.servers if group.autoscaling is not None],
         "server": [name for group in scenario.backend_groups() for name in group.server_names()],
         "shard": [str(shard) for shard in range(database.shards)] if database else [],
         "component": downtime_causes(scenario),

@@ -118,6 +118,10 @@ def run(
     summary["servers"] = cluster.tallies.measured_servers(measured_s)
     if cluster.maintenance is not None:
         summary["maintenance"] = cluster.maintenance.summary(measured_s)
+    if cluster.autoscalers:
+        summary["autoscaling"] = {
+            name: autoscaler.summary(measured_s) for name, autoscaler in cluster.autoscalers.items()
+        }
     if cluster.data_tier is not None:
         summary["data"] = cluster.data_tier.summary(measured_s)
         summary["data"]["wait_s"] = wait_summary(waits["db"])

@@ -422,13 +422,17 @@ class Recorder:
         now: float,
         group_busy_s: Sequence[float],
         group_queue_lengths: Sequence[int],
-        group_workers: Sequence[int],
+        group_workers: Sequence[float],
         offered_rate_per_s: float,
+        group_servers: dict[str, float] | None = None,
     ) -> None:
         """End the current time-series row at ``now``.
 
         ``group_busy_s`` is the work started in the step per server group (utilization is that
-        over the group's capacity); ``group_queue_lengths`` are the queues at ``now``.
+        over the group's capacity, ``group_workers``: for an autoscaled group, its mean number
+        of workers over the step); ``group_queue_lengths`` are the queues at ``now``;
+        ``group_servers`` the mean number of servers of each autoscaled group over the step
+        (the ``<group>.servers`` column).
         """
         current = self.tally()
         step = current.since(self._row_start)
@@ -453,6 +457,8 @@ class Recorder:
         ):
             row[f"{name}.utilization"] = busy / (workers * width) if width > 0 else math.nan
             row[f"{name}.queue_length"] = queued
+            if group_servers and name in group_servers:
+                row[f"{name}.servers"] = group_servers[name]
         self.rows.append(row)
         self._row_start = current
         self._row_start_s = now

@@ -155,8 +155,9 @@ def time_series(
 ) -> Figure:
     """Throughput, error rate and p99 over time, each row of the time series drawn as a step
     over its interval, with failures shaded and labelled, and the offered arrival rate (the
-    flash-sale profile) beside the throughput. ``end_s``: the end of the run (default: one
-    step after the last row)."""
+    flash-sale profile) beside the throughput; below them, when a group autoscales, its mean
+    number of servers per row. ``end_s``: the end of the run (default: one step after the
+    last row)."""
     starts = timeseries["time_s"].to_numpy(dtype=float)
     widths = np.diff(starts)
     step = float(np.median(widths)) if len(widths) else 1.0
@@ -165,7 +166,11 @@ def time_series(
     minutes, end_min = starts / 60, end / 60
     failed = timeseries[["timeout", "rejected", "no_backend", "error"]].sum(axis=1)
     ended = failed + timeseries["ok"]
-    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
+    scaled = [column for column in timeseries.columns if column.endswith(".servers")]
+    figure, panels = plt.subplots(
+        3 + bool(scaled), 1, figsize=(12, 8 + 2 * bool(scaled)), sharex=True
+    )
+    top, middle, bottom = panels[:3]
     _steps(top, minutes, end_min, timeseries["ok"] / width, 0, "ok answers")
     if timeseries["offered_rate_per_s"].notna().any():
         _steps(top, minutes, end_min, timeseries["offered_rate_per_s"], 1, "offered arrival rate")
@@ -175,11 +180,16 @@ def time_series(
     middle.set_ylabel("error rate (%)")
     _steps(bottom, minutes, end_min, timeseries["p99_latency_s"] * 1000, 3, "p99 latency (ok)")
     bottom.set_ylabel("p99 latency (ms)")
-    bottom.set_xlabel("simulated time (minutes)")
+    if scaled:
+        for index, column in enumerate(scaled):
+            group = column.removesuffix(".servers")
+            _steps(panels[3], minutes, end_min, timeseries[column], index, f"{group} (autoscaled)")
+        panels[3].set_ylabel("servers provisioned")
+    panels[-1].set_xlabel("simulated time (minutes)")
     spans = _incident_spans(events) if events is not None and len(events) else []
     for index, (label, start, stop) in enumerate(spans):
         right = stop / 60 if stop is not None else end_min
-        for axes in (top, middle, bottom):
+        for axes in panels:
             axes.axvspan(
                 start / 60,
                 right,
@@ -201,12 +211,12 @@ def time_series(
     if events is not None and len(events):
         detected = events[events.detail.fillna("").str.startswith("detected down")]
         for _, row in detected.iterrows():
-            for axes in (top, middle, bottom):
+            for axes in panels:
                 axes.axvline(row.time_s / 60, color="black", linestyle=":", linewidth=0.8)
     if spans:
         top.plot([], [], color="0.85", linewidth=8, label="failure (shaded)")
         top.plot([], [], color="black", linestyle=":", label="detected (taken out)")
-    for axes in (top, middle, bottom):
+    for axes in panels:
         axes.grid(True, alpha=0.3)
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     top.set_title(title)

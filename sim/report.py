@@ -105,8 +105,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     rows = [
         [
             name,
-            str(group["servers"]),
-            str(group["workers"]),
+            _count(group["servers"]),
+            _count(group["workers"]),
             _percent(group["utilization"], 1),
             _fixed(group["mean_queue_length"]),
         ]
@@ -117,7 +117,23 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines += _data(summary.get("data"))
     lines += _incidents(summary.get("incidents"))
     lines += _maintenance(summary.get("maintenance"), summary["availability"])
+    lines += _autoscaling(summary.get("autoscaling"))
     return "\n".join(lines)
+
+
+def _count(value: float) -> str:
+    """A count, or a mean count (an autoscaled group's size) to two decimals."""
+    return str(value) if isinstance(value, int) or value == int(value) else f"{value:.2f}"
+
+
+def _autoscaling(groups: dict[str, Any] | None) -> list[str]:
+    return [
+        f"autoscaling   {name}: {g['scale_outs']} scale-outs, {g['scale_ins']} scale-ins;"
+        f" {g['mean_servers']:.2f} servers on average, {g['peak_servers']} at most;"
+        f" {g['server_hours']:.2f} server-hours; {_seconds(g['lagging_s'])} scaling out,"
+        f" {g['failed_while_lagging']} requests failed meanwhile"
+        for name, g in (groups or {}).items()
+    ]
 
 
 def _maintenance(maintenance: dict[str, Any] | None, availability: dict[str, Any]) -> list[str]:

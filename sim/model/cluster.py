@@ -13,6 +13,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.metrics import GoodWindows, LatencyHistogram, Recorder
+from sim.model.autoscaling import Autoscaler
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
 from sim.model.client import Client
@@ -74,6 +75,7 @@ class Cluster:
         self.controllers: dict[str, StandbyController] = {}
         self.sampled_detection: SampledDetection | None = None
         self.maintenance: Maintenance | None = None
+        self.autoscalers: dict[str, Autoscaler] = {}
         self.database_nodes: list[Server] = []
         self.data_tier: DataTier | None = None
         self.queue_waits: dict[str, list[LatencyHistogram]] = {}
@@ -82,6 +84,7 @@ class Cluster:
         self._row_start = 0.0
         self._row_totals: list[dict[str, float]] = []
         self._server_row_totals: dict[str, dict[str, float]] = {}
+        self._row_server_s: dict[str, float] = {}
 
     @classmethod
     def build(cls, scenario: Scenario, streams: Streams, requests: bool = True) -> Cluster:
@@ -207,6 +210,24 @@ class Cluster:
             self.data_tier.network = self.injector.network
             self.injector.network.listeners.append(self.data_tier.links_changed)
             self.data_tier.stonith = self._power_cycle
+        for group in scenario.backend_groups():
+            if group.autoscaling is None:
+                continue
+            members, reserve = group_backends[group.name]
+            self.autoscalers[group.name] = autoscaler = Autoscaler(
+                env,
+                group.name,
+                group.autoscaling,
+                [*members, *reserve],
+                group.count,
+                self.balancer,
+                self.injector,
+                self.monitor,
+                group.autoscaling.provisioning_delay.sampler(
+                    streams.generator(f"autoscaling/{group.name}"), block=64
+                ),
+            )
+            self.tallies.scaled[group.name] = autoscaler.server_seconds
         if scenario.maintenance:
             self.maintenance = Maintenance(
                 env,
@@ -329,6 +350,8 @@ class Cluster:
             if self.scenario.metrics.per_server:
                 self._server_row_totals = self.tallies.server_totals()
             self.env.process(self._sample_time_series())
+        for autoscaler in self.autoscalers.values():
+            autoscaler.start(evaluate=self.requests)
         self.injector.start(self.scenario.failures)
         if self.maintenance is not None:
             self.maintenance.start()
@@ -344,6 +367,8 @@ class Cluster:
         self.monitor.start_window()
         if self.maintenance is not None:
             self.maintenance.start_window()
+        for autoscaler in self.autoscalers.values():
+            autoscaler.start_window()
         if self.data_tier is not None:
             self.data_tier.start_window()
         if self.requests:
@@ -378,12 +403,23 @@ class Cluster:
             c["busy_time_s"] - p["busy_time_s"]
             for c, p in zip(current, self._row_totals, strict=True)
         ]
+        workers = tallies.group_workers()
+        servers: dict[str, float] = {}
+        width = now - self._row_start
+        for index, group in enumerate(self.scenario.servers):
+            autoscaler = self.autoscalers.get(group.name)
+            if autoscaler is not None and width > 0:
+                total = autoscaler.server_seconds()
+                servers[group.name] = (total - self._row_server_s.get(group.name, 0.0)) / width
+                self._row_server_s[group.name] = total
+                workers[index] = servers[group.name] * group.workers
         self.recorder.close_row(
             now,
             work_started,
             tallies.group_queue_lengths(),
-            tallies.group_workers(),
+            workers,
             self.offered_rate(self._row_start, now),
+            servers,
         )
         if self.scenario.metrics.per_server:
             self._server_row_totals = tallies.close_server_rows(

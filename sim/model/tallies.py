@@ -9,7 +9,7 @@ beyond the servers' own increments.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,9 @@ class ServerTallies:
         """Per group (and ``db``), per class: the waits of the attempts that queued."""
         self.per_server_rows: list[dict[str, Any]] = []
         self._window: dict[str, Any] | None = None
+        self.scaled: dict[str, Callable[[], float]] = {}
+        """Per autoscaled group, its provisioned server-seconds so far: such a group's size
+        (and so its workers) is the mean over the window, not its ``count``."""
 
     # -- per group ------------------------------------------------------------------------
 
@@ -157,7 +160,15 @@ class ServerTallies:
             "groups": self.group_totals(),
             "waits": self.wait_totals(),
             "servers": self.server_totals(),
+            "server_s": {group: read() for group, read in self.scaled.items()},
+            "start_s": self.env.now,
         }
+
+    def _mean_servers(self, spec: ServerGroupSpec) -> float:
+        """The mean size of an autoscaled group over the window so far."""
+        then = self._window["server_s"][spec.name] if self._window else 0.0
+        width = self.env.now - (self._window["start_s"] if self._window else 0.0)
+        return (self.scaled[spec.name]() - then) / width if width > 0 else float(spec.count)
 
     def measured_groups(self) -> list[dict[str, Any]]:
         """Per server group: name, servers, workers and its totals over the window."""
@@ -167,17 +178,23 @@ class ServerTallies:
             if self._window
             else [dict.fromkeys(GROUP_TOTALS, 0.0)] * len(current)
         )
-        return [
-            {
-                "name": spec.name,
-                "servers": spec.count,
-                "workers": workers,
-                **{key: now[key] - then[key] for key in GROUP_TOTALS},
-            }
-            for spec, workers, now, then in zip(
-                self.groups, self.group_workers(), current, start, strict=True
+        measured = []
+        for spec, workers, now, then in zip(
+            self.groups, self.group_workers(), current, start, strict=True
+        ):
+            servers: float = spec.count
+            if spec.name in self.scaled:
+                servers = self._mean_servers(spec)
+                workers = servers * spec.workers
+            measured.append(
+                {
+                    "name": spec.name,
+                    "servers": servers,
+                    "workers": workers,
+                    **{key: now[key] - then[key] for key in GROUP_TOTALS},
+                }
             )
-        ]
+        return measured
 
     def measured_waits(self) -> dict[str, list[LatencyHistogram]]:
         """Per group (and ``db``), per class: the time in queue of the attempts that started

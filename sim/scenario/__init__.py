@@ -5,7 +5,13 @@ after it trusts the objects it receives: units are SI floats, names are resolved
 point somewhere. The parts of a scenario live in modules named after them.
 """
 
-from sim.scenario.cluster import BalancerSpec, ColdStartSpec, ServerGroupSpec, StandbySpec
+from sim.scenario.cluster import (
+    AutoscalingSpec,
+    BalancerSpec,
+    ColdStartSpec,
+    ServerGroupSpec,
+    StandbySpec,
+)
 from sim.scenario.database import (
     REPLICATION_KINDS,
     DatabaseSpec,
@@ -58,6 +64,7 @@ __all__ = [
     "REPLICATION_KINDS",
     "ActivePassiveSpec",
     "ArrivalsSpec",
+    "AutoscalingSpec",
     "BalancerSpec",
     "ColdStartSpec",
     "CrashRepairSpec",

@@ -86,10 +86,7 @@ def background_events(scenario: Scenario) -> float:
     ``crash_repair`` component (about 20 events each: crash, detection, failover, repair,
     rejoin)."""
     detection = scenario.balancer.detection
-    backends = sum(
-        group.count + (group.standby.count if group.standby else 0)
-        for group in scenario.backend_groups()
-    )
+    backends = sum(len(group.server_names()) for group in scenario.backend_groups())
     events = backends * scenario.duration / detection.interval
     for failure in scenario.failures:
         if failure.kind == "crash_repair":
@@ -107,7 +104,7 @@ def _count(scenario: Scenario, target) -> int:
     """How many servers a server or group target names (database nodes included)."""
     if target.server is not None:
         return 1
-    groups = {group.name: group.count for group in scenario.servers}
+    groups = {group.name: len(group.server_names()) for group in scenario.servers}
     if scenario.database is not None:
         groups["db"] = scenario.database.shards * scenario.database.nodes_per_shard()
     return groups.get(target.group, 1)
@@ -246,7 +243,11 @@ def _overload(scenario: Scenario) -> list[Advice]:
         ]
     )
     work_per_request = sum(c.share * c.service_time.mean() for c in scenario.workload.classes)
-    capacity = sum(g.count * g.workers * g.speed for g in scenario.backend_groups())
+    # An autoscaled group can grow to its max: overload is work beyond that.
+    capacity = sum(
+        (g.autoscaling.maximum if g.autoscaling else g.count) * g.workers * g.speed
+        for g in scenario.backend_groups()
+    )
     offered = peak * work_per_request
     if capacity <= 0 or offered <= capacity:
         return []

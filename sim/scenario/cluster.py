@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
 from sim.scenario.redundancy import RedundancySpecField
-from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec
+from sim.spec import (
+    Fraction,
+    Name,
+    NonNegativeDuration,
+    PositiveDuration,
+    Spec,
+    located_error,
+)
+from sim.units import parse_fraction
 
-__all__ = ["BalancerSpec", "ColdStartSpec", "ServerGroupSpec", "StandbySpec"]
+__all__ = ["AutoscalingSpec", "BalancerSpec", "ColdStartSpec", "ServerGroupSpec", "StandbySpec"]
 
 
 class StandbySpec(Spec):
@@ -44,6 +52,52 @@ class ColdStartSpec(Spec):
     warm_up: PositiveDuration = Field(le=86_400)
 
 
+def _percentage(value: Any) -> Any:
+    """``60%`` as 0.6; anything else is left for the number check."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return parse_fraction(value)
+    return value
+
+
+class AutoscalingSpec(Spec):
+    """Target tracking: keep a metric of the group's servers near ``target`` by launching and
+    retiring servers (see :mod:`sim.model.autoscaling`).
+
+    Every ``evaluation_period`` the autoscaler averages ``metric`` over the period across the
+    servers in service, and wants ``ceil(in_service * metric / target)`` servers, between
+    ``min`` and ``max`` (the Kubernetes HorizontalPodAutoscaler's rule; AWS target tracking
+    behaves alike), unless the metric is within ``tolerance`` of the target. A scale-out waits
+    ``scale_out_cooldown`` after the last scale-out, a scale-in ``scale_in_cooldown`` after the
+    last scaling of either kind. A launched server is provisioned for ``provisioning_delay``,
+    then starts (cold, with the group's ``cold_start``) and takes traffic once the balancer's
+    detector sees it healthy; a retired one is drained first, for at most ``drain_timeout``.
+    """
+
+    metric: Literal["utilization", "queue_length"] = "utilization"
+    """``utilization``: busy workers over workers; ``queue_length``: attempts waiting per
+    server, both averaged over the evaluation period."""
+    target: Annotated[float, BeforeValidator(_percentage)] = Field(gt=0, le=1_000_000)
+    """The utilization to keep (``60%``), or the attempts waiting per server."""
+    minimum: int = Field(1, alias="min", ge=1, le=10_000)
+    maximum: int = Field(alias="max", ge=1, le=10_000)
+    evaluation_period: PositiveDuration = 60.0
+    tolerance: Fraction = 0.1
+    scale_out_cooldown: NonNegativeDuration = 60.0
+    scale_in_cooldown: NonNegativeDuration = 300.0
+    provisioning_delay: DelaySpec = Deterministic(value=60.0)
+    drain_timeout: NonNegativeDuration = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AutoscalingSpec:
+        if self.minimum > self.maximum:
+            raise located_error(".min", f"min ({self.minimum}) is above max ({self.maximum})")
+        if self.metric == "utilization" and self.target > 1:
+            raise located_error(
+                ".target", f"a utilization target is a fraction up to 1, not {self.target:g}"
+            )
+        return self
+
+
 class ServerGroupSpec(Spec):
     """Identical servers: ``count`` of them, each with ``workers`` serving at once.
 
@@ -62,16 +116,39 @@ class ServerGroupSpec(Spec):
     zone: Name = "default"
     standby: StandbySpec | None = None
     cold_start: ColdStartSpec | None = None
+    autoscaling: AutoscalingSpec | None = None
+    """Servers launched and retired with the load; ``count`` is how many run at the start."""
 
     @field_validator("standby", mode="after")
     @classmethod
     def _no_spares(cls, standby: StandbySpec | None) -> StandbySpec | None:
         return None if standby is not None and standby.count == 0 else standby
 
+    @model_validator(mode="after")
+    def _scaling(self) -> ServerGroupSpec:
+        scaling = self.autoscaling
+        if scaling is None:
+            return self
+        if not scaling.minimum <= self.count <= scaling.maximum:
+            raise located_error(
+                ".count",
+                f"an autoscaled group starts with count servers, between autoscaling.min"
+                f" ({scaling.minimum}) and autoscaling.max ({scaling.maximum}), not {self.count}",
+            )
+        if self.standby is not None:
+            raise located_error(
+                ".standby",
+                "an autoscaled group replaces lost capacity by launching servers: give it"
+                " autoscaling or standby spares, not both",
+            )
+        return self
+
     def server_names(self) -> list[str]:
-        """Names of the active servers, then of the spares: web-1, web-2, web-standby-1."""
+        """Names of the servers running at the start, then of those autoscaling may launch,
+        then of the spares: web-1, web-2, (web-3, ...), web-standby-1."""
         spares = self.standby.count if self.standby else 0
-        return [f"{self.name}-{n}" for n in range(1, self.count + 1)] + [
+        last = self.autoscaling.maximum if self.autoscaling else self.count
+        return [f"{self.name}-{n}" for n in range(1, last + 1)] + [
             f"{self.name}-standby-{n}" for n in range(1, spares + 1)
         ]
 

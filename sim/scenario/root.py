@@ -85,10 +85,7 @@ class Scenario(Spec):
                 f" {MAX_ROWS:,} windows; use longer windows",
             )
         if self.metrics.per_server:
-            servers = sum(
-                group.count + (group.standby.count if group.standby else 0)
-                for group in self.servers
-            )
+            servers = sum(len(group.server_names()) for group in self.servers)
             if servers * self.duration / self.metrics.step > MAX_ROWS:
                 raise located_error(
                     ".metrics.per_server",
@@ -108,6 +105,14 @@ class Scenario(Spec):
                 raise located_error(f".servers[{index}].name", f"duplicate group {name!r}")
         for index, name in enumerate(self.balancer.backends or []):
             _check_name(f".balancer.backends[{index}]", "server group", name, groups)
+        behind = {group.name for group in self.backend_groups()}
+        for index, group in enumerate(self.servers):
+            if group.autoscaling is not None and group.name not in behind:
+                raise located_error(
+                    f".servers[{index}].autoscaling",
+                    f"group {group.name!r} is not behind the balancer (balancer.backends), so"
+                    " servers launched there would never take traffic",
+                )
         for index, request_class in enumerate(self.workload.classes):
             uses = request_class.database
             if uses is not None and (uses.reads or uses.writes) and self.database is None:
