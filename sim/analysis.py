@@ -10,7 +10,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sim.metrics import ERROR_CAUSES, OUTCOMES, LatencyHistogram, Measurement, outcome_counts
+from sim.metrics import (
+    ERROR_CAUSES,
+    OUTCOMES,
+    SHED_CAUSES,
+    LatencyHistogram,
+    Measurement,
+    outcome_counts,
+)
 from sim.request import Outcome
 from sim.scenario.paths import MAINTENANCE
 
@@ -112,6 +119,7 @@ def _outcome_summary(causes: Sequence[int], good: int) -> dict[str, Any]:
             "ended": ended,
             **dict(zip(OUTCOMES, counts, strict=True)),
             "error_by_cause": {cause.label: causes[cause] for cause in ERROR_CAUSES},
+            "shed_by_cause": {cause.label: causes[cause] for cause in SHED_CAUSES},
             "good": good,
         },
         "availability": {

@@ -115,6 +115,7 @@ def _requests(prefix: str, who: str) -> list[Metric]:
         Outcome.REJECTED: "were rejected by a full queue",
         Outcome.NO_BACKEND: "found no backend the balancer believed up",
         Outcome.ERROR: "failed with an error (see error_by_cause)",
+        Outcome.SHED: "were shed on purpose to protect the service (see shed_by_cause)",
     }
     cause_words = {
         Cause.SERVER_CRASH: "refused by a crashed server or lost in its crash",
@@ -122,6 +123,9 @@ def _requests(prefix: str, who: str) -> list[Metric]:
         Cause.BALANCER_DOWN: "failed because the balancer itself was down",
         Cause.DATABASE_FAILOVER: "found no database node to take an operation (failover)",
         Cause.DATABASE_ERROR: "had a database operation refused, lost or rejected by a node",
+        Cause.RATE_LIMITED: "found no token in the balancer's rate limiter",
+        Cause.CONCURRENCY_LIMITED: "found the balancer at its concurrency limit (for its priority)",
+        Cause.QUEUE_DELAY: "waited in a server's queue longer than its shedding policy allows",
     }
     metrics = [Metric(f"{prefix}.ended", "requests", NEUTRAL, f"{who} that ended in the window")]
     for outcome in Outcome:
@@ -143,6 +147,16 @@ def _requests(prefix: str, who: str) -> list[Metric]:
         )
         for cause in Cause
         if cause.outcome is Outcome.ERROR
+    ]
+    metrics += [
+        Metric(
+            f"{prefix}.shed_by_cause.{cause.label}",
+            "requests",
+            LOWER,
+            f"{who} shed because they {cause_words[cause]}",
+        )
+        for cause in Cause
+        if cause.outcome is Outcome.SHED
     ]
     metrics.append(
         Metric(

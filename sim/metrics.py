@@ -20,6 +20,7 @@ from sim.request import Cause, Outcome
 __all__ = [
     "ERROR_CAUSES",
     "OUTCOMES",
+    "SHED_CAUSES",
     "GoodWindows",
     "LatencyHistogram",
     "Measurement",
@@ -32,6 +33,8 @@ OUTCOMES = tuple(outcome.label for outcome in Outcome)
 """Every way a request's life can end; each request ends exactly once, with one of these."""
 ERROR_CAUSES = tuple(cause for cause in Cause if cause.outcome is Outcome.ERROR)
 """The causes of the ``error`` outcome, which the summary and time series split it into."""
+SHED_CAUSES = tuple(cause for cause in Cause if cause.outcome is Outcome.SHED)
+"""The causes of the ``shed`` outcome: which protection turned the request away."""
 _OK = Cause.OK
 
 

@@ -21,6 +21,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
 from sim.catalogue import direction
 from sim.catalogue import metric as metric_of
+from sim.metrics import OUTCOMES
 
 __all__ = [
     "availability_curve",
@@ -164,7 +165,8 @@ def time_series(
     end = end_s if end_s is not None else float(starts[-1] + step)
     width = np.append(widths, end - starts[-1])
     minutes, end_min = starts / 60, end / 60
-    failed = timeseries[["timeout", "rejected", "no_backend", "error"]].sum(axis=1)
+    # Every way to fail (a run folder written before an outcome existed lacks its column).
+    failed = timeseries[[c for c in OUTCOMES if c != "ok" and c in timeseries]].sum(axis=1)
     ended = failed + timeseries["ok"]
     scaled = [column for column in timeseries.columns if column.endswith(".servers")]
     figure, panels = plt.subplots(

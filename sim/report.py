@@ -67,7 +67,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         " the end",
         f"outcomes      ok {requests['ok']}  timeout {requests['timeout']}  "
         f"rejected {requests['rejected']}  no_backend {requests['no_backend']}  "
-        f"error {requests['error']}{_causes(requests['error_by_cause'])}",
+        f"error {requests['error']}{_causes(requests['error_by_cause'])}"
+        + (
+            f"  shed {requests['shed']}{_causes(requests['shed_by_cause'])}"
+            if requests.get("shed")
+            else ""
+        ),
         f"attempts      {summary['attempts']} ({summary['retries']} retries, "
         f"{_fixed(summary['attempts_per_request'])} per request)",
         f"availability  {_percent(availability['request_based'])} of requests ok "

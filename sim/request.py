@@ -31,6 +31,10 @@ class Outcome(IntEnum):
     """The balancer believed no backend up (a 503 from an empty pool)."""
     ERROR = 4
     """Something broke: see the :class:`Cause`."""
+    SHED = 5
+    """Turned away on purpose, at once, to protect the service from overload (a rate limit,
+    a concurrency limit, a queueing delay too long): a fast failure the user may try again
+    later, counted apart from ``rejected`` (a full queue) and errors."""
 
     @property
     def label(self) -> str:
@@ -56,6 +60,13 @@ class Cause(IntEnum):
     readable node)."""
     DATABASE_ERROR = 8
     """A database node refused, lost, rejected or never received an operation."""
+    RATE_LIMITED = 9
+    """The balancer's token bucket had no token for it (:mod:`sim.model.admission`)."""
+    CONCURRENCY_LIMITED = 10
+    """The balancer already had its limit of attempts in flight (for this priority)."""
+    QUEUE_DELAY = 11
+    """A server dropped it from its queue: it had waited longer than the server's shedding
+    policy allows."""
 
     @property
     def label(self) -> str:
@@ -76,6 +87,9 @@ _OUTCOME_OF = {
     Cause.BALANCER_DOWN: Outcome.ERROR,
     Cause.DATABASE_FAILOVER: Outcome.ERROR,
     Cause.DATABASE_ERROR: Outcome.ERROR,
+    Cause.RATE_LIMITED: Outcome.SHED,
+    Cause.CONCURRENCY_LIMITED: Outcome.SHED,
+    Cause.QUEUE_DELAY: Outcome.SHED,
 }
 CAUSE_OUTCOME: tuple[Outcome, ...] = tuple(_OUTCOME_OF[cause] for cause in Cause)
 """The outcome of each cause, indexed by cause (a cause without one fails at import)."""

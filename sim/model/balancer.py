@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from sim.model.admission import Admission
 from sim.model.balancing import Backend, Policy
 from sim.model.slow_start import SlowStart
 from sim.request import Attempt, Cause
@@ -42,6 +43,7 @@ class Balancer:
         hot_migration: bool = False,
         panic_threshold: float = 0.0,
         slow_start_s: float = 0.0,
+        admission: Admission | None = None,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -66,6 +68,7 @@ class Balancer:
         self._observe = policy.observe if policy.observes_latency else None
         self._load_changed = policy.load_changed if policy.watches_load else None
         self._respond = respond
+        self.admission = admission
         self._watch_errors = outlier_ejection is not None or hot_migration
         self._reset_errors = outlier_ejection is not None
         self.front: Callable[[], Any] | None = None
@@ -91,6 +94,11 @@ class Balancer:
                 self._respond(attempt, Cause.BALANCER_DOWN)
                 return
             attempt.entry = entry
+        if self.admission is not None:
+            refused = self.admission.admit(attempt.request.class_index)
+            if refused is not None:
+                self._respond(attempt, refused)
+                return
         backend = self._choose(up)
         attempt.backend = backend
         backend.active += 1
@@ -103,6 +111,8 @@ class Balancer:
         backend = attempt.backend
         if backend is not None:
             backend.active -= 1
+            if self.admission is not None:
+                self.admission.in_flight -= 1
             if self._load_changed is not None:
                 self._load_changed(backend)
             if self._draining and not backend.active and backend in self._draining:
@@ -136,6 +146,8 @@ class Balancer:
             others = [b for b in self.routing if b is not backend]
             if others:
                 attempt.migrated = True
+                if self.admission is not None:
+                    self.admission.in_flight += 1  # in flight again, already admitted
                 target = self._choose(others)
                 attempt.backend = target
                 target.active += 1

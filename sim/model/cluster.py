@@ -13,6 +13,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.metrics import GoodWindows, LatencyHistogram, Recorder
+from sim.model.admission import Admission
 from sim.model.autoscaling import Autoscaler
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
@@ -106,6 +107,7 @@ class Cluster:
         behind_balancer = {group.name for group in scenario.backend_groups()}
         group_backends: dict[str, tuple[list[Backend], list[Backend]]] = {}
         classes = len(workload.classes)
+        priorities = [request_class.priority for request_class in workload.classes]
         for group in scenario.servers:
             members: list[Backend] = []
             spares: list[Backend] = []
@@ -124,6 +126,8 @@ class Cluster:
                     waits=waits,
                     cold_factor=cold.factor if cold is not None else 1.0,
                     warm_up_s=cold.warm_up if cold is not None else 0.0,
+                    priorities=priorities if group.queue_discipline == "priority" else None,
+                    shedding=group.shedding,
                 )
                 self.servers.append(server)
                 if group.name in behind_balancer:
@@ -151,6 +155,9 @@ class Cluster:
             panic_threshold=balancer_spec.panic_threshold,
             # Slow start shapes traffic only: the long-horizon mode, without requests, skips it.
             slow_start_s=balancer_spec.slow_start if self.requests else 0.0,
+            admission=Admission(env, balancer_spec.admission, priorities)
+            if balancer_spec.admission is not None
+            else None,
         )
         self._members = {backend.index for backend in self.backends if backend.member}
         self.monitor.balancer = self.balancer

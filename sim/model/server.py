@@ -15,7 +15,9 @@ import simpy
 from simpy.events import Timeout
 
 from sim.metrics import LatencyHistogram
+from sim.model.admission import PriorityQueue
 from sim.request import Attempt, Cause
+from sim.scenario import QueueSheddingSpec
 
 __all__ = ["MAX_QUEUE", "QueueOverflowError", "Server"]
 
@@ -74,9 +76,13 @@ class Server:
         waits: list[LatencyHistogram] | None = None,
         cold_factor: float = 1.0,
         warm_up_s: float = 0.0,
+        priorities: list[int] | None = None,
+        shedding: QueueSheddingSpec | None = None,
     ) -> None:
         """``waits`` holds, per request class, the queueing delays of attempts that had to
-        wait (shared by the servers of a group); its length is the number of classes."""
+        wait (shared by the servers of a group); its length is the number of classes.
+        ``priorities`` (per class) makes the queue serve the highest priority first;
+        ``shedding`` drops queued attempts that waited too long (cause ``queue_delay``)."""
         self.env = env
         self.name = name
         self.group = group
@@ -92,7 +98,14 @@ class Server:
         self._finish_service = self._finish
         self.respond: Callable[[Attempt, Cause], None] = _unwired
         self._limit = MAX_QUEUE if queue_capacity is None else queue_capacity
-        self.queue: deque[Attempt] = deque()
+        self.queue: deque[Attempt] | PriorityQueue = (
+            deque() if priorities is None else PriorityQueue(priorities)
+        )
+        self._shedding = shedding
+        self._queue_busy_since = 0.0
+        """When the queue last became non-empty (CoDel's standing-queue clock)."""
+        self.shed = 0
+        """Attempts dropped from the queue by the shedding policy."""
         self.connecting: dict[Attempt, None] = {}
         """Attempts sent while it was unreachable, waiting for their connect timeout."""
         self.in_service: dict[Attempt, float] = {}
@@ -178,6 +191,8 @@ class Server:
             self.accepted[class_index] += 1
             self.queued[class_index] += 1
             attempt.queued_at = self.env.now
+            if self._shedding is not None and not self.queue:
+                self._queue_busy_since = attempt.queued_at
             self.queue.append(attempt)
         elif self.queue_capacity is None:
             raise QueueOverflowError(
@@ -237,6 +252,15 @@ class Server:
             attempt = self.queue.popleft()
             now = self.env.now
             wait_s = now - attempt.queued_at
+            if self._shedding is not None and wait_s > self._shedding.limit_s(
+                now - self._queue_busy_since
+            ):
+                attempt = self._shed_stale(attempt, now)
+                if attempt is None:
+                    self.busy -= 1
+                    self.respond(done, cause)
+                    return
+                wait_s = now - attempt.queued_at
             self.wait_time_s += wait_s
             self.waits[attempt.request.class_index].add(wait_s)
             service_s = attempt.request.demand_s / self._effective_speed
@@ -248,6 +272,20 @@ class Server:
         else:
             self.busy -= 1
         self.respond(done, cause)
+
+    def _shed_stale(self, attempt: Attempt, now: float) -> Attempt | None:
+        """Drop ``attempt`` (just taken from the queue, waited too long) and every next one
+        that waited too long as well; return the first that may be served, if any."""
+        limit = self._shedding.limit_s(now - self._queue_busy_since)
+        while True:
+            self.wait_time_s += now - attempt.queued_at
+            self.shed += 1
+            self.respond(attempt, Cause.QUEUE_DELAY)
+            if not self.queue:
+                return None
+            attempt = self.queue.popleft()
+            if now - attempt.queued_at <= limit:
+                return attempt
 
     @property
     def attempts(self) -> int:

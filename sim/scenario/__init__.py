@@ -5,6 +5,7 @@ after it trusts the objects it receives: units are SI floats, names are resolved
 point somewhere. The parts of a scenario live in modules named after them.
 """
 
+from sim.scenario.admission import QUEUE_SHEDDING, AdmissionSpec, QueueSheddingSpec
 from sim.scenario.cluster import (
     AutoscalingSpec,
     BalancerSpec,
@@ -61,8 +62,10 @@ __all__ = [
     "BALANCER_REDUNDANCY",
     "DETECTORS",
     "FAILURE_MODELS",
+    "QUEUE_SHEDDING",
     "REPLICATION_KINDS",
     "ActivePassiveSpec",
+    "AdmissionSpec",
     "ArrivalsSpec",
     "AutoscalingSpec",
     "BalancerSpec",
@@ -85,6 +88,7 @@ __all__ = [
     "PauseSpec",
     "PhiAccrualSpec",
     "Problem",
+    "QueueSheddingSpec",
     "RateChange",
     "RedundancySpec",
     "ReplicationSpec",

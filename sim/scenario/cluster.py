@@ -8,6 +8,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sim.distributions import DelaySpec, Deterministic
 from sim.model.balancing import PolicySpecField, RoundRobinSpec
+from sim.scenario.admission import AdmissionSpec, QueueSheddingSpecField
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
 from sim.scenario.redundancy import RedundancySpecField
 from sim.spec import (
@@ -118,6 +119,11 @@ class ServerGroupSpec(Spec):
     cold_start: ColdStartSpec | None = None
     autoscaling: AutoscalingSpec | None = None
     """Servers launched and retired with the load; ``count`` is how many run at the start."""
+    queue_discipline: Literal["fifo", "priority"] = "fifo"
+    """``priority``: the queue is served highest class priority first (non-preemptive), in
+    arrival order within a priority."""
+    shedding: QueueSheddingSpecField | None = None
+    """Drop queued attempts that waited too long (:mod:`sim.scenario.admission`)."""
 
     @field_validator("standby", mode="after")
     @classmethod
@@ -177,6 +183,9 @@ class BalancerSpec(Spec):
     hot_migration: bool = False
     panic_threshold: Fraction = 0.0
     slow_start: NonNegativeDuration = Field(0.0, le=86_400)
+    admission: AdmissionSpec | None = None
+    """Rate and concurrency limits; what they turn away is ``shed``
+    (:mod:`sim.scenario.admission`)."""
     redundancy: RedundancySpecField | None = None
     """Several balancer instances and how the address moves between them
     (:mod:`sim.scenario.redundancy`); one instance, a single point of failure, when omitted."""

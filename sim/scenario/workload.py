@@ -45,7 +45,7 @@ class RetrySpec(Spec):
     multiplier: float = Field(2.0, ge=1.0, le=1000)
     max_backoff: NonNegativeDuration = 10.0
     jitter: Literal["none", "full", "equal"] = "full"
-    retry_on: list[Literal["timeout", "rejected", "no_backend", "error"]] = Field(
+    retry_on: list[Literal["timeout", "rejected", "no_backend", "error", "shed"]] = Field(
         default_factory=lambda: ["timeout", "rejected", "no_backend", "error"]
     )
 
@@ -60,6 +60,9 @@ class RequestClassSpec(Spec):
     timeout: PositiveDuration | None = None
     retries: RetrySpec = RetrySpec()
     database: DatabaseUseSpec | None = None
+    priority: int = Field(0, ge=0, le=1_000)
+    """Higher is more important: under admission limits and priority queues, lower
+    priorities are shed first (:mod:`sim.scenario.admission`)."""
 
 
 MAX_RATE_PER_S = 10_000_000
