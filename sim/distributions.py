@@ -65,15 +65,21 @@ class Distribution(Spec, ABC):
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` independent samples from ``rng``."""
 
-    def sampler(self, rng: np.random.Generator, block: int = 2048) -> Iterator[float]:
-        """An endless iterator of samples from ``rng``, drawn from numpy ``block`` at a time.
+    def sampler(
+        self, rng: np.random.Generator, block: int = 2048, scale: float = 1.0
+    ) -> Iterator[float]:
+        """An endless iterator of samples from ``rng``, drawn from numpy ``block`` at a time,
+        each multiplied by ``scale`` (the same shape with a mean ``scale`` times larger).
 
         Drawing one number at a time from numpy costs about a microsecond of call overhead and the
         simulator draws millions; ``next()`` on this iterator costs a few tens of nanoseconds.
         The sequence is the same whatever the block size.
         """
+        if scale == 1.0:
+            while True:
+                yield from self.draw(rng, block).tolist()
         while True:
-            yield from self.draw(rng, block).tolist()
+            yield from (self.draw(rng, block) * scale).tolist()
 
 
 @DISTRIBUTIONS.register("exponential")
