@@ -16,9 +16,10 @@ import simpy
 from builders import exponential
 from scipy.special import lambertw
 
-from sim import parse_scenario, run
+from sim import load_scenario, parse_scenario, run
 from sim.analysis import mean_confidence_interval
 from sim.distributions import parse_distribution
+from sim.model.cluster import Cluster
 from sim.model.workload import OpenLoopSource
 from sim.scenario import ArrivalsSpec, RequestClassSpec
 from sim.scenario.workload import RateProfile
@@ -235,3 +236,89 @@ def test_bursty_renewal_arrivals_follow_the_rate_profile_in_the_long_run():
 def test_an_interarrival_shape_leaves_the_scale_to_the_rate(interarrival, message):
     with pytest.raises(ValueError, match=message):
         ArrivalsSpec.model_validate({"rate": 10, "interarrival": interarrival})
+
+
+# -- trace replay ------------------------------------------------------------------------------
+
+TRACE_SCENARIO = """
+duration: 20s
+warmup: 2s
+workload:
+  arrivals: {trace: TRACE}
+  classes:
+    - {name: browse, SHARE service_time: {kind: exponential, mean: 10ms}}
+    - {name: checkout, SHARE service_time: {kind: exponential, mean: 30ms}}
+servers:
+  - {name: web, count: 2, workers: 4}
+metrics: {step: 5s}
+"""
+
+
+def trace_scenario(folder, trace: str, shares: bool = False):
+    """A scenario file in ``folder`` replaying ``trace``, named relative to it."""
+    text = TRACE_SCENARIO.replace("TRACE", trace)
+    text = text.replace("SHARE", "share: 70%," if shares else "", 1)
+    text = text.replace("SHARE", "share: 30%," if shares else "", 1)
+    (folder / "scenario.yaml").write_text(text, encoding="utf-8")
+    return load_scenario(folder / "scenario.yaml")
+
+
+def awkward_times(count: int, end: float) -> np.ndarray:
+    """Sorted times up to ``end`` with ties, and a time more than double the one before it
+    where now + (t - now) rounds off t (0.4645566149700596 then 1.8132702392002724: the sum
+    gives 1.8132702392002726)."""
+    rng = np.random.default_rng(17)
+    early = [1e-7, 3e-7, 0.1, 0.3, 0.3, 0.4645566149700596, 1.8132702392002724]
+    late = rng.uniform(2, end, count)
+    return np.sort(np.concatenate([early, late, late[:5]]))
+
+
+def replayed(scenario) -> Recorder:
+    cluster = Cluster.build(scenario, Streams(1))
+    recorder = Recorder()
+    cluster.source.client = recorder
+    cluster.start()
+    cluster.env.run(until=scenario.duration)
+    return recorder
+
+
+def test_a_csv_trace_is_replayed_to_the_last_bit_with_its_classes(tmp_path):
+    """Times written with full precision come back as the same doubles; arrivals after the end
+    of the run (the trace goes on to 30 s, the run stops at 20 s) never come."""
+    times = awkward_times(3000, 30.0)
+    names = np.random.default_rng(5).choice(["browse", "checkout"], len(times), p=[0.8, 0.2])
+    rows = "".join(f"{time!r},{name}\n" for time, name in zip(times.tolist(), names, strict=True))
+    (tmp_path / "sale.csv").write_text("time,class\n" + rows, encoding="utf-8")
+    recorder = replayed(trace_scenario(tmp_path, "sale.csv"))
+    within = times < 20.0
+    assert recorder.times == times[within].tolist()
+    class_index = {"browse": 0, "checkout": 1}
+    assert recorder.classes == [class_index[name] for name in names[within]]
+
+
+def test_a_parquet_trace_at_twice_the_speed_draws_classes_by_share(tmp_path):
+    """Without a class column, classes are drawn by share: 70% browse over 2,000 arrivals,
+    within 4 binomial standard deviations. ``speed: 2`` halves every time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    times = awkward_times(2500, 50.0)
+    pq.write_table(pa.table({"time": times}), tmp_path / "sale.parquet")
+    recorder = replayed(trace_scenario(tmp_path, "{path: sale.parquet, speed: 2}", shares=True))
+    halved = times / 2
+    assert recorder.times == halved[halved < 20.0].tolist()
+    count = len(recorder.classes)
+    browse = recorder.classes.count(0)
+    assert abs(browse - 0.7 * count) <= 4 * math.sqrt(0.7 * 0.3 * count)
+
+
+def test_a_run_replaying_a_trace_counts_and_offers_exactly_its_arrivals(tmp_path):
+    times = awkward_times(1500, 25.0)
+    (tmp_path / "sale.csv").write_text(
+        "time\n" + "".join(f"{time!r}\n" for time in times.tolist()), encoding="utf-8"
+    )
+    scenario = trace_scenario(tmp_path, "sale.csv", shares=True)
+    result = run(scenario, seed=1)
+    assert result.summary["requests"]["arrived"] == int(((times >= 2) & (times < 20)).sum())
+    offered = result.timeseries["offered_rate_per_s"].tolist()
+    assert offered == [((times >= t) & (times < t + 5)).sum() / 5 for t in (0, 5, 10, 15)]

@@ -138,6 +138,7 @@ class TraceReplay:
         self.trace = trace
         self.client = client
         self._times = _values(trace.times)
+        self._next_arrival = 0.0
         if trace.class_codes is not None:
             index_of = {spec.name: index for index, spec in enumerate(classes)}
             lookup = np.array([index_of[name] for name in trace.class_names], dtype=np.int64)
@@ -165,13 +166,17 @@ class TraceReplay:
         if arrival is None:
             return
         delay = arrival - now
-        # SimPy fires at now + delay: nudge the delay where that sum would round off the
-        # trace's time (only when the time more than doubles, early in a trace).
-        while now + delay < arrival:
-            delay = math.nextafter(delay, math.inf)
-        while now + delay > arrival:
-            delay = math.nextafter(delay, -math.inf)
-        Timeout(self.env, delay).callbacks.append(self._arrive)
+        if now + delay == arrival:
+            Timeout(self.env, delay).callbacks.append(self._arrive)
+        else:
+            # SimPy fires at now + delay, which can round off a time more than twice now (no
+            # delay reaches it when now has a half-unit remainder). From three quarters of the
+            # way, arrival - now is exact (Sterbenz's lemma), so hop there first.
+            self._next_arrival = arrival
+            Timeout(self.env, 0.75 * arrival - now).callbacks.append(self._hop)
+
+    def _hop(self, _: simpy.Event) -> None:
+        Timeout(self.env, self._next_arrival - self.env.now).callbacks.append(self._arrive)
 
     def _arrive(self, _: simpy.Event) -> None:
         now = self.env.now
