@@ -38,7 +38,7 @@ from sim import cli, overrides, yaml_reader  # noqa: E402
 from sim.catalogue import METRICS  # noqa: E402
 from sim.model import monitor, server, timing, write_log  # noqa: E402
 from sim.results import atomic_write_text  # noqa: E402
-from sim.scenario import Scenario, advice, root  # noqa: E402
+from sim.scenario import Scenario, advice, root, trace  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.yaml"))
 
@@ -185,6 +185,8 @@ def limits(quick: bool, work: Path) -> str:
         f"at most {yaml_reader.MAX_VALUES:,} values once aliases are expanded; no alias inside"
         " the node it names",
         f"numbers of at most {yaml_reader.MAX_DIGITS} digits; no tags (`!!binary`, `!!python/...`)",
+        f"an arrival trace of at most {trace.MAX_TRACE_ARRIVALS:,} rows and"
+        f" {trace.MAX_TRACE_CLASSES:,} class names",
     ]
     options = {
         "--seed": f"0 to {cli.MAX_SEED:,}",

@@ -8,6 +8,7 @@ Notation: arrival rate ``lam`` (per second), service rate per worker ``mu`` (per
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,6 +18,9 @@ __all__ = [
     "erlang_c",
     "erlang_stages",
     "expected_lost_writes",
+    "gim1_mean_wait",
+    "gim1_sigma",
+    "gim1_wait_quantile",
     "mg1_mean_wait",
     "mm1_mean_response",
     "mm1_response_quantile",
@@ -133,6 +137,57 @@ def mg1_mean_wait(lam: float, mean_service: float, service_second_moment: float)
     rho = lam * mean_service
     _check_stable(rho, 1.0)
     return lam * service_second_moment / (2 * (1 - rho))
+
+
+def gim1_sigma(
+    interarrival_transform: Callable[[float], float], mean_interarrival: float, mu: float
+) -> float:
+    """The root sigma in (0, 1) of sigma = A*(mu (1 - sigma)) for a GI/M/1 queue.
+
+    ``interarrival_transform`` is the Laplace-Stieltjes transform A*(s) = E[exp(-s A)] of the
+    interarrival time A (seconds, mean ``mean_interarrival``), ``mu`` the service rate per
+    second. sigma is the probability that an arrival finds the server busy (it waits), and the
+    number an arrival finds is geometric with parameter sigma (Kleinrock, *Queueing Systems*
+    vol. 1, section 6.4; Gross and Harris, section 5.3). For Poisson arrivals sigma = rho.
+    Raises ``ValueError`` unless rho = 1 / (mu mean_interarrival) < 1.
+    """
+    from scipy.optimize import brentq
+
+    _check_stable(1.0 / mean_interarrival, mu)
+
+    def excess(sigma: float) -> float:
+        # Divided by (1 - sigma) to remove the trivial root at 1: positive at 0 (A*(mu) > 0),
+        # 1 - 1/rho < 0 near 1.
+        return (interarrival_transform(mu * (1 - sigma)) - sigma) / (1 - sigma)
+
+    return float(brentq(excess, 0.0, 1.0 - 1e-9, xtol=1e-14, rtol=1e-12))
+
+
+def gim1_mean_wait(
+    interarrival_transform: Callable[[float], float], mean_interarrival: float, mu: float
+) -> float:
+    """Mean time in queue of a GI/M/1 FIFO system: sigma / (mu (1 - sigma)) (see
+    :func:`gim1_sigma`); the time in system adds 1 / mu."""
+    sigma = gim1_sigma(interarrival_transform, mean_interarrival, mu)
+    return sigma / (mu * (1 - sigma))
+
+
+def gim1_wait_quantile(
+    interarrival_transform: Callable[[float], float],
+    mean_interarrival: float,
+    mu: float,
+    q: float,
+) -> float:
+    """The q-quantile of the time in queue of a GI/M/1 FIFO system.
+
+    An arrival waits with probability sigma, and then for an exponential time of rate
+    mu (1 - sigma): P(W > t) = sigma exp(-mu (1 - sigma) t) (Kleinrock vol. 1, eq. 6.30).
+    Zero when q <= 1 - sigma.
+    """
+    sigma = gim1_sigma(interarrival_transform, mean_interarrival, mu)
+    if q <= 1 - sigma:
+        return 0.0
+    return math.log(sigma / (1 - q)) / (mu * (1 - sigma))
 
 
 def ctmc_steady_state(generator: np.ndarray) -> np.ndarray:

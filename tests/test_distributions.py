@@ -16,6 +16,7 @@ CASES = [
     ({"kind": "lognormal", "mean": 0.1, "cv": 1.5}, 0.1, (0.15) ** 2),
     ({"kind": "gamma", "mean": 0.1, "cv": 0.5}, 0.1, (0.05) ** 2),
     ({"kind": "erlang", "k": 4, "mean": 2}, 2.0, 1.0),
+    ({"kind": "hyperexponential", "mean": "50ms", "cv": 3}, 0.05, 0.15**2),
     ({"kind": "weibull", "shape": 1.0, "scale": "3h"}, 3 * 3600.0, (3 * 3600.0) ** 2),
     ({"kind": "weibull", "shape": 2.0, "mean": 10}, 10.0, 100 * (4 / math.pi - 1)),
     (

@@ -29,7 +29,7 @@ from sim.model.replication import REPLICATION_STRATEGIES
 from sim.model.server import Server
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
-from sim.model.workload import ClosedLoopUsers, OpenLoopSource
+from sim.model.workload import ClosedLoopUsers, OpenLoopSource, TraceReplay, open_loop_source
 from sim.scenario import DETECTORS, FAILURE_MODELS, REPLICATION_KINDS, DatabaseSpec, Scenario
 from sim.scenario.paths import class_paths, downtime_causes
 from sim.streams import Streams
@@ -70,7 +70,7 @@ class Cluster:
         self.backends: list[Backend] = []
         self.client: Client
         self.balancer: Balancer
-        self.source: OpenLoopSource | None = None
+        self.source: OpenLoopSource | TraceReplay | None = None
         self.users: ClosedLoopUsers | None = None
         self.injector: FailureInjector
         self.controllers: dict[str, StandbyController] = {}
@@ -166,7 +166,7 @@ class Cluster:
         for server in self.servers:
             server.respond = self.balancer.on_response
         if self.requests and workload.arrivals is not None:
-            self.source = OpenLoopSource(
+            self.source = open_loop_source(
                 env, workload.arrivals, workload.classes, streams, self.client
             )
         if self.requests and workload.sessions is not None:
@@ -437,7 +437,7 @@ class Cluster:
 
     def offered_rate(self, start: float, end: float) -> float:
         """Mean open-loop arrival rate over [start, end], NaN for a closed-loop workload."""
-        return self.source.profile.mean_rate(start, end) if self.source else math.nan
+        return self.source.mean_rate(start, end) if self.source else math.nan
 
     def run(self, until: float, progress: Callable[[float], None] | None = None) -> None:
         """Advance simulated time to ``until`` and close the last time-series row.

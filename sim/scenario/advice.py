@@ -49,6 +49,7 @@ def advise(scenario: Scenario) -> list[Advice]:
         *_replication(scenario),
         *_database_detection(scenario),
         *_overload(scenario),
+        *_idle_trace(scenario),
         *_long_run(scenario),
     ]
 
@@ -59,7 +60,9 @@ def work_of(scenario: Scenario) -> tuple[float, float]:
     per closed-loop user per think and service time."""
     workload = scenario.workload
     requests = 0.0
-    if workload.arrivals is not None:
+    if workload.arrivals is not None and workload.arrivals.trace is not None:
+        requests += workload.arrivals.trace.arrivals().count(0.0, scenario.duration)
+    elif workload.arrivals is not None:
         requests += RateProfile(workload.arrivals).cumulative(scenario.duration)
     if workload.sessions is not None:
         by_name = {request_class.name: request_class for request_class in workload.classes}
@@ -70,9 +73,11 @@ def work_of(scenario: Scenario) -> tuple[float, float]:
         )
         cycles = scenario.duration / cycle if cycle > 0 else 0.0
         requests += workload.sessions.users * cycles * len(steps)
-    shares = [
-        c.share if c.share is not None else 1 / len(workload.classes) for c in workload.classes
-    ]
+    shares = (
+        workload.arrival_mix(scenario.duration)
+        if workload.arrivals is not None
+        else [1 / len(workload.classes)] * len(workload.classes)
+    )
     operations_per_request = sum(
         share * (c.database.reads + c.database.writes) if c.database else 0.0
         for share, c in zip(shares, workload.classes, strict=True)
@@ -230,19 +235,51 @@ def _database_detection(scenario: Scenario) -> list[Advice]:
     ]
 
 
+def _idle_trace(scenario: Scenario) -> list[Advice]:
+    """A trace with no arrival in the measured window, as when its times are Unix timestamps
+    rather than seconds from the start of the run."""
+    arrivals = scenario.workload.arrivals
+    if arrivals is None or arrivals.trace is None:
+        return []
+    trace = arrivals.trace.arrivals()
+    if trace.count(scenario.warmup, scenario.duration):
+        return []
+    return [
+        Advice(
+            "workload.arrivals.trace",
+            f"no arrival of the trace falls between the warm-up ({scenario.warmup:g}s) and the"
+            f" end of the run ({scenario.duration:g}s): its arrivals run from"
+            f" {trace.times[0]:g}s to {trace.times[-1]:g}s (times are seconds from the start"
+            " of the run)",
+        )
+    ]
+
+
+PEAK_WINDOW_S = 60.0
+"""A trace's peak rate is its busiest minute."""
+
+
 def _overload(scenario: Scenario) -> list[Advice]:
     """Open-loop work beyond the capacity of the servers behind the balancer, at the highest
-    rate of the profile: queues then grow for as long as that rate lasts."""
+    rate of the profile (of a trace: its busiest minute): queues then grow for as long as that
+    rate lasts."""
     arrivals = scenario.workload.arrivals
     if arrivals is None:
         return []
-    peak = max(
-        [
-            arrivals.rate,
-            *(change.rate for change in arrivals.profile if change.at < scenario.duration),
-        ]
+    if arrivals.trace is not None:
+        peak = arrivals.trace.arrivals().peak_rate(scenario.duration, PEAK_WINDOW_S)
+    else:
+        peak = max(
+            [
+                arrivals.rate,
+                *(change.rate for change in arrivals.profile if change.at < scenario.duration),
+            ]
+        )
+    mix = scenario.workload.arrival_mix(scenario.duration)
+    work_per_request = sum(
+        share * c.service_time.mean()
+        for share, c in zip(mix, scenario.workload.classes, strict=True)
     )
-    work_per_request = sum(c.share * c.service_time.mean() for c in scenario.workload.classes)
     # An autoscaled group can grow to its max: overload is work beyond that.
     capacity = sum(
         (g.autoscaling.maximum if g.autoscaling else g.count) * g.workers * g.speed

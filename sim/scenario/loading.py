@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sim.overrides import apply_overrides
 from sim.registry import did_you_mean
 from sim.scenario.root import Scenario
+from sim.scenario.workload import SCENARIO_FOLDER
 from sim.yaml_reader import MAX_BYTES, YamlProblem, read_yaml
 
 __all__ = ["Problem", "ScenarioError", "load_scenario", "parse_scenario", "read_text_file"]
@@ -129,9 +130,15 @@ def _problem(error: dict[str, Any]) -> Problem:
 
 
 def parse_scenario(
-    data: Any, source: str = "<scenario>", overrides: list[str] | tuple[str, ...] = ()
+    data: Any,
+    source: str = "<scenario>",
+    overrides: list[str] | tuple[str, ...] = (),
+    folder: str | Path | None = None,
 ) -> Scenario:
-    """A validated Scenario from already-parsed YAML data, after applying ``key.path=value``."""
+    """A validated Scenario from already-parsed YAML data, after applying ``key.path=value``.
+
+    Relative file names in it (a trace) are read from ``folder``, else from the working folder.
+    """
     if not isinstance(data, dict):
         raise ScenarioError(source, [Problem("", "expected a mapping of scenario keys")])
     try:
@@ -139,7 +146,8 @@ def parse_scenario(
     except ValueError as error:
         raise ScenarioError(source, [Problem("--set", str(error))]) from None
     try:
-        return Scenario.model_validate(data)
+        context = {SCENARIO_FOLDER: str(folder)} if folder is not None else None
+        return Scenario.model_validate(data, context=context)
     except ValidationError as error:
         problems = [_problem(e) for e in error.errors(include_url=False)]
         raise ScenarioError(source, problems) from None
@@ -191,7 +199,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise ScenarioError(source, [Problem("", str(error))]) from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": _default_name(path), **data}
-    return parse_scenario(data, source, overrides)
+    return parse_scenario(data, source, overrides, folder=path.parent)
 
 
 def _default_name(path: Path) -> str:

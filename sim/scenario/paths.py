@@ -33,11 +33,11 @@ def class_paths(scenario: Any) -> list[ClassPath]:
     workload = scenario.workload
     classes = workload.classes
     if workload.arrivals is not None:
-        weights = [request_class.share for request_class in classes]
+        weights = workload.arrival_mix(scenario.duration)
     else:
         steps = workload.sessions.steps
         weights = [steps.count(request_class.name) / len(steps) for request_class in classes]
-    total = sum(weights)
+    total = sum(weights) or 1.0
     paths = []
     for request_class, weight in zip(classes, weights, strict=True):
         use = request_class.database if scenario.database is not None else None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Literal
+import os
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from sim.distributions import DistributionSpec
+from sim.distributions import DISTRIBUTIONS, DistributionSpec
 from sim.registry import did_you_mean
 from sim.scenario.database import DatabaseUseSpec
+from sim.scenario.trace import ArrivalTrace, TraceError, read_trace
 from sim.spec import (
     Fraction,
     Name,
@@ -29,6 +32,7 @@ __all__ = [
     "RequestClassSpec",
     "RetrySpec",
     "SessionsSpec",
+    "TraceSpec",
     "WorkloadSpec",
 ]
 
@@ -77,11 +81,107 @@ class RateChange(Spec):
     ramp: NonNegativeDuration = 0.0
 
 
-class ArrivalsSpec(Spec):
-    """Open-loop Poisson arrivals: users who come regardless of how the site is doing."""
+SCENARIO_FOLDER = "scenario_folder"
+"""Key of the validation context holding the folder of the scenario file: relative file names
+in a scenario (a trace) are read from there, as a reader of the file expects."""
 
-    rate: Rate = Field(le=MAX_RATE_PER_S)
+
+class TraceSpec(Spec):
+    """Arrivals replayed from a CSV or Parquet file (:mod:`sim.scenario.trace`).
+
+    ``path`` is relative to the scenario file's folder (the resolved scenario holds it
+    absolute); ``speed`` divides every time (2 replays the trace twice as fast). The file is
+    read and checked when the scenario is validated; :meth:`arrivals` gives what it holds.
+    """
+
+    path: str = Field(min_length=1, max_length=4096)
+    speed: float = Field(1.0, gt=0, le=1000)
+    _arrivals: ArrivalTrace | None = PrivateAttr(None)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, path: str, info: ValidationInfo) -> str:
+        folder = (info.context or {}).get(SCENARIO_FOLDER)
+        given = Path(path).expanduser()
+        if not given.is_absolute() and folder is not None:
+            given = Path(folder) / given
+        return os.path.abspath(given)
+
+    @model_validator(mode="after")
+    def _read(self) -> TraceSpec:
+        try:
+            self._arrivals = read_trace(Path(self.path), self.speed)
+        except TraceError as error:
+            raise located_error(".path", f"{self.path}: {error}") from None
+        return self
+
+    def arrivals(self) -> ArrivalTrace:
+        """The arrivals of the trace, in seconds of the run."""
+        return self._arrivals
+
+
+_SCALES = ("mean", "value", "scale")
+"""The parameters that set a distribution's scale, which an interarrival shape leaves out."""
+
+
+class ArrivalsSpec(Spec):
+    """Open-loop arrivals: users who come regardless of how the site is doing.
+
+    Generated arrivals come at ``rate``, which may follow a ``profile``: a Poisson process, or,
+    with an ``interarrival`` shape, a renewal process whose gaps have that shape (deterministic,
+    Erlang: more regular than Poisson; hyperexponential, lognormal with cv > 1: burstier).
+    Recorded arrivals replay a ``trace`` instead, and exclude the other keys.
+    """
+
+    rate: Rate | None = Field(None, le=MAX_RATE_PER_S)
     profile: list[RateChange] = Field(default_factory=list)
+    interarrival: DistributionSpec | None = None
+    """The shape of the gaps between arrivals; the rate sets their mean (1/rate at every
+    instant), so its scale (``mean``, ``value``) is left out and taken as one second of
+    operational time. ``uniform`` and ``empirical`` are rescaled to that mean."""
+    trace: TraceSpec | None = None
+
+    @field_validator("interarrival", mode="before")
+    @classmethod
+    def _unit_mean(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = {"kind": value}
+        if not isinstance(value, dict) or value.get("kind") not in DISTRIBUTIONS:
+            return value
+        for key in _SCALES:
+            if key in value:
+                raise located_error(
+                    f".{key}",
+                    f"the arrival rate sets the mean gap (1/rate): leave out {key!r} and give"
+                    " the shape only (such as k or cv)",
+                )
+        keys = {
+            field.alias or name
+            for name, field in DISTRIBUTIONS.get(value["kind"]).model_fields.items()
+        }
+        unit = next((key for key in ("mean", "value") if key in keys), None)
+        return {**value, unit: 1.0} if unit else value
+
+    @field_validator("trace", mode="before")
+    @classmethod
+    def _trace_shorthand(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ArrivalsSpec:
+        if self.trace is not None:
+            for key in ("rate", "profile", "interarrival"):
+                if getattr(self, key):
+                    raise located_error(
+                        f".{key}",
+                        f"a trace gives the arrival times: leave out {key!r} (the trace's"
+                        " 'speed' scales its rate)",
+                    )
+        elif self.rate is None:
+            raise ValueError("give 'rate' (generated arrivals) or 'trace' (recorded arrivals)")
+        if self.interarrival is not None and not self.interarrival.mean() > 0:
+            raise located_error(".interarrival", "the shape's mean is 0: gaps need a positive mean")
+        return self
 
     @model_validator(mode="after")
     def _changes_in_order(self) -> ArrivalsSpec:
@@ -118,7 +218,10 @@ class WorkloadSpec(Spec):
         for index, name in enumerate(names):
             if name in names[:index]:
                 raise located_error(f".classes[{index}].name", f"duplicate class {name!r}")
-        if self.arrivals is not None:
+        trace = self.arrivals.trace if self.arrivals is not None else None
+        if trace is not None and trace.arrivals().class_names is not None:
+            self._check_trace_classes(trace.arrivals(), names)
+        elif self.arrivals is not None:
             for index, request_class in enumerate(self.classes):
                 if request_class.share is None:
                     raise located_error(
@@ -150,6 +253,35 @@ class WorkloadSpec(Spec):
                     )
         return self
 
+    def arrival_mix(self, until: float) -> list[float]:
+        """Each class's fraction of the open-loop arrivals, in class order: its ``share``, or,
+        when a trace names the classes, its fraction of the trace's arrivals before ``until``
+        (equal fractions if there are none)."""
+        trace = self.arrivals.trace if self.arrivals is not None else None
+        if trace is None or trace.arrivals().class_names is None:
+            return [request_class.share for request_class in self.classes]
+        counts = trace.arrivals().class_counts(until)
+        total = sum(counts.values())
+        if total == 0:
+            return [1 / len(self.classes)] * len(self.classes)
+        return [counts.get(request_class.name, 0) / total for request_class in self.classes]
+
+    def _check_trace_classes(self, trace: ArrivalTrace, names: list[str]) -> None:
+        """A trace that names each arrival's class gives the mix: no shares, no unknown names."""
+        for index, request_class in enumerate(self.classes):
+            if request_class.share is not None:
+                raise located_error(
+                    f".classes[{index}].share",
+                    "the trace's 'class' column gives each arrival's class: leave out shares",
+                )
+        for name in trace.class_names:
+            if name not in names:
+                raise located_error(
+                    ".arrivals.trace.path",
+                    f"{self.arrivals.trace.path}: row {trace.first_row_of(name)}: unknown class"
+                    f" {name!r}{did_you_mean(name, names)}; known: {', '.join(names)}",
+                )
+
 
 class RateProfile:
     """A piecewise-linear arrival rate over time: steps and ramps, constant after the last change.
@@ -160,6 +292,8 @@ class RateProfile:
     """
 
     def __init__(self, spec: ArrivalsSpec) -> None:
+        if spec.rate is None:
+            raise ValueError("recorded arrivals (a trace) have no rate profile")
         times = [0.0]
         rates = [spec.rate]
         for change in spec.profile:
