@@ -623,6 +623,14 @@ def _run_replications(
     help="Compare values of any key instead, the first as baseline: servers[0].count=6,8,10",
 )
 @click.option(
+    "--alternatives",
+    "alternatives_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A CSV file of alternatives instead, the first row as baseline: a column per key path"
+    " (a blank cell keeps the scenario's value) and an optional 'alternative' column naming"
+    " each row.",
+)
+@click.option(
     "--replications",
     type=click.IntRange(2, MAX_REPLICATIONS),
     help="Replications per alternative (default: the scenario's, at least 5).",
@@ -645,6 +653,7 @@ def compare(
     out,
     balancers,
     vary,
+    alternatives_file,
     replications,
     metric,
     duration,
@@ -666,18 +675,27 @@ def compare(
       ecsim compare scenarios/slow_server.yaml \\
           --balancers round_robin,least_connections,power_of_two_choices
       ecsim compare scenarios/baseline.yaml --vary servers[0].count=6,8,10 --replications 10
+      ecsim compare scenarios/overload_retries.yaml \\
+          --alternatives scenarios/overload_retries_cures.csv
     """
 
-    if (balancers is None) == (vary is None):
-        _fail("give one of --balancers or --vary")
-    if balancers is not None:
-        path, values = "balancer.policy", [name.strip() for name in balancers.split(",")]
+    if sum(option is not None for option in (balancers, vary, alternatives_file)) != 1:
+        _fail("give one of --balancers, --vary or --alternatives")
+    if alternatives_file is not None:
+        path = "alternative"
+        alternatives = _read_alternatives(alternatives_file)
     else:
-        try:
-            path, values = parse_alternatives(vary)
-        except ValueError as error:
-            _fail(f"--vary: {error}")
-    if len(values) < 2:
+        if balancers is not None:
+            path, values = "balancer.policy", [name.strip() for name in balancers.split(",")]
+        else:
+            try:
+                path, values = parse_alternatives(vary)
+            except ValueError as error:
+                _fail(f"--vary: {error}")
+        alternatives = {_label(value): {path: value} for value in values}
+        if len(alternatives) < len(values):
+            _fail("compare needs distinct alternatives; a value is given twice")
+    if len(alternatives) < 2:
         _fail("compare needs at least two alternatives")
     scenario, folder = _prepare(
         scenario_file, seed, overrides, out, "compare", (), duration, warmup, resume, overwrite
@@ -686,9 +704,6 @@ def compare(
     from sim.experiment import with_overrides
     from sim.results import RUNS
 
-    alternatives = {_label(value): {path: value} for value in values}
-    if len(alternatives) < len(values):
-        _fail("compare needs distinct alternatives; a value is given twice")
     for label, changes in alternatives.items():
         try:
             variant = with_overrides(scenario, changes)
@@ -887,42 +902,50 @@ def _sweep_points(scenario, swept: dict, points_file: str | None) -> tuple[list[
     return list(swept), points
 
 
-def _read_points(path: str) -> list[dict]:
+def _read_points(path: str, option: str = "--points", blank_keeps: bool = False) -> list[dict]:
     """Rows of a CSV file as sweep points; cells are read as YAML (``8``, ``random``...).
 
     The file is read as a scenario is (a regular UTF-8 file within the size bound; a byte-order
     mark, as spreadsheet programs write it, is skipped); its header names each key path once.
+    With ``blank_keeps``, a blank cell sets nothing (the row keeps the scenario's value); else
+    it is YAML's null. Errors name ``option``.
     """
     try:
         text = read_text_file(path, "points file")
     except ValueError as error:
-        _fail(f"--points: {path}: {error}")
+        _fail(f"{option}: {path}: {error}")
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or not any(cell.strip() for cell in rows[0]):
-        _fail(f"--points: {path} has no header naming the key paths")
+        _fail(f"{option}: {path} has no header naming the key paths")
     header = [cell.strip() for cell in rows[0]]
     for index, name in enumerate(header):
         if not name:
-            _fail(f"--points: {path}: column {index + 1} has no key path in the header")
+            _fail(f"{option}: {path}: column {index + 1} has no key path in the header")
         if name in header[:index]:
-            _fail(f"--points: {path}: the column {name!r} is given twice")
+            _fail(f"{option}: {path}: the column {name!r} is given twice")
     body = [
         (number, row)
         for number, row in enumerate(rows[1:], start=2)
         if any(cell.strip() for cell in row)
     ]
     if not body:
-        _fail(f"--points: {path} has no rows")
+        _fail(f"{option}: {path} has no rows")
     if len(body) > MAX_POINTS:
-        _fail(f"--points: {path} has {len(body):,} points, more than {MAX_POINTS:,}")
+        _fail(f"{option}: {path} has {len(body):,} points, more than {MAX_POINTS:,}")
     points = []
     for number, row in body:
         if len(row) != len(header):
-            _fail(f"--points: {path}, line {number}: expected one cell per column")
+            _fail(f"{option}: {path}, line {number}: expected one cell per column")
         try:
-            points.append({key: read_yaml(value) for key, value in zip(header, row, strict=True)})
+            points.append(
+                {
+                    key: read_yaml(value)
+                    for key, value in zip(header, row, strict=True)
+                    if not (blank_keeps and not value.strip())
+                }
+            )
         except YamlProblem as problem:
-            _fail(f"--points: {path}, line {number}: a cell is not a readable value ({problem})")
+            _fail(f"{option}: {path}, line {number}: a cell is not a readable value ({problem})")
     return points
 
 
@@ -937,6 +960,21 @@ def _check_metric(scenario, metric: str, option: str) -> None:
 
 def _label(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _read_alternatives(path: str) -> dict[str, dict]:
+    """The rows of an alternatives file: label -> the key paths its non-blank cells set."""
+    rows = _read_points(path, option="--alternatives", blank_keeps=True)
+    alternatives: dict[str, dict] = {}
+    for row in rows:
+        label = row.pop("alternative", None)
+        if label is None:
+            label = "; ".join(f"{key}={_label(value)}" for key, value in row.items()) or "as is"
+        label = str(label)
+        if label in alternatives:
+            _fail(f"--alternatives: {path}: the alternative {label!r} is given twice")
+        alternatives[label] = row
+    return alternatives
 
 
 @main.command()

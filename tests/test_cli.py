@@ -573,3 +573,43 @@ def test_plotting_a_damaged_folder_says_so_with_exit_code_2(tmp_path, summary):
     (tmp_path / "timeseries.csv").write_text("time_s\n0\n")
     result = invoke("plot", tmp_path)
     assert result.exit_code == 2 and "cannot read the results" in result.stderr, result.stderr
+
+
+def test_compare_takes_alternatives_from_a_file_each_row_changing_only_its_cells(tmp_path):
+    """A row's blank cells keep the scenario's value; the 'alternative' column names the rows,
+    and the first row is the baseline."""
+    alternatives = tmp_path / "alternatives.csv"
+    alternatives.write_text(
+        "alternative,servers[0].count,balancer.policy\n"
+        "as is,,\n"
+        "three servers,3,\n"
+        '"three, least connections",3,least_connections\n',
+        encoding="utf-8",
+    )
+    result = invoke(
+        "compare",
+        _scenario_file(tmp_path),
+        "--alternatives",
+        alternatives,
+        "--replications",
+        "2",
+        "--duration",
+        "10s",
+        "--out",
+        tmp_path / "cmp",
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text(encoding="utf-8"))
+    rows = {row["alternative"]: row for row in summary["comparison"]}
+    assert set(rows) == {"as is", "three servers", "three, least connections"}
+    assert summary["baseline"] == "as is"
+    servers = {
+        row["alternative"]: row["mean"]
+        for row in summary["comparison"]
+        if row["metric"] == "groups.web.servers"
+    }
+    assert servers == {"as is": 2, "three servers": 3, "three, least connections": 3}
+    twice = tmp_path / "twice.csv"
+    twice.write_text("alternative,servers[0].count\na,2\na,3\n", encoding="utf-8")
+    again = invoke("compare", _scenario_file(tmp_path), "--alternatives", twice)
+    assert again.exit_code == 2 and "given twice" in again.stderr
