@@ -424,11 +424,13 @@ class Recorder:
         group_queue_lengths: Sequence[int],
         group_workers: Sequence[int],
         offered_rate_per_s: float,
+        extra: dict[str, float] | None = None,
     ) -> None:
         """End the current time-series row at ``now``.
 
         ``group_busy_s`` is the work started in the step per server group (utilization is that
-        over the group's capacity); ``group_queue_lengths`` are the queues at ``now``.
+        over the group's capacity); ``group_queue_lengths`` are the queues at ``now``;
+        ``extra``: more columns of the step, last (the data tier's).
         """
         current = self.tally()
         step = current.since(self._row_start)
@@ -453,6 +455,8 @@ class Recorder:
         ):
             row[f"{name}.utilization"] = busy / (workers * width) if width > 0 else math.nan
             row[f"{name}.queue_length"] = queued
+        if extra:
+            row.update(extra)
         self.rows.append(row)
         self._row_start = current
         self._row_start_s = now
