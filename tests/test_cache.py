@@ -24,6 +24,7 @@ from scipy import stats
 from sim import parse_scenario, run, theory
 from sim.model.cache import CACHE_RING_SALT, LruCache
 from sim.model.sharding import HashRing
+from sim.reliability import markov_availability, simulate_years
 
 CHE_ERROR = 0.002
 """What we allow for the error of Che's approximation itself (measured within 0.0003)."""
@@ -304,3 +305,36 @@ def test_a_crashed_cache_node_sends_its_reads_to_the_database_and_comes_back_col
     assert result.summary["data"]["cache"]["failed_lookups"] == down["cache.lookups"].sum()
     (incident,) = result.incidents.itertuples()
     assert incident.component == "cache-1" and incident.time_to_recover_s == 10
+
+
+def test_cache_node_outages_cost_the_database_load_not_availability():
+    """The shard chain ignores cache nodes' failures, and the long-horizon mode (no requests)
+    finds them cost no downtime: a cache node down sends its reads to the database."""
+    scenario = cache_scenario(
+        rate=100.0,
+        keys=100,
+        exponent=1.0,
+        nodes=2,
+        capacity=10,
+        duration=10.0,
+        warmup=1.0,
+        step=5.0,
+    )
+    cache_failure = {
+        "kind": "crash_repair",
+        "target": {"group": "cache"},
+        "time_to_failure": {"kind": "exponential", "mean": 3600},
+        "time_to_repair": {"kind": "exponential", "mean": 600},
+    }
+    database_failure = {**cache_failure, "target": {"group": "db"}}
+    data = scenario.to_dict()
+    data["failures"] = [database_failure]
+    alone = parse_scenario(data)
+    data["failures"] = [cache_failure, database_failure]
+    with_cache_failures = parse_scenario(data)
+    assert markov_availability(alone)["value"] < 1
+    assert markov_availability(with_cache_failures) == markov_availability(alone)
+    data["failures"] = [cache_failure]
+    years = simulate_years(parse_scenario(data), 0.5, seed=1, replication=0)
+    assert years["availability"]["downtime_s"] == 0
+    assert years["incidents"]["count"] > 100  # about 2 nodes x 0.5 years / 70 minutes
