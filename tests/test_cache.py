@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sim import parse_scenario, run, theory
+from sim import figures, parse_scenario, plots, run, theory
 from sim.model.cache import CACHE_RING_SALT, LruCache
 from sim.model.sharding import HashRing
 from sim.reliability import markov_availability, simulate_years
+from sim.results import RunFolder
 
 CHE_ERROR = 0.002
 """What we allow for the error of Che's approximation itself (measured within 0.0003)."""
@@ -338,3 +339,15 @@ def test_cache_node_outages_cost_the_database_load_not_availability():
     years = simulate_years(parse_scenario(data), 0.5, seed=1, replication=0)
     assert years["availability"]["downtime_s"] == 0
     assert years["incidents"]["count"] > 100  # about 2 nodes x 0.5 years / 70 minutes
+
+
+def test_a_run_with_a_cache_draws_its_hit_ratio_and_the_database_load(cached_run, tmp_path):
+    (tmp_path / "run").mkdir()
+    folder = RunFolder(tmp_path / "run")
+    folder.write_scenario(cached_run.scenario.to_dict())
+    folder.write_result(cached_run)
+    written = {path.name for path in figures.draw_folder(tmp_path / "run")}
+    assert "cache.png" in written
+    figure = plots.cache_and_database_load(cached_run.timeseries, cached_run.events)
+    top, bottom = figure.axes
+    assert top.get_ylabel() == "hit ratio (%)" and bottom.get_ylabel() == "operations per second"
