@@ -351,3 +351,34 @@ def test_a_run_with_a_cache_draws_its_hit_ratio_and_the_database_load(cached_run
     figure = plots.cache_and_database_load(cached_run.timeseries, cached_run.events)
     top, bottom = figure.axes
     assert top.get_ylabel() == "hit ratio (%)" and bottom.get_ylabel() == "operations per second"
+
+
+def test_a_cache_node_cut_off_from_its_clients_misses_after_the_timeout_and_keeps_its_keys():
+    """A partition is not a crash: look-ups wait the connect timeout (1 s here) and read from
+    the database, and when the link heals the node answers from the keys it kept."""
+    result = run(
+        cache_scenario(
+            rate=200.0,
+            keys=100,
+            exponent=1.0,
+            nodes=1,
+            capacity=100,
+            duration=20.0,
+            warmup=1.0,
+            step=1.0,
+            failures=[
+                {
+                    "kind": "partition",
+                    "target": {"server": "cache-1"},
+                    "peer": {"group": "web"},
+                    "at": 5,
+                    "duration": 5,
+                },
+            ],
+        )
+    )
+    rows = result.timeseries.set_index("time_s")
+    assert (rows.loc[6:9, "cache.hits"] == 0).all()  # answers of 5 s to 6 s came before
+    assert (rows.loc[6:9, "db.reads_per_s"] > 150).all()  # every read, about 200/s
+    assert rows.loc[11:19, "cache.hit_ratio"].min() > rows.loc[2:4, "cache.hit_ratio"].min() - 0.05
+    assert result.summary["data"]["cache"]["failed_lookups"] > 900

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
+from sim.model.network import Network
 from sim.model.server import Server
 from sim.model.sharding import HashRing
 from sim.request import Cause
@@ -166,6 +168,8 @@ class CacheTier:
         self.fills = 0
         self.deletes = 0
         self._window: dict[str, int] | None = None
+        self.network = Network()
+        """Links partial partitions cut (the failure injector's, set by the cluster)."""
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -173,7 +177,15 @@ class CacheTier:
         """A cacheable read: ask the key's node; a hit ends it, a miss sends it on."""
         key = operation.key
         node = int(self.node_of_key[key])
-        self.nodes[node].submit(
+        target = self.nodes[node]
+        if self.network.partial and not self.network.both_ways(
+            operation.job.attempt.backend.server.name, target.name
+        ):
+            # Cut off from this client: no answer within the connect timeout, then a miss.
+            timer = Timeout(self.env, target.connect_timeout_s)
+            timer.callbacks.append(lambda _: self._unanswered(operation))
+            return
+        target.submit(
             CacheOperation(
                 LOOKUP,
                 key,
@@ -193,10 +205,20 @@ class CacheTier:
         """The database took a write: delete its key from the cache, unanswered."""
         self._send(DELETE, operation)
 
+    def _unanswered(self, operation: DatabaseOperation) -> None:
+        self.lookups += 1
+        self.failed_lookups += 1
+        self._on_miss(operation)
+
     def _send(self, kind: int, operation: DatabaseOperation) -> None:
         key = operation.key
         node = int(self.node_of_key[key])
-        self.nodes[node].submit(
+        target = self.nodes[node]
+        if self.network.partial and not self.network.both_ways(
+            operation.job.attempt.backend.server.name, target.name
+        ):
+            return  # sent without waiting for an answer, and lost on the cut link
+        target.submit(
             CacheOperation(
                 kind, key, node, next(self._hit_time), operation.class_index, None, self.env.now
             )

@@ -210,6 +210,8 @@ class Cluster:
             self.data_tier.network = self.injector.network
             self.injector.network.listeners.append(self.data_tier.links_changed)
             self.data_tier.stonith = self._power_cycle
+            if self.data_tier.cache is not None:
+                self.data_tier.cache.network = self.injector.network
         if scenario.maintenance:
             self.maintenance = Maintenance(
                 env,
