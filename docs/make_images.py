@@ -3,7 +3,7 @@
     python docs/make_images.py          # about two minutes on 2 cores
 
 Writes docs/images/{latency_cdf,timeseries,incidents,availability_curve,downtime_by_cause,
-comparison}.png.
+comparison,cache}.png.
 """
 
 from __future__ import annotations
@@ -108,6 +108,17 @@ def main() -> None:
             "slow_server: balancing policies compared",
         ),
         "comparison.png",
+    )
+
+    cached = run(load_scenario(ROOT / "scenarios" / "cached_catalogue.yaml"))
+    save(
+        plots.cache_and_database_load(
+            cached.timeseries,
+            cached.events,
+            "cached_catalogue: a cache node crashes in the sale",
+            end_s=cached.scenario.duration,
+        ),
+        "cache.png",
     )
 
 

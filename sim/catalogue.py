@@ -534,7 +534,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("data.operations", "operations", NEUTRAL, "database operations sent in the window"),
     Metric("data.failed_operations", "operations", LOWER, "database operations that failed"),
     Metric("data.availability", "fraction", HIGHER, "database operations ok / sent"),
-    Metric("data.reads", "operations", NEUTRAL, "reads done"),
+    Metric("data.reads", "operations", NEUTRAL, "reads done by the database (cache hits are not)"),
     Metric(
         "data.stale_reads",
         "operations",
@@ -656,6 +656,44 @@ METRICS: tuple[Metric, ...] = (
         HIGHER,
         "fraction of the window the shard could serve reads",
     ),
+    Metric(
+        "data.cache.lookups",
+        "operations",
+        NEUTRAL,
+        "cacheable reads that asked the cache (answered, refused or timed out)",
+    ),
+    Metric("data.cache.hits", "operations", HIGHER, "look-ups that found their key"),
+    Metric(
+        "data.cache.misses",
+        "operations",
+        LOWER,
+        "look-ups that went on to the database: key absent, or its node did not answer",
+    ),
+    Metric(
+        "data.cache.hit_ratio",
+        "fraction",
+        HIGHER,
+        "hits / lookups: what emerged from key popularity, capacity, writes and failures",
+    ),
+    Metric(
+        "data.cache.failed_lookups",
+        "operations",
+        LOWER,
+        "misses because the key's node was down or cut off (connection refused or timed out)",
+    ),
+    Metric("data.cache.fills", "operations", NEUTRAL, "keys put in the cache after a miss"),
+    Metric(
+        "data.cache.invalidations",
+        "operations",
+        NEUTRAL,
+        "keys deleted from the cache after a write to them (invalidate on write)",
+    ),
+    Metric(
+        "data.cache.evictions",
+        "operations",
+        NEUTRAL,
+        "keys evicted, least recently used first, to make room for a fill",
+    ),
     *CYCLE_METRICS,
 )
 
@@ -734,6 +772,8 @@ def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
     keys = []
     for entry in METRICS:
         if entry.key.startswith("data.") and scenario.database is None:
+            continue
+        if entry.key.startswith("data.cache.") and scenario.database.cache is None:
             continue
         if _planned_only(entry.key) and not scenario.maintenance:
             continue

@@ -79,6 +79,18 @@ def draw_folder(
                 out / f"timeseries.{fmt}",
             )
         )
+        if "cache.hit_ratio" in run["timeseries"].columns:
+            written.append(
+                _save(
+                    plots.cache_and_database_load(
+                        run["timeseries"],
+                        run["events"],
+                        f"{name}: cache hit ratio and database load",
+                        end_s=run["summary"]["duration_s"],
+                    ),
+                    out / f"cache.{fmt}",
+                )
+            )
         if len(run["events"]):
             written.append(
                 _save(

@@ -428,6 +428,7 @@ class Recorder:
         group_workers: Sequence[float],
         offered_rate_per_s: float,
         group_servers: dict[str, float] | None = None,
+        extra: dict[str, float] | None = None,
     ) -> None:
         """End the current time-series row at ``now``.
 
@@ -435,7 +436,8 @@ class Recorder:
         over the group's capacity, ``group_workers``: for an autoscaled group, its mean number
         of workers over the step); ``group_queue_lengths`` are the queues at ``now``;
         ``group_servers`` the mean number of servers of each autoscaled group over the step
-        (the ``<group>.servers`` column).
+        (the ``<group>.servers`` column); ``extra``: more columns of the step, last (the data
+        tier's).
         """
         current = self.tally()
         step = current.since(self._row_start)
@@ -462,6 +464,8 @@ class Recorder:
             row[f"{name}.queue_length"] = queued
             if group_servers and name in group_servers:
                 row[f"{name}.servers"] = group_servers[name]
+        if extra:
+            row.update(extra)
         self.rows.append(row)
         self._row_start = current
         self._row_start_s = now

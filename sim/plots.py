@@ -25,6 +25,7 @@ from sim.metrics import OUTCOMES
 
 __all__ = [
     "availability_curve",
+    "cache_and_database_load",
     "comparison_chart",
     "downtime_by_cause",
     "incident_timeline",
@@ -219,6 +220,55 @@ def time_series(
         top.plot([], [], color="0.85", linewidth=8, label="failure (shaded)")
         top.plot([], [], color="black", linestyle=":", label="detected (taken out)")
     for axes in panels:
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    top.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def cache_and_database_load(
+    timeseries: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    title: str = "Cache hit ratio and database load",
+    end_s: float | None = None,
+) -> Figure:
+    """The cache's hit ratio per row above the database's reads and writes per second, failures
+    shaded: a cache node that crashes shows as a fall of the hit ratio and a rise of the
+    database's reads, and its restart as the cold-cache spike that decays while it fills."""
+    starts = timeseries["time_s"].to_numpy(dtype=float)
+    widths = np.diff(starts)
+    step = float(np.median(widths)) if len(widths) else 1.0
+    end = end_s if end_s is not None else float(starts[-1] + step)
+    minutes, end_min = starts / 60, end / 60
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    _steps(top, minutes, end_min, timeseries["cache.hit_ratio"] * 100, 0, "cache hit ratio")
+    top.set_ylabel("hit ratio (%)")
+    top.set_ylim(0, 100)
+    _steps(bottom, minutes, end_min, timeseries["db.reads_per_s"], 1, "database reads")
+    _steps(bottom, minutes, end_min, timeseries["db.writes_per_s"], 2, "database writes")
+    bottom.set_ylabel("operations per second")
+    bottom.set_xlabel("simulated time (minutes)")
+    spans = _incident_spans(events) if events is not None and len(events) else []
+    for index, (label, start, stop) in enumerate(spans):
+        right = stop / 60 if stop is not None else end_min
+        for axes in (top, bottom):
+            axes.axvspan(
+                start / 60, right, color="0.85", hatch="//" if index % 2 else "\\\\", zorder=0
+            )
+        top.annotate(
+            label,
+            (start / 60, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize=8,
+            va="top",
+            rotation=90,
+        )
+    if spans:
+        top.plot([], [], color="0.85", linewidth=8, label="failure (shaded)")
+    for axes in (top, bottom):
         axes.grid(True, alpha=0.3)
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     top.set_title(title)

@@ -455,7 +455,8 @@ def _markov_availability(scenario: Scenario) -> dict[str, Any]:
     since shards are alike.
     The service's value is the share-weighted mean of the classes, as the simulation defines
     it. Each tier may fail by at most one ``crash_repair`` entry with exponential times (on a
-    group behind the balancer, ``balancer``, or the ``db`` group); anything else is outside the
+    group behind the balancer, ``balancer``, or the ``db`` group); failures of cache nodes are
+    left out (their reads go to the database: load, not downtime); anything else is outside the
     chain and the reason is returned instead of a value.
 
     A server group's failover (detection, promotion and a cold spare's boot) is one delay in
@@ -470,7 +471,12 @@ def _markov_availability(scenario: Scenario) -> dict[str, Any]:
     groups = {group.name: group for group in scenario.backend_groups()}
     on_group: dict[str, list[CrashRepairSpec]] = {name: [] for name in groups}
     on_balancer, on_database = [], []
+    cache = scenario.database.cache if scenario.database is not None else None
+    cache_nodes = set(cache.node_names()) if cache is not None else set()
     for failure in scenario.failures:
+        target = failure.target
+        if cache is not None and (target.group == "cache" or target.server in cache_nodes):
+            continue  # a cache node's outage moves reads to the database and fails no class
         if isinstance(failure, CrashRepairSpec) and failure.target.group in groups:
             on_group[failure.target.group].append(failure)
         elif isinstance(failure, CrashRepairSpec) and failure.target.balancer:

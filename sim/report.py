@@ -210,6 +210,14 @@ def _data(data: dict[str, Any] | None) -> list[str]:
             f" fallen back to async, {data['lost_writes_async_fallback']} of the lost writes"
             " acknowledged then"
         )
+    cache = data.get("cache")
+    if cache is not None:
+        lines.append(
+            f"cache         hit ratio {_percent(cache['hit_ratio'], 2)}: {cache['hits']} hits of"
+            f" {cache['lookups']} look-ups, {cache['misses']} misses to the database"
+            f" ({cache['failed_lookups']} to nodes down or cut off); {cache['fills']} fills,"
+            f" {cache['invalidations']} invalidations, {cache['evictions']} evictions"
+        )
     rows = [
         [
             name,

@@ -129,7 +129,14 @@ WRITTEN = (
     "sweep.parquet",
 )
 """Every file name ecsim writes into a results folder (figures aside)."""
-FIGURE_STEMS = ("latency_cdf", "timeseries", "incidents", "comparison", "availability_curve")
+FIGURE_STEMS = (
+    "latency_cdf",
+    "timeseries",
+    "cache",
+    "incidents",
+    "comparison",
+    "availability_curve",
+)
 
 
 class FolderInUse(Exception):

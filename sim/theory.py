@@ -13,6 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = [
+    "che_characteristic_time",
+    "che_hit_ratio",
+    "cold_cache_misses",
     "ctmc_steady_state",
     "dns_balancer_reach",
     "erlang_c",
@@ -643,3 +646,58 @@ def dns_balancer_reach(
         if up:
             reach += probability * up / (up + answered)
     return float(reach)
+
+
+# -- caches ---------------------------------------------------------------------------------
+
+
+def che_characteristic_time(probabilities: np.ndarray, capacity: int) -> float:
+    """The characteristic time T_C of an LRU cache of ``capacity`` keys under the independent
+    reference model with key probabilities ``probabilities`` (summing to 1), in references:
+    the root of sum_i (1 - exp(-p_i T)) = C (Che, Tung and Wang 2002). A key stays in the
+    cache about T_C references after its last one. Raises ValueError when the capacity holds
+    every key with a positive probability (nothing is ever evicted: T_C is infinite)."""
+    p = np.asarray(probabilities, dtype=float)
+    if capacity >= np.count_nonzero(p):
+        raise ValueError(f"a capacity of {capacity} holds every key: no eviction, T_C = inf")
+    if capacity < 1:
+        raise ValueError(f"capacity must be at least 1, got {capacity}")
+
+    def excess(t: float) -> float:
+        return float(np.sum(-np.expm1(-p * t))) - capacity
+
+    low, high = 0.0, capacity / p.max()  # excess(high) >= 0 would fail only for C < 1
+    while excess(high) < 0:
+        low, high = high, 2 * high
+    for _ in range(200):  # bisection to the last bit: excess is increasing in t
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        if excess(middle) < 0:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def che_hit_ratio(probabilities: np.ndarray, capacity: int) -> float:
+    """Che's approximation of the hit ratio of an LRU cache of ``capacity`` keys under the
+    independent reference model: sum_i p_i (1 - exp(-p_i T_C)). Its error vanishes as the
+    cache grows (Fricker, Robert and Roberts 2012: a key's presence depends on the others
+    only through a sum of many small terms, which concentrates at C); it is 1 when the cache
+    holds every key."""
+    p = np.asarray(probabilities, dtype=float)
+    if capacity >= np.count_nonzero(p):
+        return 1.0
+    t = che_characteristic_time(p, capacity)
+    return float(np.sum(p * -np.expm1(-p * t)))
+
+
+def cold_cache_misses(rates: np.ndarray, seconds: float) -> tuple[float, float]:
+    """Mean and variance of the misses of a cache that starts empty and evicts nothing, over
+    its first ``seconds``, for keys requested as independent Poisson processes of ``rates``
+    (per second): each key misses once, at its first request, so the misses are the keys
+    requested at least once, a sum of independent Bernoulli variables of 1 - exp(-r_i t)."""
+    r = np.asarray(rates, dtype=float)
+    seen = -np.expm1(-r * seconds)
+    return float(seen.sum()), float(np.sum(seen * (1.0 - seen)))

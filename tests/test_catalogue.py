@@ -32,7 +32,7 @@ EVERY_FEATURE = {
                 "service_time": {"kind": "exponential", "mean": 0.02},
                 "timeout": 2,
                 "retries": {"max": 1},
-                "database": {"reads": 1},
+                "database": {"reads": 1, "cacheable": True},
             },
             {
                 "name": "check.out",  # a dotted name: keys must still resolve
@@ -61,11 +61,13 @@ EVERY_FEATURE = {
     "database": {
         "shards": 2,
         "replication": {"mode": "semi_sync", "replicas": 1, "read_from": "replicas"},
+        "cache": {"nodes": 2, "capacity": 100},
     },
     "failures": [
         {"kind": "crash", "target": {"server": "web-1"}, "at": 30, "duration": 30},
         {"kind": "slowdown", "target": {"server": "api-1"}, "at": 20, "duration": 40, "factor": 4},
         {"kind": "partition", "target": {"server": "db-0-1"}, "at": 50, "duration": 5},
+        {"kind": "crash", "target": {"group": "cache"}, "at": 40, "duration": 10},
         {
             "kind": "crash_repair",
             "target": "balancer",
@@ -87,6 +89,7 @@ def test_a_run_with_every_feature_on_reports_exactly_the_catalogue():
     assert "classes.check.out.latency_s.p99" in declared
     assert "servers.web-standby-1.time_in_rotation" in declared
     assert "data.shards.1.time_writable" in declared
+    assert "data.cache.hit_ratio" in declared
 
 
 def test_every_catalogued_metric_has_a_unit_a_direction_and_a_definition():

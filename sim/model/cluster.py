@@ -17,6 +17,7 @@ from sim.model.admission import Admission
 from sim.model.autoscaling import Autoscaler
 from sim.model.balancer import Balancer
 from sim.model.balancing import Backend
+from sim.model.cache import CacheTier
 from sim.model.client import Client
 from sim.model.database import DataTier
 from sim.model.detection import DETECTOR_PROCESSES, SampledDetection, start_detector
@@ -78,6 +79,7 @@ class Cluster:
         self.maintenance: Maintenance | None = None
         self.autoscalers: dict[str, Autoscaler] = {}
         self.database_nodes: list[Server] = []
+        """The database's nodes, then its cache's (group ``cache``)."""
         self.data_tier: DataTier | None = None
         self.queue_waits: dict[str, list[LatencyHistogram]] = {}
         """Per server group (and ``db``), per request class: the waits of attempts that queued."""
@@ -86,6 +88,7 @@ class Cluster:
         self._row_totals: list[dict[str, float]] = []
         self._server_row_totals: dict[str, dict[str, float]] = {}
         self._row_server_s: dict[str, float] = {}
+        self._data_row_totals: dict[str, int] = {}
 
     @classmethod
     def build(cls, scenario: Scenario, streams: Streams, requests: bool = True) -> Cluster:
@@ -199,7 +202,7 @@ class Cluster:
         self.tallies = ServerTallies(
             env,
             scenario.servers,
-            [*self.servers, *self.database_nodes],
+            [node for node in [*self.servers, *self.database_nodes] if node.group != "cache"],
             self.backends,
             self.queue_waits,
         )
@@ -217,6 +220,8 @@ class Cluster:
             self.data_tier.network = self.injector.network
             self.injector.network.listeners.append(self.data_tier.links_changed)
             self.data_tier.stonith = self._power_cycle
+            if self.data_tier.cache is not None:
+                self.data_tier.cache.network = self.injector.network
         for group in scenario.backend_groups():
             if group.autoscaling is None:
                 continue
@@ -280,6 +285,8 @@ class Cluster:
             )
         self.monitor.views.append(self.data_tier)
         self.monitor.data_tier = self.data_tier
+        if spec.cache is not None:
+            self._wire_cache(spec)
         plan = [
             (c.name, c.database.reads, c.database.writes)
             if c.database is not None and (c.database.reads or c.database.writes)
@@ -288,6 +295,34 @@ class Cluster:
         ]
         for server in self.servers:
             server.use_database(self.data_tier, plan)
+
+    def _wire_cache(self, spec: DatabaseSpec) -> None:
+        cache = spec.cache
+        classes = len(self.scenario.workload.classes)
+        nodes = [
+            Server(
+                self.env,
+                name=name,
+                group="cache",
+                zone=spec.zones[number % len(spec.zones)],
+                workers=cache.workers,
+                queue_capacity=None,
+                speed=1.0,
+                connect_timeout_s=self.scenario.balancer.connect_timeout,
+                waits=[LatencyHistogram() for _ in range(classes)],
+            )
+            for number, name in enumerate(cache.node_names())
+        ]
+        self.database_nodes += nodes
+        tier = self.data_tier
+        cache_tier = CacheTier(
+            self.env, cache, nodes, spec.keys.count, self.streams, tier.read_hit, tier.read_missed
+        )
+        cacheable = frozenset(
+            c.name for c in self.scenario.workload.classes if c.database and c.database.cacheable
+        )
+        tier.use_cache(cache_tier, cacheable)
+        self.monitor.views.append(cache_tier)
 
     def quiescent(self) -> bool:
         """Whether the cluster is as it started, up to which replica is master: every component
@@ -321,9 +356,12 @@ class Cluster:
 
     def _truth_changed(self, servers: list[Server]) -> None:
         if self.data_tier is not None:
+            cache = self.data_tier.cache
             for server in servers:
                 if self.data_tier.knows(server):
                     self.data_tier.node_changed(server)
+                elif cache is not None and cache.knows(server):
+                    cache.node_changed(server)
         if self.sampled_detection is not None:
             backend_of = self._backend_of
             for server in servers:
@@ -354,6 +392,8 @@ class Cluster:
                     self.streams.generator(f"detection/{backend.name}"),
                 )
             self._row_totals = self.tallies.group_totals()
+            if self.data_tier is not None:
+                self._data_row_totals = self.data_tier.running_totals()
             if self.scenario.metrics.per_server:
                 self._server_row_totals = self.tallies.server_totals()
             self.env.process(self._sample_time_series())
@@ -427,6 +467,7 @@ class Cluster:
             workers,
             self.offered_rate(self._row_start, now),
             servers,
+            self._data_columns(now - self._row_start) if self.data_tier is not None else None,
         )
         if self.scenario.metrics.per_server:
             self._server_row_totals = tallies.close_server_rows(
@@ -434,6 +475,23 @@ class Cluster:
             )
         self._row_totals = current
         self._row_start = now
+
+    def _data_columns(self, width_s: float) -> dict[str, float]:
+        """The data tier's columns of the row closing now, ``width_s`` wide: the database's
+        load, and what the cache answered."""
+        current = self.data_tier.running_totals()
+        step = {key: value - self._data_row_totals[key] for key, value in current.items()}
+        self._data_row_totals = current
+        columns = {
+            "db.reads_per_s": step["reads"] / width_s if width_s > 0 else math.nan,
+            "db.writes_per_s": step["writes"] / width_s if width_s > 0 else math.nan,
+        }
+        if "lookups" in step:
+            lookups, hits = step["lookups"], step["hits"]
+            columns["cache.lookups"] = lookups
+            columns["cache.hits"] = hits
+            columns["cache.hit_ratio"] = hits / lookups if lookups else math.nan
+        return columns
 
     def offered_rate(self, start: float, end: float) -> float:
         """Mean open-loop arrival rate over [start, end], NaN for a closed-loop workload."""

@@ -43,6 +43,7 @@ from sim.scenario import DatabaseSpec
 from sim.streams import Streams
 
 if TYPE_CHECKING:
+    from sim.model.cache import CacheTier
     from sim.model.monitor import Monitor
     from sim.request import Attempt
 
@@ -81,13 +82,15 @@ class DatabaseOperation:
 class _Job:
     """The database phase of one request: its operations, in order."""
 
-    __slots__ = ("attempt", "kinds", "next", "on_done", "shards")
+    __slots__ = ("attempt", "cached", "kinds", "next", "on_done", "shards")
 
-    def __init__(self, attempt, kinds: list[str], on_done) -> None:
+    def __init__(self, attempt, kinds: list[str], on_done, cached: bool) -> None:
         self.attempt = attempt
         self.kinds = kinds
         self.next = 0
         self.on_done = on_done
+        self.cached = cached
+        """Its reads look in the cache first (a cacheable class, and a cache)."""
 
 
 class Shard:
@@ -190,6 +193,12 @@ class DataTier:
         )
         self.shard_shares = self.keys.shard_shares(spec.shards)
         self._keys: dict[int, Iterator[tuple[int, int]]] = {}
+        self.cache: CacheTier | None = None
+        """The cache in front of the nodes (:meth:`use_cache`), if any."""
+        self._cached_classes: frozenset[str] = frozenset()
+        self.reads_sent = 0
+        self.writes_sent = 0
+        """Operations sent to the nodes since the start of the run (the time series' load)."""
         self._streams = streams
         self._read_time = spec.read_time.sampler(streams.generator("database/read_time"))
         self._write_time = spec.write_time.sampler(streams.generator("database/write_time"))
@@ -231,6 +240,11 @@ class DataTier:
         self.write_latency = LatencyHistogram()
         self.replication_lag = LatencyHistogram()
 
+    def use_cache(self, cache: CacheTier, cacheable_classes: frozenset[str]) -> None:
+        """Reads of ``cacheable_classes`` look in ``cache`` first; every write invalidates."""
+        self.cache = cache
+        self._cached_classes = cacheable_classes
+
     # -- requests -----------------------------------------------------------------------------
 
     def run(
@@ -245,7 +259,8 @@ class DataTier:
         if class_name not in self._keys:
             rng = self._streams.generator(f"database/keys/{class_name}")
             self._keys[class_name] = self.keys.sampler(rng)
-        job = _Job(attempt, ["read"] * reads + ["write"] * writes, on_done)
+        cached = class_name in self._cached_classes
+        job = _Job(attempt, ["read"] * reads + ["write"] * writes, on_done, cached)
         job.shards = self._keys[class_name]
         self._step(job)
 
@@ -255,9 +270,29 @@ class DataTier:
             return
         kind = job.kinds[job.next]
         key, shard_index = next(job.shards)
-        demand = next(self._read_time) if kind == "read" else next(self._write_time)
-        operation = DatabaseOperation(job, kind, key, demand, self.env.now)
+        if kind == "read":
+            operation = DatabaseOperation(job, kind, key, next(self._read_time), self.env.now)
+            if job.cached:
+                self.cache.look_up(operation)  # on to the database only if it misses
+                return
+            self.reads_sent += 1
+        else:
+            operation = DatabaseOperation(job, kind, key, next(self._write_time), self.env.now)
+            self.writes_sent += 1
         shard = self.shards[shard_index]
+        if self.measuring:
+            shard.operations += 1
+        self._send(operation, shard)
+
+    def read_hit(self, operation: DatabaseOperation) -> None:
+        """The cache had the key of a read: the request goes on without the database."""
+        self._done(operation)
+
+    def read_missed(self, operation: DatabaseOperation) -> None:
+        """The cache did not have the key of a read (or its node did not answer): the database
+        serves it."""
+        self.reads_sent += 1
+        shard = self.shards[self._shard_index(operation)]
         if self.measuring:
             shard.operations += 1
         self._send(operation, shard)
@@ -339,6 +374,8 @@ class DataTier:
             self.reads += 1
             if shard.log.stale(operation.node, operation.key, self.env.now):
                 self.stale_reads += 1
+        if operation.job.cached:  # a cacheable read here missed: the client fills the key
+            self.cache.fill(operation)
         self._done(operation)
 
     # -- writes -------------------------------------------------------------------------------
@@ -416,6 +453,8 @@ class DataTier:
             self.writes += 1
             self.write_latency.add(now - operation.sent_at)
         log.forget_old(now)
+        if self.cache is not None:  # cache-aside: the writer deletes the key it changed
+            self.cache.invalidate(operation)
         self._done(operation)
 
     # -- acknowledgements (semi-sync, sync) ---------------------------------------------------
@@ -815,7 +854,7 @@ class DataTier:
             and all(shard.believed_up)
             and all(node.alive and node.serving for node in shard.nodes)
             for shard in self.shards
-        )
+        ) and (self.cache is None or self.cache.settled())
 
     def whole(self) -> bool:
         """Every shard can take writes and serve reads now."""
@@ -832,6 +871,14 @@ class DataTier:
         shard = self.shards[index]
         return [n for i, n in enumerate(shard.nodes) if not (shard.believed_up[i] and n.serving)]
 
+    def running_totals(self) -> dict[str, int]:
+        """Reads and writes sent to the nodes since the start of the run, and the cache's
+        counts (:meth:`CacheTier.totals`) when there is one."""
+        totals = {"reads": self.reads_sent, "writes": self.writes_sent}
+        if self.cache is not None:
+            totals.update(self.cache.totals())
+        return totals
+
     def start_window(self) -> None:
         for shard in self.shards:
             self._account(shard)
@@ -839,6 +886,8 @@ class DataTier:
         self._window_start = self.env.now
         for shard in self.shards:
             shard._since = self.env.now
+        if self.cache is not None:
+            self.cache.start_window()
 
     def summary(self, measured_s: float) -> dict:
         """The data tier's figures over the measurement window."""
@@ -853,7 +902,7 @@ class DataTier:
             for shard in self.shards
             if shard.async_since is not None and self.measuring
         )
-        return {
+        figures = {
             "operations": operations,
             "failed_operations": failed,
             "availability": (operations - failed) / operations if operations else math.nan,
@@ -906,6 +955,9 @@ class DataTier:
                 for shard in self.shards
             },
         }
+        if self.cache is not None:
+            figures["cache"] = self.cache.summary()
+        return figures
 
 
 class _FailoverManager:

@@ -28,11 +28,17 @@ def _mix(values: np.ndarray) -> np.ndarray:
 
 
 class HashRing:
-    """A consistent-hash ring of ``shards`` shards with ``virtual_nodes`` points each."""
+    """A consistent-hash ring of ``shards`` shards with ``virtual_nodes`` points each.
 
-    def __init__(self, shards: int, virtual_nodes: int) -> None:
+    Rings of another ``salt`` place their points elsewhere: how a key falls on one ring says
+    nothing of how it falls on another (the database's shards and the cache's nodes)."""
+
+    def __init__(self, shards: int, virtual_nodes: int, salt: int = 0) -> None:
+        if not 0 <= salt < 1 << 16:
+            raise ValueError(f"salt must be in [0, 65536), got {salt}")
         self.shards = shards
-        labels = np.arange(shards * virtual_nodes, dtype=np.uint64) + np.uint64(1 << 40)
+        first = (1 << 40) + (salt << 44)
+        labels = np.arange(shards * virtual_nodes, dtype=np.uint64) + np.uint64(first)
         points = _mix(labels)
         owners = np.repeat(np.arange(shards), virtual_nodes)
         order = np.argsort(points, kind="stable")

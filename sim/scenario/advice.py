@@ -106,12 +106,14 @@ def background_events(scenario: Scenario) -> float:
 
 
 def _count(scenario: Scenario, target) -> int:
-    """How many servers a server or group target names (database nodes included)."""
+    """How many servers a server or group target names (database and cache nodes included)."""
     if target.server is not None:
         return 1
     groups = {group.name: len(group.server_names()) for group in scenario.servers}
     if scenario.database is not None:
         groups["db"] = scenario.database.shards * scenario.database.nodes_per_shard()
+        if scenario.database.cache is not None:
+            groups["cache"] = scenario.database.cache.nodes
     return groups.get(target.group, 1)
 
 

@@ -10,8 +10,10 @@
       read_time: {kind: exponential, mean: 2ms}
       write_time: {kind: exponential, mean: 5ms}
       zones: [zone-a, zone-b]
+      cache: {nodes: 2, capacity: 5000}
 
-and, per request class, how it uses the data: ``database: {reads: 2, writes: 1}``.
+and, per request class, how it uses the data: ``database: {reads: 2, writes: 1}`` (with
+``cacheable: true``, its reads look in the cache first: :mod:`sim.scenario.cache`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import Field, model_validator
 
 from sim.distributions import DelaySpec, Deterministic, DistributionSpec, Exponential
 from sim.registry import Registry
+from sim.scenario.cache import CacheSpec
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
 from sim.spec import (
     Name,
@@ -200,6 +203,7 @@ class DatabaseSpec(Spec):
     write_time: DistributionSpec = Exponential(mean=0.005)
     zones: list[Name] = Field(default_factory=lambda: ["default"], min_length=1)
     detection: DetectorSpecField = HeartbeatSpec()
+    cache: CacheSpec | None = None
 
     def nodes_per_shard(self) -> int:
         return 1 + self.replication.replicas
@@ -213,7 +217,9 @@ class DatabaseSpec(Spec):
 
 
 class DatabaseUseSpec(Spec):
-    """What one request of a class does to the data: ``reads`` then ``writes``, one key each."""
+    """What one request of a class does to the data: ``reads`` then ``writes``, one key each;
+    ``cacheable``: its reads look in ``database.cache`` first."""
 
     reads: int = Field(0, ge=0, le=100)
     writes: int = Field(0, ge=0, le=100)
+    cacheable: bool = False

@@ -120,6 +120,13 @@ class Scenario(Spec):
                     f".workload.classes[{index}].database",
                     "this class reads or writes data, but the scenario has no 'database'",
                 )
+            cache = self.database.cache if self.database is not None else None
+            if uses is not None and uses.cacheable and cache is None:
+                raise located_error(
+                    f".workload.classes[{index}].database.cacheable",
+                    "this class's reads are cacheable, but the database has no 'cache'; add"
+                    " database.cache: {nodes, capacity}",
+                )
         servers = [name for group in self.servers for name in group.server_names()]
         zones = sorted({group.zone for group in self.servers})
         self._check_maintenance()
@@ -129,6 +136,13 @@ class Scenario(Spec):
             groups = [*groups, "db"]
             servers += self.database.node_names()
             zones = sorted({*zones, *self.database.zones})
+            if self.database.cache is not None:
+                if "cache" in groups:
+                    raise located_error(
+                        ".servers", "the group name 'cache' is kept for the database's cache"
+                    )
+                groups = [*groups, "cache"]
+                servers += self.database.cache.node_names()
         for index, failure in enumerate(self.failures):
             target = failure.target
             if isinstance(failure, ZoneOutageSpec):
