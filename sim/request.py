@@ -100,11 +100,16 @@ class Request:
 
 
 class Attempt:
-    """One try of a request at one backend; ``live`` until the client stops waiting for it."""
+    """One try of a request at one backend; ``live`` until the client stops waiting for it.
+
+    ``demand_s`` is the work it brings a server (at speed 1): the request's, which a retry
+    repeats; a hedged attempt draws its own (:mod:`sim.model.resilient_client`).
+    """
 
     __slots__ = (
         "backend",
         "deadline",
+        "demand_s",
         "entry",
         "live",
         "migrated",
@@ -117,6 +122,7 @@ class Attempt:
         self.request = request
         self.sent_at = sent_at
         self.deadline = deadline
+        self.demand_s = request.demand_s
         self.backend: Any = None
         self.entry: Any = None  # the balancer instance it went through, behind DNS
         self.live = True
