@@ -56,6 +56,9 @@ class Cause(IntEnum):
     readable node)."""
     DATABASE_ERROR = 8
     """A database node refused, lost, rejected or never received an operation."""
+    CIRCUIT_OPEN = 9
+    """The client's circuit breaker for the class was open (or half-open with its probes out):
+    the request failed at once without reaching the balancer, as a user sees a fast 503."""
 
     @property
     def label(self) -> str:
@@ -76,6 +79,7 @@ _OUTCOME_OF = {
     Cause.BALANCER_DOWN: Outcome.ERROR,
     Cause.DATABASE_FAILOVER: Outcome.ERROR,
     Cause.DATABASE_ERROR: Outcome.ERROR,
+    Cause.CIRCUIT_OPEN: Outcome.ERROR,
 }
 CAUSE_OUTCOME: tuple[Outcome, ...] = tuple(_OUTCOME_OF[cause] for cause in Cause)
 """The outcome of each cause, indexed by cause (a cause without one fails at import)."""

@@ -41,6 +41,12 @@ from sim.scenario.redundancy import (
     DnsSpec,
     RedundancySpec,
 )
+from sim.scenario.resilience import (
+    CircuitBreakerSpec,
+    ErrorRatioSpec,
+    HedgingSpec,
+    RetryBudgetSpec,
+)
 from sim.scenario.root import MetricsSpec, Scenario, SloSpec
 from sim.scenario.workload import (
     ArrivalsSpec,
@@ -59,6 +65,7 @@ __all__ = [
     "ActivePassiveSpec",
     "ArrivalsSpec",
     "BalancerSpec",
+    "CircuitBreakerSpec",
     "ColdStartSpec",
     "CrashRepairSpec",
     "CrashSpec",
@@ -66,8 +73,10 @@ __all__ = [
     "DatabaseUseSpec",
     "DetectorSpec",
     "DnsSpec",
+    "ErrorRatioSpec",
     "HealthCheckSpec",
     "HeartbeatSpec",
+    "HedgingSpec",
     "KeySpaceSpec",
     "MaintenanceSpec",
     "MasterSlaveSpec",
@@ -82,6 +91,7 @@ __all__ = [
     "RedundancySpec",
     "ReplicationSpec",
     "RequestClassSpec",
+    "RetryBudgetSpec",
     "RetrySpec",
     "Scenario",
     "ScenarioError",
