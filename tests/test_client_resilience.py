@@ -596,3 +596,36 @@ def test_every_request_ends_once_and_cancellations_leave_no_attempt_behind(scena
     assert all(backend.active == 0 for backend in cluster.balancer.backends)
     # A round of k hedges has k + 1 attempts, of which at most k are cancelled.
     assert client["cancelled"] <= client["hedges"]
+
+
+def test_resilience_that_can_never_act_is_warned_about():
+    from sim.scenario.advice import advise
+
+    scenario = parse_scenario(
+        {
+            "duration": 60,
+            "workload": {
+                "arrivals": {"rate": 10},
+                "classes": [
+                    {
+                        "name": "late",
+                        "share": 0.5,
+                        "service_time": {"kind": "exponential", "mean": 0.05},
+                        "timeout": 0.5,
+                        "hedging": {"delay": 0.5},
+                    },
+                    {
+                        "name": "idle",
+                        "share": 0.5,
+                        "service_time": {"kind": "exponential", "mean": 0.05},
+                        "retries": {"budget": {"ratio": "10%"}},
+                    },
+                ],
+            },
+            "servers": [{"name": "web", "workers": 4}],
+        }
+    )
+    assert [advice.path for advice in advise(scenario)] == [
+        "workload.classes[0].hedging.delay",
+        "workload.classes[1].retries.budget",
+    ]

@@ -28,7 +28,7 @@ FailureOutcome = Literal["timeout", "rejected", "no_backend", "error"]
 FAILURE_OUTCOMES: list[FailureOutcome] = ["timeout", "rejected", "no_backend", "error"]
 """The outcomes of a failed attempt a client can react to (a retry, a breaker's count)."""
 
-MAX_WINDOW_S = 86_400.0
+MAX_WINDOW_S = 86_400
 """The longest sliding window: a day; real budgets and breakers look back seconds to minutes."""
 
 
