@@ -123,6 +123,7 @@ def _requests(prefix: str, who: str) -> list[Metric]:
         Cause.BALANCER_DOWN: "failed because the balancer itself was down",
         Cause.DATABASE_FAILOVER: "found no database node to take an operation (failover)",
         Cause.DATABASE_ERROR: "had a database operation refused, lost or rejected by a node",
+        Cause.CIRCUIT_OPEN: "failed at once, unsent, because the client's circuit breaker was open",
         Cause.RATE_LIMITED: "found no token in the balancer's rate limiter",
         Cause.CONCURRENCY_LIMITED: "found the balancer at its concurrency limit (for its priority)",
         Cause.QUEUE_DELAY: "waited in a server's queue longer than its shedding policy allows",
@@ -240,13 +241,18 @@ METRICS: tuple[Metric, ...] = (
     Metric("requests.arrived", "requests", NEUTRAL, "requests that arrived in the window"),
     *_requests("requests", "requests"),
     Metric("requests.in_flight_at_end", "requests", NEUTRAL, "requests not yet ended at the end"),
-    Metric("attempts", "attempts", NEUTRAL, "attempts sent in the window (first tries, retries)"),
+    Metric(
+        "attempts",
+        "attempts",
+        NEUTRAL,
+        "attempts sent in the window (first tries, retries, hedges)",
+    ),
     Metric("retries", "attempts", LOWER, "attempts that were retries"),
     Metric(
         "attempts_per_request",
         "attempts",
         LOWER,
-        "attempts / requests.arrived: the load amplification of retries",
+        "attempts / requests.arrived: the load amplification of retries and hedges",
     ),
     *_availability("availability"),
     Metric(
@@ -400,6 +406,42 @@ METRICS: tuple[Metric, ...] = (
         "fraction",
         HIGHER,
         "fraction of the window the balancer routed to it (a spare: from its promotion)",
+    ),
+    Metric(
+        "client.<class>.circuit_opens",
+        "events",
+        LOWER,
+        "times the class's circuit breaker opened (only with a retry budget, breaker or hedging)",
+    ),
+    Metric(
+        "client.<class>.circuit_open_s",
+        "s",
+        LOWER,
+        "seconds its breaker was open or half-open, sending nothing but its probes",
+    ),
+    Metric(
+        "client.<class>.budget_denied",
+        "attempts",
+        NEUTRAL,
+        "retries and hedges its retry budget refused (a refused retry ends the request)",
+    ),
+    Metric(
+        "client.<class>.hedges",
+        "attempts",
+        NEUTRAL,
+        "hedged attempts sent (counted in attempts, not in retries)",
+    ),
+    Metric(
+        "client.<class>.hedge_wins",
+        "requests",
+        NEUTRAL,
+        "requests whose ok answer came from a hedge rather than the attempt it hedged",
+    ),
+    Metric(
+        "client.<class>.cancelled",
+        "attempts",
+        NEUTRAL,
+        "attempts cancelled because another attempt of their request answered ok first",
     ),
     Metric("incidents.count", "incidents", NEUTRAL, "failures injected in the run"),
     Metric("incidents.detected", "incidents", NEUTRAL, "incidents detection noticed"),
@@ -776,6 +818,10 @@ def keys_for(scenario: Any, only: frozenset[str] | None = None) -> list[str]:
         if entry.key.startswith("data.cache.") and scenario.database.cache is None:
             continue
         if _planned_only(entry.key) and not scenario.maintenance:
+            continue
+        if entry.key.startswith("client.") and not any(
+            request_class.resilient for request_class in scenario.workload.classes
+        ):
             continue
         if entry in CYCLE_METRICS and only is None:
             continue  # reported by failure-biasing runs only

@@ -116,6 +116,9 @@ def run(
         for value, count in zip(*histogram.distribution(), strict=True):
             latency_rows.append({"class": name, "latency_s": value, "count": count})
     summary["servers"] = cluster.tallies.measured_servers(measured_s)
+    client = cluster.client.summary()
+    if client is not None:
+        summary["client"] = client
     if cluster.maintenance is not None:
         summary["maintenance"] = cluster.maintenance.summary(measured_s)
     if cluster.autoscalers:

@@ -373,6 +373,14 @@ class Recorder:
         self.arrivals += 1
         self.attempts += 1
 
+    def arrival_not_sent(self) -> None:
+        """A new request arrived and failed before any attempt was sent (an open circuit)."""
+        self.arrivals += 1
+
+    def hedge(self) -> None:
+        """A hedged attempt was sent beside one still waiting for its answer."""
+        self.attempts += 1
+
     def retry(self) -> None:
         """A request was sent again after a failed attempt."""
         self.attempts += 1

@@ -78,6 +78,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"availability  {_percent(availability['request_based'])} of requests ok "
         f"({_nines(availability['request_based'])})",
         *_time_based(availability),
+        *_client(summary.get("client")),
         *_slo(summary.get("slo")),
         f"throughput    {summary['throughput_per_s']:.1f}/s ok of "
         f"{summary['arrival_rate_per_s']:.1f}/s arriving",
@@ -139,6 +140,29 @@ def _autoscaling(groups: dict[str, Any] | None) -> list[str]:
         f" {g['failed_while_lagging']} requests failed meanwhile"
         for name, g in (groups or {}).items()
     ]
+
+
+def _client(client: dict[str, Any] | None) -> list[str]:
+    """One line per class whose retry budget, breaker or hedging did something."""
+    lines = []
+    for name, figures in (client or {}).items():
+        parts = []
+        if figures["hedges"]:
+            parts.append(
+                f"{figures['hedges']} hedges ({figures['hedge_wins']} won,"
+                f" {figures['cancelled']} attempts cancelled)"
+            )
+        if figures["circuit_opens"]:
+            parts.append(
+                f"circuit opened {figures['circuit_opens']} times"
+                f" ({_seconds(figures['circuit_open_s'])} not closed)"
+            )
+        if figures["budget_denied"]:
+            parts.append(f"{figures['budget_denied']} retries or hedges refused by the budget")
+        if parts:
+            label = "client" if not lines else ""
+            lines.append(f"{label:<14}{name}: {'; '.join(parts)}")
+    return lines
 
 
 def _maintenance(maintenance: dict[str, Any] | None, availability: dict[str, Any]) -> list[str]:

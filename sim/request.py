@@ -60,11 +60,14 @@ class Cause(IntEnum):
     readable node)."""
     DATABASE_ERROR = 8
     """A database node refused, lost, rejected or never received an operation."""
-    RATE_LIMITED = 9
+    CIRCUIT_OPEN = 9
+    """The client's circuit breaker for the class was open (or half-open with its probes out):
+    the request failed at once without reaching the balancer, as a user sees a fast 503."""
+    RATE_LIMITED = 10
     """The balancer's token bucket had no token for it (:mod:`sim.model.admission`)."""
-    CONCURRENCY_LIMITED = 10
+    CONCURRENCY_LIMITED = 11
     """The balancer already had its limit of attempts in flight (for this priority)."""
-    QUEUE_DELAY = 11
+    QUEUE_DELAY = 12
     """A server dropped it from its queue: it had waited longer than the server's shedding
     policy allows."""
 
@@ -87,6 +90,7 @@ _OUTCOME_OF = {
     Cause.BALANCER_DOWN: Outcome.ERROR,
     Cause.DATABASE_FAILOVER: Outcome.ERROR,
     Cause.DATABASE_ERROR: Outcome.ERROR,
+    Cause.CIRCUIT_OPEN: Outcome.ERROR,
     Cause.RATE_LIMITED: Outcome.SHED,
     Cause.CONCURRENCY_LIMITED: Outcome.SHED,
     Cause.QUEUE_DELAY: Outcome.SHED,
@@ -114,11 +118,16 @@ class Request:
 
 
 class Attempt:
-    """One try of a request at one backend; ``live`` until the client stops waiting for it."""
+    """One try of a request at one backend; ``live`` until the client stops waiting for it.
+
+    ``demand_s`` is the work it brings a server (at speed 1): the request's, which a retry
+    repeats; a hedged attempt draws its own (:mod:`sim.model.resilient_client`).
+    """
 
     __slots__ = (
         "backend",
         "deadline",
+        "demand_s",
         "entry",
         "live",
         "migrated",
@@ -131,6 +140,7 @@ class Attempt:
         self.request = request
         self.sent_at = sent_at
         self.deadline = deadline
+        self.demand_s = request.demand_s
         self.backend: Any = None
         self.entry: Any = None  # the balancer instance it went through, behind DNS
         self.live = True

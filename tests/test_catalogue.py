@@ -31,7 +31,9 @@ EVERY_FEATURE = {
                 "share": 0.8,
                 "service_time": {"kind": "exponential", "mean": 0.02},
                 "timeout": 2,
-                "retries": {"max": 1},
+                "retries": {"max": 1, "budget": {"ratio": "20%"}},
+                "circuit_breaker": {"consecutive_failures": 5},
+                "hedging": {"delay": 0.1},
                 "database": {"reads": 1, "cacheable": True},
             },
             {
@@ -90,6 +92,7 @@ def test_a_run_with_every_feature_on_reports_exactly_the_catalogue():
     assert "servers.web-standby-1.time_in_rotation" in declared
     assert "data.shards.1.time_writable" in declared
     assert "data.cache.hit_ratio" in declared
+    assert "client.check.out.hedges" in declared
 
 
 def test_every_catalogued_metric_has_a_unit_a_direction_and_a_definition():

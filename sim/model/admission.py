@@ -74,7 +74,8 @@ class Admission:
 class PriorityQueue:
     """A server's queue served highest priority first, in arrival order within a priority
     (non-preemptive: a service under way is never interrupted). It offers what the server
-    uses of a ``deque``: append, popleft, len, iteration (highest priority first) and clear.
+    uses of a ``deque``: append, popleft, remove, len, iteration (highest priority first) and
+    clear.
     """
 
     __slots__ = ("_lines", "_rank", "_size")
@@ -95,6 +96,11 @@ class PriorityQueue:
                 self._size -= 1
                 return line.popleft()
         raise IndexError("pop from an empty queue")
+
+    def remove(self, attempt: Attempt) -> None:
+        """Take ``attempt`` out (a cancelled hedge); ValueError when it is not queued."""
+        self._lines[self._rank[attempt.request.class_index]].remove(attempt)
+        self._size -= 1
 
     def clear(self) -> None:
         for line in self._lines:

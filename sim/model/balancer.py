@@ -130,6 +130,20 @@ class Balancer:
                     return
         self._respond(attempt, cause)
 
+    def cancel(self, attempt: Attempt) -> None:
+        """The client cancels an attempt it no longer wants (a hedge lost the race): the
+        server drops it if it still can (:meth:`Server.cancel`), and the backend's count of
+        open attempts falls as if it had answered; otherwise its answer comes, and is ignored.
+        A cancellation is neither an error nor a latency sample."""
+        backend = attempt.backend
+        if backend is None or not backend.server.cancel(attempt):
+            return
+        backend.active -= 1
+        if self._load_changed is not None:
+            self._load_changed(backend)
+        if self._draining and not backend.active and backend in self._draining:
+            self._draining.pop(backend).succeed()
+
     def _errors_handled(self, attempt: Attempt, backend: Backend, cause: Cause) -> bool:
         """Passive detection and hot migration; True when the attempt was sent elsewhere."""
         if self.outlier_ejection is not None:

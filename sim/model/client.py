@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import simpy
 
@@ -19,7 +20,7 @@ from sim.request import CAUSE_OUTCOME, Attempt, Cause, Request
 from sim.scenario import RequestClassSpec, RetrySpec
 from sim.streams import Streams, uniforms
 
-__all__ = ["Client"]
+__all__ = ["Client", "DeadlineWatch"]
 
 _OK = Cause.OK
 
@@ -78,7 +79,8 @@ def _unwired(attempt: Attempt) -> None:
 class Client:
     """Sends requests through ``dispatch`` and ends each exactly once, retrying as configured.
 
-    ``dispatch`` is wired by the cluster to the balancer's.
+    ``dispatch`` (and ``cancel``, which only a :class:`ResilientClient` uses) are wired by the
+    cluster to the balancer's.
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Client:
         self._record_end = recorder.end
         self._record_arrival = recorder.arrival
         self.dispatch: Callable[[Attempt], None] = _unwired
+        self.cancel: Callable[[Attempt], None] = _unwired
         self.created = 0
         self.ended = 0
         self._timeout_s = [spec.timeout for spec in classes]
@@ -117,6 +120,13 @@ class Client:
     @property
     def in_flight(self) -> int:
         return self.created - self.ended
+
+    def start_window(self) -> None:
+        """The warm-up is over (a plain client counts nothing beyond the recorder)."""
+
+    def summary(self) -> dict[str, Any] | None:
+        """Per class, what retry budgets, breakers and hedging did in the window; None here."""
+        return None
 
     def send(self, request: Request) -> None:
         """A new request from a user."""

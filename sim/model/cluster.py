@@ -27,6 +27,7 @@ from sim.model.maintenance import Maintenance
 from sim.model.monitor import Monitor
 from sim.model.redundancy import build_balancers
 from sim.model.replication import REPLICATION_STRATEGIES
+from sim.model.resilient_client import build_client
 from sim.model.server import Server
 from sim.model.tallies import ServerTallies
 from sim.model.timing import advance
@@ -106,7 +107,7 @@ class Cluster:
         scenario, env, streams = self.scenario, self.env, self.streams
         workload = scenario.workload
         balancer_spec = scenario.balancer
-        self.client = Client(env, workload.classes, streams, self.recorder)
+        self.client = build_client(env, workload.classes, streams, self.recorder, self.monitor.log)
         behind_balancer = {group.name for group in scenario.backend_groups()}
         group_backends: dict[str, tuple[list[Backend], list[Backend]]] = {}
         classes = len(workload.classes)
@@ -166,6 +167,7 @@ class Cluster:
         self.monitor.balancer = self.balancer
         self.monitor.views.append(self.balancer)
         self.client.dispatch = self.balancer.dispatch
+        self.client.cancel = self.balancer.cancel
         for server in self.servers:
             server.respond = self.balancer.on_response
         if self.requests and workload.arrivals is not None:
@@ -411,6 +413,7 @@ class Cluster:
     def _snapshot_warmup(self) -> None:
         self.tallies.start_window()
         self.recorder.start_window()
+        self.client.start_window()
         self.monitor.start_window()
         if self.maintenance is not None:
             self.maintenance.start_window()

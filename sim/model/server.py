@@ -180,7 +180,7 @@ class Server:
         elif self.busy < self.workers:
             self.accepted[attempt.request.class_index] += 1
             self.busy += 1
-            service_s = attempt.request.demand_s / self._effective_speed
+            service_s = attempt.demand_s / self._effective_speed
             if self.warming:
                 service_s *= self._cold_slowdown()
             self.busy_time_s += service_s
@@ -205,6 +205,32 @@ class Server:
         else:
             self.rejected += 1
             self.respond(attempt, Cause.QUEUE_FULL)
+
+    def cancel(self, attempt: Attempt) -> bool:
+        """The client no longer wants ``attempt`` (another hedge answered first): taken out of
+        the queue unserved, or its service aborted and the worker freed for the next queued
+        attempt, as a gRPC cancellation reaches the server and stops the handler. Never
+        answered. False, and nothing done, when the attempt is not here or the server is
+        paused (nothing runs in a frozen process: the attempt is then served and its answer
+        ignored); an attempt waiting on the database has its worker freed, the operation runs on.
+        """
+        if self.paused:
+            return False
+        end = self.in_service.pop(attempt, None)
+        if end is not None:
+            # A service's whole length was counted when it started: take back what is left (an
+            # attempt waiting on the database holds the time its wait began, so this adds it).
+            self.busy_time_s -= end - self.env.now
+            if self._pausable:
+                self._delay.pop(attempt, None)
+            self._release(None, _OK)
+            return True
+        try:
+            self.queue.remove(attempt)
+        except ValueError:
+            return False
+        self.wait_time_s += self.env.now - attempt.queued_at
+        return True
 
     def use_database(self, database, plan: list[tuple[str, int, int] | None]) -> None:
         """Requests of class i do ``plan[i] = (class name, reads, writes)`` after their own work."""
@@ -246,7 +272,9 @@ class Server:
         self.busy_time_s += self.env.now - started
         self._release(attempt, cause)
 
-    def _release(self, done: Attempt, cause: Cause) -> None:
+    def _release(self, done: Attempt | None, cause: Cause) -> None:
+        """A worker is free: it takes the next queued attempt, if any; then ``done`` is
+        answered (a cancelled attempt, None, is not)."""
         in_service = self.in_service
         if self.queue:
             attempt = self.queue.popleft()
@@ -258,12 +286,13 @@ class Server:
                 attempt = self._shed_stale(attempt, now)
                 if attempt is None:
                     self.busy -= 1
-                    self.respond(done, cause)
+                    if done is not None:
+                        self.respond(done, cause)
                     return
                 wait_s = now - attempt.queued_at
             self.wait_time_s += wait_s
             self.waits[attempt.request.class_index].add(wait_s)
-            service_s = attempt.request.demand_s / self._effective_speed
+            service_s = attempt.demand_s / self._effective_speed
             if self.warming:
                 service_s *= self._cold_slowdown()
             self.busy_time_s += service_s
@@ -271,7 +300,8 @@ class Server:
             Timeout(self.env, service_s, attempt).callbacks.append(self._finish_service)
         else:
             self.busy -= 1
-        self.respond(done, cause)
+        if done is not None:
+            self.respond(done, cause)
 
     def _shed_stale(self, attempt: Attempt, now: float) -> Attempt | None:
         """Drop ``attempt`` (just taken from the queue, waited too long) and every next one

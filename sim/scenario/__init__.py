@@ -48,6 +48,12 @@ from sim.scenario.redundancy import (
     DnsSpec,
     RedundancySpec,
 )
+from sim.scenario.resilience import (
+    CircuitBreakerSpec,
+    ErrorRatioSpec,
+    HedgingSpec,
+    RetryBudgetSpec,
+)
 from sim.scenario.root import MetricsSpec, Scenario, SloSpec
 from sim.scenario.workload import (
     ArrivalsSpec,
@@ -69,6 +75,7 @@ __all__ = [
     "ArrivalsSpec",
     "AutoscalingSpec",
     "BalancerSpec",
+    "CircuitBreakerSpec",
     "ColdStartSpec",
     "CrashRepairSpec",
     "CrashSpec",
@@ -76,8 +83,10 @@ __all__ = [
     "DatabaseUseSpec",
     "DetectorSpec",
     "DnsSpec",
+    "ErrorRatioSpec",
     "HealthCheckSpec",
     "HeartbeatSpec",
+    "HedgingSpec",
     "KeySpaceSpec",
     "MaintenanceSpec",
     "MasterSlaveSpec",
@@ -93,6 +102,7 @@ __all__ = [
     "RedundancySpec",
     "ReplicationSpec",
     "RequestClassSpec",
+    "RetryBudgetSpec",
     "RetrySpec",
     "Scenario",
     "ScenarioError",

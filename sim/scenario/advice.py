@@ -46,6 +46,7 @@ def advise(scenario: Scenario) -> list[Advice]:
     return [
         *_late_failures(scenario),
         *_long_timeouts(scenario),
+        *_idle_resilience(scenario),
         *_replication(scenario),
         *_database_detection(scenario),
         *_overload(scenario),
@@ -176,6 +177,32 @@ def _long_timeouts(scenario: Scenario) -> list[Advice]:
                 f"a client timeout of {timeout:g}s is {reason}",
             )
         )
+    return advice
+
+
+def _idle_resilience(scenario: Scenario) -> list[Advice]:
+    """Client resilience that can never act: hedges due after the deadline, a budget for a
+    class that never retries nor hedges."""
+    advice = []
+    for index, request_class in enumerate(scenario.workload.classes):
+        hedging, timeout = request_class.hedging, request_class.timeout
+        if hedging is not None and timeout is not None and hedging.delay >= timeout:
+            advice.append(
+                Advice(
+                    f"workload.classes[{index}].hedging.delay",
+                    f"a hedging delay of {hedging.delay:g}s is not shorter than the timeout"
+                    f" ({timeout:g}s): no hedge is ever sent",
+                )
+            )
+        retries = request_class.retries
+        if retries.budget is not None and not retries.max_retries and hedging is None:
+            advice.append(
+                Advice(
+                    f"workload.classes[{index}].retries.budget",
+                    "a retry budget for a class that neither retries (retries.max is 0) nor"
+                    " hedges does nothing",
+                )
+            )
     return advice
 
 

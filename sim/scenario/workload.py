@@ -13,6 +13,13 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 from sim.distributions import DISTRIBUTIONS, DistributionSpec
 from sim.registry import did_you_mean
 from sim.scenario.database import DatabaseUseSpec
+from sim.scenario.resilience import (
+    FAILURE_OUTCOMES,
+    CircuitBreakerSpec,
+    FailureOutcome,
+    HedgingSpec,
+    RetryBudgetSpec,
+)
 from sim.scenario.trace import ArrivalTrace, TraceError, read_trace
 from sim.spec import (
     Fraction,
@@ -42,6 +49,7 @@ class RetrySpec(Spec):
 
     The n-th retry waits ``min(max_backoff, backoff * multiplier**(n-1))``, scaled by jitter:
     ``full`` draws uniformly in [0, that], ``equal`` in [that/2, that], ``none`` waits exactly that.
+    With a ``budget``, a retry it refuses is not sent: the request ends with its last failure.
     """
 
     max_retries: int = Field(0, alias="max", ge=0, le=100)
@@ -49,9 +57,8 @@ class RetrySpec(Spec):
     multiplier: float = Field(2.0, ge=1.0, le=1000)
     max_backoff: NonNegativeDuration = 10.0
     jitter: Literal["none", "full", "equal"] = "full"
-    retry_on: list[Literal["timeout", "rejected", "no_backend", "error", "shed"]] = Field(
-        default_factory=lambda: ["timeout", "rejected", "no_backend", "error"]
-    )
+    retry_on: list[FailureOutcome] = Field(default_factory=lambda: list(FAILURE_OUTCOMES))
+    budget: RetryBudgetSpec | None = None
 
 
 class RequestClassSpec(Spec):
@@ -63,10 +70,21 @@ class RequestClassSpec(Spec):
     service_time: DistributionSpec
     timeout: PositiveDuration | None = None
     retries: RetrySpec = RetrySpec()
+    circuit_breaker: CircuitBreakerSpec | None = None
+    hedging: HedgingSpec | None = None
     database: DatabaseUseSpec | None = None
     priority: int = Field(0, ge=0, le=1_000)
     """Higher is more important: under admission limits and priority queues, lower
     priorities are shed first (:mod:`sim.scenario.admission`)."""
+
+    @property
+    def resilient(self) -> bool:
+        """Whether its client uses a retry budget, a circuit breaker or hedging."""
+        return (
+            self.retries.budget is not None
+            or self.circuit_breaker is not None
+            or self.hedging is not None
+        )
 
 
 MAX_RATE_PER_S = 10_000_000
