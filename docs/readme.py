@@ -296,6 +296,22 @@ def replication(quick: bool, work: Path) -> str:
     return _command_block(arguments, work / "replication")
 
 
+def overload_cures(quick: bool, work: Path) -> str:
+    arguments = [
+        "compare",
+        "scenarios/overload_retries.yaml",
+        "--alternatives",
+        "scenarios/overload_retries_cures.csv",
+        "--metric",
+        "availability.request_based",
+        "--replications",
+        "2" if quick else "5",
+    ]
+    if quick:
+        arguments += ["--duration", "4m", "--warmup", "30s"]
+    return _command_block(arguments, work / "overload-cures")
+
+
 def examples(quick: bool, work: Path) -> str:
     rows = [
         "| scenario | wall time | requests | ok | p99 | time-based availability | incidents |",
@@ -353,6 +369,7 @@ BLOCKS: dict[str, Callable[[bool, Path], str]] = {
     "trading-system-changes": trading_system_changes,
     "slow-server": slow_server,
     "replication": replication,
+    "overload-cures": overload_cures,
     "examples": examples,
     "benchmark": benchmark,
     "policies-benchmark": policies_benchmark,

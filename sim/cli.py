@@ -6,8 +6,6 @@ Exit codes: 0 success, 2 a mistake in the input (scenario file, option), 1 an in
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import signal
@@ -26,7 +24,7 @@ from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
 from sim.model.balancing import BALANCING_POLICIES
 from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
-from sim.overrides import parse_alternatives
+from sim.overrides import parse_alternatives, read_alternatives, read_points
 from sim.registry import did_you_mean
 from sim.report import (
     format_availability,
@@ -46,9 +44,7 @@ from sim.scenario import (
     load_scenario,
 )
 from sim.scenario.advice import advise
-from sim.scenario.loading import read_text_file
 from sim.units import parse_duration, parse_fraction
-from sim.yaml_reader import YamlProblem, read_yaml
 
 if TYPE_CHECKING:
     from sim.results import RunFolder
@@ -903,50 +899,11 @@ def _sweep_points(scenario, swept: dict, points_file: str | None) -> tuple[list[
 
 
 def _read_points(path: str, option: str = "--points", blank_keeps: bool = False) -> list[dict]:
-    """Rows of a CSV file as sweep points; cells are read as YAML (``8``, ``random``...).
-
-    The file is read as a scenario is (a regular UTF-8 file within the size bound; a byte-order
-    mark, as spreadsheet programs write it, is skipped); its header names each key path once.
-    With ``blank_keeps``, a blank cell sets nothing (the row keeps the scenario's value); else
-    it is YAML's null. Errors name ``option``.
-    """
+    """:func:`sim.overrides.read_points`, failing with the option's name."""
     try:
-        text = read_text_file(path, "points file")
+        return read_points(path, blank_keeps, MAX_POINTS)
     except ValueError as error:
-        _fail(f"{option}: {path}: {error}")
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        _fail(f"{option}: {path} has no header naming the key paths")
-    header = [cell.strip() for cell in rows[0]]
-    for index, name in enumerate(header):
-        if not name:
-            _fail(f"{option}: {path}: column {index + 1} has no key path in the header")
-        if name in header[:index]:
-            _fail(f"{option}: {path}: the column {name!r} is given twice")
-    body = [
-        (number, row)
-        for number, row in enumerate(rows[1:], start=2)
-        if any(cell.strip() for cell in row)
-    ]
-    if not body:
-        _fail(f"{option}: {path} has no rows")
-    if len(body) > MAX_POINTS:
-        _fail(f"{option}: {path} has {len(body):,} points, more than {MAX_POINTS:,}")
-    points = []
-    for number, row in body:
-        if len(row) != len(header):
-            _fail(f"{option}: {path}, line {number}: expected one cell per column")
-        try:
-            points.append(
-                {
-                    key: read_yaml(value)
-                    for key, value in zip(header, row, strict=True)
-                    if not (blank_keeps and not value.strip())
-                }
-            )
-        except YamlProblem as problem:
-            _fail(f"{option}: {path}, line {number}: a cell is not a readable value ({problem})")
-    return points
+        _fail(f"{option}: {error}")
 
 
 def _check_metric(scenario, metric: str, option: str) -> None:
@@ -963,18 +920,11 @@ def _label(value) -> str:
 
 
 def _read_alternatives(path: str) -> dict[str, dict]:
-    """The rows of an alternatives file: label -> the key paths its non-blank cells set."""
-    rows = _read_points(path, option="--alternatives", blank_keeps=True)
-    alternatives: dict[str, dict] = {}
-    for row in rows:
-        label = row.pop("alternative", None)
-        if label is None:
-            label = "; ".join(f"{key}={_label(value)}" for key, value in row.items()) or "as is"
-        label = str(label)
-        if label in alternatives:
-            _fail(f"--alternatives: {path}: the alternative {label!r} is given twice")
-        alternatives[label] = row
-    return alternatives
+    """:func:`sim.overrides.read_alternatives`, failing with the option's name."""
+    try:
+        return read_alternatives(path, MAX_POINTS)
+    except ValueError as error:
+        _fail(f"--alternatives: {error}")
 
 
 @main.command()

@@ -8,6 +8,9 @@ validation, so an overridden value is checked exactly like one written in the fi
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 from typing import Any
 
@@ -148,3 +151,77 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         path, value = parse_override(text)
         set_path(result, path, value)
     return result
+
+
+def read_points(
+    path: Any, blank_keeps: bool = False, most: int = 10_000, text_columns: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The rows of a CSV file of points (a sweep's, or designs to compare): a column per key
+    path, a row per point, each cell read as YAML (``8``, ``random``, ``{kind: codel}``).
+
+    The file is read as a scenario is (a regular UTF-8 file within the size bound; a byte-order
+    mark, as spreadsheet programs write it, is skipped); its header names each key path once.
+    With ``blank_keeps``, a blank cell sets nothing (the row keeps the scenario's value); else
+    it is YAML's null. Cells of ``text_columns`` (names, not values) are kept as their text.
+    Raises ``ValueError``, naming the file and line, for an unreadable file,
+    a header without key paths or with one twice, no rows or more than ``most``, a row of the
+    wrong length, or a cell that is not a readable value.
+    """
+    from sim.scenario.loading import read_text_file  # the scenario package imports this module
+
+    text = read_text_file(path, "points file")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise ValueError(f"{path} has no header naming the key paths")
+    header = [cell.strip() for cell in rows[0]]
+    for index, name in enumerate(header):
+        if not name:
+            raise ValueError(f"{path}: column {index + 1} has no key path in the header")
+        if name in header[:index]:
+            raise ValueError(f"{path}: the column {name!r} is given twice")
+    body = [
+        (number, row)
+        for number, row in enumerate(rows[1:], start=2)
+        if any(cell.strip() for cell in row)
+    ]
+    if not body:
+        raise ValueError(f"{path} has no rows")
+    if len(body) > most:
+        raise ValueError(f"{path} has {len(body):,} points, more than {most:,}")
+    points = []
+    for number, row in body:
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {number}: expected one cell per column")
+        try:
+            points.append(
+                {
+                    key: value.strip() if key in text_columns else read_yaml(value)
+                    for key, value in zip(header, row, strict=True)
+                    if not (blank_keeps and not value.strip())
+                }
+            )
+        except YamlProblem as problem:
+            raise ValueError(
+                f"{path}, line {number}: a cell is not a readable value ({problem})"
+            ) from None
+    return points
+
+
+def read_alternatives(path: Any, most: int = 10_000) -> dict[str, dict[str, Any]]:
+    """The alternatives of a CSV file, in order (the first is the baseline): label -> the key
+    paths its non-blank cells set. An ``alternative`` column names the rows (as written: ``no``
+    stays ``no``); without it a row is named by its changes. Raises ``ValueError`` as
+    :func:`read_points` does, and for a name given twice."""
+    alternatives: dict[str, dict[str, Any]] = {}
+    for row in read_points(path, blank_keeps=True, most=most, text_columns=("alternative",)):
+        label = row.pop("alternative", None)
+        if label is None:
+            label = "; ".join(
+                f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                for key, value in row.items()
+            )
+        label = str(label or "as is")
+        if label in alternatives:
+            raise ValueError(f"{path}: the alternative {label!r} is given twice")
+        alternatives[label] = row
+    return alternatives

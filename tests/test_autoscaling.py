@@ -171,3 +171,36 @@ def test_the_long_horizon_mode_keeps_an_autoscaled_group_at_its_count():
     summary = simulate_years(parse_scenario(scenario), 2, seed=1, replication=0)
     # Two servers failing every ten days for two years: about 146 crashes (sd 12), not 438.
     assert 100 < summary["incidents"]["count"] < 200
+
+
+def test_a_crash_never_makes_the_autoscaler_retire_the_healthy_servers():
+    """Two of three servers crash for ten minutes; the survivor runs hot (about 90%) while the
+    two crashed ones report nothing. As the HorizontalPodAutoscaler does, the autoscaler counts
+    servers that report nothing as idle when the others ask for more and as busy when they ask
+    for fewer: here that reverses the direction, so it does nothing, and the run is the run
+    without autoscaling (it used to retire the survivor: ten minutes of no_backend)."""
+    scenario = autoscaled(30, 1200, min=1, max=10, evaluation_period=30, scale_in_cooldown=60)
+    scenario["servers"][0].update(count=3, workers=2, queue_capacity=100)
+    scenario["failures"] = [
+        {"kind": "crash", "target": {"server": name}, "at": 300, "duration": 600}
+        for name in ("web-1", "web-2")
+    ]
+    summary = run(parse_scenario(scenario)).summary
+    assert summary["autoscaling"]["web"]["scale_ins"] == 0
+    assert summary["requests"]["no_backend"] == 0
+    del scenario["servers"][0]["autoscaling"]
+    fixed = run(parse_scenario(scenario)).summary
+    assert summary["requests"]["ok"] == fixed["requests"]["ok"]
+
+
+def test_a_rolling_deploy_skips_the_servers_autoscaling_has_not_launched():
+    """A rollout over the group deploys the servers that run and finishes: the ones switched
+    off start with the new release when launched (it used to wait forever on the first)."""
+    scenario = autoscaled(6, 1800)
+    scenario["maintenance"] = [
+        {"target": {"group": "web"}, "at": 300, "batch": 1, "drain_timeout": 10, "deploy_time": 60}
+    ]
+    result = run(parse_scenario(scenario))
+    assert result.summary["maintenance"]["servers_maintained"] == 2
+    over = result.events[result.events.event == "maintenance over"]
+    assert list(over.component) == ["web-1", "web-2"]

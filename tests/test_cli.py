@@ -583,7 +583,8 @@ def test_compare_takes_alternatives_from_a_file_each_row_changing_only_its_cells
         "alternative,servers[0].count,balancer.policy\n"
         "as is,,\n"
         "three servers,3,\n"
-        '"three, least connections",3,least_connections\n',
+        '"three, least connections",3,least_connections\n'
+        "no,4,\n",  # a name, not YAML's false
         encoding="utf-8",
     )
     result = invoke(
@@ -601,14 +602,14 @@ def test_compare_takes_alternatives_from_a_file_each_row_changing_only_its_cells
     assert result.exit_code == 0, result.stderr
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text(encoding="utf-8"))
     rows = {row["alternative"]: row for row in summary["comparison"]}
-    assert set(rows) == {"as is", "three servers", "three, least connections"}
+    assert set(rows) == {"as is", "three servers", "three, least connections", "no"}
     assert summary["baseline"] == "as is"
     servers = {
         row["alternative"]: row["mean"]
         for row in summary["comparison"]
         if row["metric"] == "groups.web.servers"
     }
-    assert servers == {"as is": 2, "three servers": 3, "three, least connections": 3}
+    assert servers == {"as is": 2, "three servers": 3, "three, least connections": 3, "no": 4}
     twice = tmp_path / "twice.csv"
     twice.write_text("alternative,servers[0].count\na,2\na,3\n", encoding="utf-8")
     again = invoke("compare", _scenario_file(tmp_path), "--alternatives", twice)

@@ -12,8 +12,8 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_the_four_story_notebooks():
-    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04"]
+def test_there_are_the_five_story_notebooks():
+    assert [p.stem[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -68,4 +68,20 @@ def _orders_lost_only_in_async(printed: str) -> None:
     assert lost - margin > 0 and semi == sync == 0
 
 
-STORY_CHECKS = {"04_orders_lost_at_failover": _orders_lost_only_in_async}
+def _shedding_and_breaker_cure_the_storm(printed: str) -> None:
+    """The story's point: shedding with priorities and the breaker keep far more requests ok
+    than the storm does, and the cache carries most reads until its node crashes."""
+    found = re.search(
+        r"as is ([\d.]+)% .*shedding with priorities ([\d.]+)%; circuit breaker ([\d.]+)%", printed
+    )
+    assert found, printed
+    storm, shedding, breaker = map(float, found.groups())
+    assert shedding > storm + 20 and breaker > storm + 20
+    cache = re.search(r"reads (\d+)/s before the crash, (\d+)/s while cache-2 is down", printed)
+    assert cache and int(cache.group(2)) > int(cache.group(1)), printed
+
+
+STORY_CHECKS = {
+    "04_orders_lost_at_failover": _orders_lost_only_in_async,
+    "05_surviving_the_flash_sale": _shedding_and_breaker_cure_the_storm,
+}

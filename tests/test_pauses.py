@@ -54,6 +54,19 @@ def test_a_crash_during_a_pause_fails_what_waited_as_a_crash_does():
     assert not server.paused  # the resume at 20 s finds nothing to resume
 
 
+def test_a_balancer_crash_during_a_pause_fails_what_waits_for_the_pause_as_well():
+    """An attempt that reached a paused server waits, its connection open through the balancer:
+    when the balancer dies, that connection dies with it, as for the attempts queued or in
+    service (it used to be answered ok through the dead balancer when the pause ended)."""
+    trace = paused_trace((10.0, 20.0))
+    trace.send("running", at=9.5, work=1.0)
+    trace.send("during", at=11.0, work=1.0)
+    trace.env.timeout(15.0).callbacks.append(lambda _: trace.cluster.balancer.crash())
+    ends = trace.run(until=30.0)
+    assert ends["running"] == ("error", 15.0)
+    assert ends["during"] == ("error", 15.0)
+
+
 def test_health_checks_suspect_a_paused_server_as_often_as_the_probe_grid_predicts():
     """Probes every I = 2 s, timeout 1 s, fall 3, a pause of d = 5.5 s at a random phase: a
     probe fails when it waits past its timeout for the pause to end, i.e. when it is sent in

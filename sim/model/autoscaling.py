@@ -170,18 +170,34 @@ class Autoscaler:
         capacity = len(self.provisioned)
         if not values:
             return  # nothing in service reports the metric
-        in_service = len(values)
-        metric = math.fsum(values) / in_service
-        if abs(metric / spec.target - 1.0) <= spec.tolerance:
+        ratio = math.fsum(values) / len(values) / spec.target
+        if abs(ratio - 1.0) <= spec.tolerance:
             return
-        wanted = math.ceil(in_service * metric / spec.target - 1e-9)
+        # Provisioned servers not in service (booting, crashed, not yet seen healthy) report
+        # nothing. As the HorizontalPodAutoscaler does, count them idle when the others ask
+        # for more, and fully busy when the others ask for fewer; if that reverses the
+        # direction, or lands within the tolerance, do nothing: a crash never retires the
+        # healthy servers, and servers still booting are not launched twice.
+        missing = capacity - len(values)
+        if missing > 0:
+            assumed = 0.0 if ratio > 1.0 else self._busy_value()
+            adjusted = (math.fsum(values) + missing * assumed) / capacity / spec.target
+            if abs(adjusted - 1.0) <= spec.tolerance or (adjusted > 1.0) != (ratio > 1.0):
+                return
+            ratio = adjusted
+        wanted = math.ceil(capacity * ratio - 1e-9)
         wanted = min(max(wanted, spec.minimum), spec.maximum)
         now = self.env.now
-        detail = f"{spec.metric} {metric:.3g} for a target of {spec.target:g}"
+        detail = f"{spec.metric} {ratio * spec.target:.3g} for a target of {spec.target:g}"
         if wanted > capacity and now - self._last_scale_out >= spec.scale_out_cooldown:
             self._scale_out(wanted - capacity, detail)
         elif wanted < capacity and now - self._last_scaling >= spec.scale_in_cooldown:
             self._scale_in(capacity - wanted, detail)
+
+    def _busy_value(self) -> float:
+        """The metric a server that reports nothing is assumed to show on a scale-in: fully
+        busy (utilization 1), or exactly at the target (a queue length has no ceiling)."""
+        return 1.0 if self.spec.metric == "utilization" else self.spec.target
 
     def _scale_out(self, count: int, detail: str) -> None:
         now = self.env.now

@@ -139,6 +139,8 @@ class Balancer:
         if backend is None or not backend.server.cancel(attempt):
             return
         backend.active -= 1
+        if self.admission is not None:
+            self.admission.in_flight -= 1
         if self._load_changed is not None:
             self._load_changed(backend)
         if self._draining and not backend.active and backend in self._draining:
@@ -320,7 +322,7 @@ class Balancer:
         when given): their connections died with it."""
         for backend in self.backends:
             server = backend.server
-            for attempt in [*server.in_service, *server.queue, *server.connecting]:
+            for attempt in server.held():
                 if attempt.live and (entry is None or attempt.entry is entry):
                     self._respond(attempt, Cause.BALANCER_DOWN)
 

@@ -129,6 +129,9 @@ class Maintenance:
 
     def _maintain(self, server: Server, spec: MaintenanceSpec, deploy_times: Iterator[float]):
         env, balancer, backend = self.env, self.balancer, self._backend_of[server]
+        if not server.powered:
+            return  # switched off (a cold spare, a server autoscaling has not launched): it
+            # will start with the new release
         self._began(server)
         drained = balancer.drain(backend)
         if not drained.triggered:
@@ -170,5 +173,7 @@ class Maintenance:
 
 
 def _back(backend: Backend) -> bool:
-    """Back in rotation; a spare outside the pool is back once its process runs again."""
-    return backend.routable or (not backend.member and backend.server.serving)
+    """Back in rotation; a spare outside the pool is back once its process runs again, or
+    once it is switched off (autoscaling retired it meanwhile)."""
+    server = backend.server
+    return backend.routable or (not backend.member and (server.serving or not server.powered))

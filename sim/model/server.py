@@ -157,6 +157,11 @@ class Server:
         self.refused = 0
         """Attempts turned away because it was down or unreachable."""
 
+    def held(self) -> list[Attempt]:
+        """Every attempt it holds: in service, queued, connecting, or waiting for a pause to
+        end."""
+        return [*self.in_service, *self.queue, *self.connecting, *self._backlog]
+
     def busy_time_so_far(self) -> float:
         """Worker-seconds of service done up to now (work started, less what is still to come)."""
         now = self.env.now

@@ -18,14 +18,15 @@ priorities wait longest and are dropped first.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sim.registry import Registry
 from sim.scenario.workload import MAX_RATE_PER_S
-from sim.spec import Fraction, PositiveDuration, PositiveRate, Spec, registered
+from sim.spec import Fraction, PositiveDuration, PositiveRate, Spec, located_error, registered
 
 __all__ = [
     "QUEUE_SHEDDING",
@@ -54,8 +55,31 @@ class AdmissionSpec(Spec):
     concurrency_limit: int | None = Field(None, ge=1, le=10_000_000)
     """Attempts sent to servers and not yet answered, through the balancer, at most."""
     reserve: Fraction = 0.0
-    """The share of each limit only the highest priority may use; priorities in between get
-    a share in proportion to their rank (the lowest gets 1 - reserve)."""
+    """The share of each limit (the bucket's ``burst``, the ``concurrency_limit``) only the
+    highest priority may use; priorities in between get a share in proportion to their rank
+    (the lowest gets 1 - reserve)."""
+
+    @model_validator(mode="after")
+    def _lowest_priority_can_pass(self) -> AdmissionSpec:
+        """A reserve that leaves the lowest priority less than one token, or less than one
+        attempt in flight, would shed it all, however light the load."""
+        rate_limit = self.rate_limit
+        if rate_limit is not None and rate_limit.burst * (1.0 - self.reserve) < 1.0:
+            needed = math.ceil(1.0 / (1.0 - self.reserve)) if self.reserve < 1 else None
+            raise located_error(
+                ".reserve",
+                f"a reserve of {self.reserve:.0%} of a burst of {rate_limit.burst} leaves the"
+                " lowest priority less than one token, so it would all be shed"
+                + (f": give a burst of at least {needed}" if needed else ": keep it below 100%"),
+            )
+        limit = self.concurrency_limit
+        if limit is not None and limit * (1.0 - self.reserve) < 1.0:
+            raise located_error(
+                ".reserve",
+                f"a reserve of {self.reserve:.0%} of a concurrency limit of {limit} leaves the"
+                " lowest priority no attempt in flight, so it would all be shed",
+            )
+        return self
 
 
 QUEUE_SHEDDING: Registry[type[QueueSheddingSpec]] = Registry("queue shedding policy")

@@ -82,7 +82,9 @@ class AutoscalingSpec(Spec):
     minimum: int = Field(1, alias="min", ge=1, le=10_000)
     maximum: int = Field(alias="max", ge=1, le=10_000)
     evaluation_period: PositiveDuration = 60.0
-    tolerance: Fraction = 0.1
+    tolerance: Fraction = Field(0.1, le=0.5)
+    """No change while the metric is within this share of the target (above 50% a target
+    of 50% or more could never be left)."""
     scale_out_cooldown: NonNegativeDuration = 60.0
     scale_in_cooldown: NonNegativeDuration = 300.0
     provisioning_delay: DelaySpec = Deterministic(value=60.0)

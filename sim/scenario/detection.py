@@ -397,7 +397,9 @@ DetectorSpecField = registered(DETECTORS, DetectorSpec)
 
 class OutlierEjectionSpec(Spec):
     """Passive detection, as Envoy does it: after ``consecutive_errors`` failed answers in a row
-    (errors, or rejections by a full queue), a backend is ejected for ``ejection_time`` times
+    (errors, rejections by a full queue, or attempts its queue shed: Envoy's consecutive-5xx
+    rule counts a 503 whatever its reason, so an overloaded backend that sheds gets ejected
+    and its load moves to the others), a backend is ejected for ``ejection_time`` times
     its ejection multiplier, at most ``max_ejection_time``; at most ``max_ejected`` of the
     backends are out at once.
 
