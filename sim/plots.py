@@ -139,6 +139,35 @@ def _incident_spans(events: pd.DataFrame) -> list[tuple[str, float, float | None
     return spans
 
 
+def _shade_incidents(
+    panels: Sequence[Any], events: pd.DataFrame | None, end_min: float
+) -> list[tuple[str, float, float | None]]:
+    """Shade each incident's span on every panel, labelled on the first; return the spans."""
+    spans = _incident_spans(events) if events is not None and len(events) else []
+    for index, (label, start, stop) in enumerate(spans):
+        right = stop / 60 if stop is not None else end_min
+        for axes in panels:
+            axes.axvspan(
+                start / 60,
+                right,
+                color="0.85",
+                hatch="//" if index % 2 else "\\\\",
+                alpha=0.6,
+                zorder=0,
+            )
+        panels[0].annotate(
+            label,
+            (start / 60, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize=8,
+            va="top",
+            rotation=90,
+        )
+    return spans
+
+
 def _steps(axes, starts_min: Any, end_min: float, y: Any, index: int, label: str) -> None:
     """A per-step series as steps: each row's value holds over its whole step, so a change
     shows where it happened, not as a slope from the step before."""
@@ -189,28 +218,7 @@ def time_series(
             _steps(panels[3], minutes, end_min, timeseries[column], index, f"{group} (autoscaled)")
         panels[3].set_ylabel("servers provisioned")
     panels[-1].set_xlabel("simulated time (minutes)")
-    spans = _incident_spans(events) if events is not None and len(events) else []
-    for index, (label, start, stop) in enumerate(spans):
-        right = stop / 60 if stop is not None else end_min
-        for axes in panels:
-            axes.axvspan(
-                start / 60,
-                right,
-                color="0.85",
-                hatch="//" if index % 2 else "\\\\",
-                alpha=0.6,
-                zorder=0,
-            )
-        top.annotate(
-            label,
-            (start / 60, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -3),
-            textcoords="offset points",
-            fontsize=8,
-            va="top",
-            rotation=90,
-        )
+    spans = _shade_incidents(panels, events, end_min)
     if events is not None and len(events):
         detected = events[events.detail.fillna("").str.startswith("detected down")]
         for _, row in detected.iterrows():
@@ -249,23 +257,7 @@ def cache_and_database_load(
     _steps(bottom, minutes, end_min, timeseries["db.writes_per_s"], 2, "database writes")
     bottom.set_ylabel("operations per second")
     bottom.set_xlabel("simulated time (minutes)")
-    spans = _incident_spans(events) if events is not None and len(events) else []
-    for index, (label, start, stop) in enumerate(spans):
-        right = stop / 60 if stop is not None else end_min
-        for axes in (top, bottom):
-            axes.axvspan(
-                start / 60, right, color="0.85", hatch="//" if index % 2 else "\\\\", zorder=0
-            )
-        top.annotate(
-            label,
-            (start / 60, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -3),
-            textcoords="offset points",
-            fontsize=8,
-            va="top",
-            rotation=90,
-        )
+    spans = _shade_incidents((top, bottom), events, end_min)
     if spans:
         top.plot([], [], color="0.85", linewidth=8, label="failure (shaded)")
     for axes in (top, bottom):
