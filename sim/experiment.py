@@ -164,8 +164,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def with_overrides(scenario: Scenario, values: dict[str, Any]) -> Scenario:
-    """The scenario with ``key.path -> value`` set (Python values), validated again."""
-    data = scenario.to_dict()
+    """The scenario with ``key.path -> value`` set (Python values), validated again. Only the
+    keys the scenario set are carried over (defaults stay defaults), so the variant's
+    warnings are about what its author wrote, not about every default spelt out."""
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_unset=True)
     source = f"{scenario.name} with {values}"
     for path, value in values.items():
         try:

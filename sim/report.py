@@ -129,7 +129,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def _count(value: float) -> str:
     """A count, or a mean count (an autoscaled group's size) to two decimals."""
-    return str(value) if isinstance(value, int) or value == int(value) else f"{value:.2f}"
+    return str(int(value)) if value == int(value) else f"{value:.2f}"
 
 
 def _autoscaling(groups: dict[str, Any] | None) -> list[str]:
@@ -179,11 +179,15 @@ def _maintenance(maintenance: dict[str, Any] | None, availability: dict[str, Any
 
 
 def _servers(servers: dict[str, Any], limit: int = 10) -> list[str]:
-    """The servers that had trouble (errors, time out of rotation), or all of a small cluster."""
+    """The servers that had trouble (errors, time out of rotation), or all of a small cluster.
+    A server that took no attempt and was never in rotation (a spare never promoted, a server
+    autoscaling never launched) had no trouble to show."""
     troubled = {
         name: server
         for name, server in servers.items()
-        if server["errors"] or (server["time_in_rotation"] or 0) < 1
+        if server["errors"]
+        or (server["attempts"] and (server["time_in_rotation"] or 0) < 1)
+        or 0 < (server["time_in_rotation"] or 0) < 1
     }
     shown = servers if len(servers) <= limit else troubled
     if not shown or not troubled:

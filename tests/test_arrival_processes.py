@@ -22,6 +22,7 @@ from sim.distributions import parse_distribution
 from sim.model.cluster import Cluster
 from sim.model.workload import OpenLoopSource
 from sim.scenario import ArrivalsSpec, RequestClassSpec
+from sim.scenario.advice import advise
 from sim.scenario.workload import RateProfile
 from sim.streams import Streams
 from sim.theory import gim1_mean_wait, gim1_sigma
@@ -322,3 +323,24 @@ def test_a_run_replaying_a_trace_counts_and_offers_exactly_its_arrivals(tmp_path
     assert result.summary["requests"]["arrived"] == int(((times >= 2) & (times < 20)).sum())
     offered = result.timeseries["offered_rate_per_s"].tolist()
     assert offered == [((times >= t) & (times < t + 5)).sum() / 5 for t in (0, 5, 10, 15)]
+
+
+@pytest.mark.parametrize(
+    ("times", "says"),
+    [
+        ([1_732_867_200.5, 1_732_867_210.25], "no arrival of the trace falls"),  # Unix time
+        ([6.0 * k for k in range(1, 1001)], "only 3 of the trace's 1,000 arrivals"),  # in ms
+        ([0.5 * k for k in range(1, 21)], "the trace ends at 10.000s, 10.0s before"),
+        ([1.0 * k for k in range(1, 20)], None),  # ends within a tenth of the run: as meant
+    ],
+    ids=["unix-timestamps", "milliseconds", "ends-early", "fits"],
+)
+def test_a_trace_whose_times_do_not_fit_the_run_draws_a_warning(tmp_path, times, says):
+    rows = "".join(f"{t!r}\n" for t in times)
+    (tmp_path / "sale.csv").write_text("time\n" + rows, encoding="utf-8")
+    warnings = [a.message for a in advise(trace_scenario(tmp_path, "sale.csv", shares=True))]
+    traced = [message for message in warnings if "trace" in message]
+    if says is None:
+        assert traced == []
+    else:
+        assert len(traced) == 1 and says in traced[0], warnings

@@ -265,23 +265,45 @@ def _database_detection(scenario: Scenario) -> list[Advice]:
 
 
 def _idle_trace(scenario: Scenario) -> list[Advice]:
-    """A trace with no arrival in the measured window, as when its times are Unix timestamps
-    rather than seconds from the start of the run."""
+    """A trace whose times do not fit the run: no arrival in the measured window (Unix
+    timestamps rather than seconds from the start), most arrivals after the end of the run
+    (milliseconds rather than seconds), or a trace that ends well before the run does (the
+    rates of the summary then average over idle time)."""
     arrivals = scenario.workload.arrivals
     if arrivals is None or arrivals.trace is None:
         return []
     trace = arrivals.trace.arrivals()
-    if trace.count(scenario.warmup, scenario.duration):
-        return []
-    return [
-        Advice(
-            "workload.arrivals.trace",
-            f"no arrival of the trace falls between the warm-up ({scenario.warmup:g}s) and the"
-            f" end of the run ({scenario.duration:g}s): its arrivals run from"
-            f" {trace.times[0]:g}s to {trace.times[-1]:g}s (times are seconds from the start"
-            " of the run)",
-        )
-    ]
+    first, last, total = float(trace.times[0]), float(trace.times[-1]), len(trace.times)
+    span = f"its arrivals run from {first:,.3f}s to {last:,.3f}s"
+    if not trace.count(scenario.warmup, scenario.duration):
+        return [
+            Advice(
+                "workload.arrivals.trace",
+                f"no arrival of the trace falls between the warm-up ({scenario.warmup:g}s) and"
+                f" the end of the run ({scenario.duration:g}s): {span}; times are seconds from"
+                " the start of the run (subtract the first timestamp; divide milliseconds by"
+                " 1000)",
+            )
+        ]
+    within = trace.count(0.0, scenario.duration)
+    if within < 0.5 * total:
+        return [
+            Advice(
+                "workload.arrivals.trace",
+                f"only {within:,} of the trace's {total:,} arrivals fall within the run"
+                f" ({scenario.duration:g}s): {span} (times in milliseconds? they are seconds)",
+            )
+        ]
+    if scenario.duration - last > 0.1 * scenario.duration:
+        return [
+            Advice(
+                "workload.arrivals.trace",
+                f"the trace ends at {last:,.3f}s, {scenario.duration - last:,.1f}s before the run"
+                " does: nothing arrives after it, and the summary's rates average over that"
+                " idle time (a shorter duration, or a lower speed, fits the trace)",
+            )
+        ]
+    return []
 
 
 PEAK_WINDOW_S = 60.0

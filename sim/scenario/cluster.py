@@ -82,7 +82,7 @@ class AutoscalingSpec(Spec):
     minimum: int = Field(1, alias="min", ge=1, le=10_000)
     maximum: int = Field(alias="max", ge=1, le=10_000)
     evaluation_period: PositiveDuration = 60.0
-    tolerance: Fraction = Field(0.1, le=0.5)
+    tolerance: Fraction = 0.1
     """No change while the metric is within this share of the target (above 50% a target
     of 50% or more could never be left)."""
     scale_out_cooldown: NonNegativeDuration = 60.0
@@ -95,8 +95,17 @@ class AutoscalingSpec(Spec):
         if self.minimum > self.maximum:
             raise located_error(".min", f"min ({self.minimum}) is above max ({self.maximum})")
         if self.metric == "utilization" and self.target > 1:
+            hint = f" (for {self.target:g} percent, write {self.target:g}%)"
             raise located_error(
-                ".target", f"a utilization target is a fraction up to 1, not {self.target:g}"
+                ".target",
+                f"a utilization target is a fraction up to 1, not {self.target:g}"
+                + (hint if self.target <= 100 else ""),
+            )
+        if self.tolerance > 0.5:
+            raise located_error(
+                ".tolerance",
+                f"a tolerance of {self.tolerance:.0%} is more than 50%: a target of 50% or more"
+                " could then never be left (the HPA's default is 10%)",
             )
         return self
 
