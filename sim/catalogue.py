@@ -576,6 +576,19 @@ METRICS: tuple[Metric, ...] = (
     Metric("data.operations", "operations", NEUTRAL, "database operations sent in the window"),
     Metric("data.failed_operations", "operations", LOWER, "database operations that failed"),
     Metric("data.availability", "fraction", HIGHER, "database operations ok / sent"),
+    Metric(
+        "data.utilization",
+        "fraction",
+        NEUTRAL,
+        "busy worker-seconds of the database nodes in the window / (workers x nodes x window)",
+    ),
+    Metric(
+        "data.busiest_node_utilization",
+        "fraction",
+        LOWER,
+        "the utilization of the busiest database node (a master taking every write and read"
+        " saturates first): near 1, the database is the bottleneck",
+    ),
     Metric("data.reads", "operations", NEUTRAL, "reads done by the database (cache hits are not)"),
     Metric(
         "data.stale_reads",
@@ -686,6 +699,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("data.shards.<shard>.share", "fraction", NEUTRAL, "the shard's share of key accesses"),
     Metric("data.shards.<shard>.operations", "operations", NEUTRAL, "operations on the shard"),
     Metric("data.shards.<shard>.availability", "fraction", HIGHER, "its operations ok / sent"),
+    Metric(
+        "data.shards.<shard>.utilization",
+        "fraction",
+        NEUTRAL,
+        "mean utilization of the shard's nodes in the window",
+    ),
     Metric(
         "data.shards.<shard>.time_writable",
         "fraction",

@@ -222,7 +222,9 @@ def _data(data: dict[str, Any] | None) -> list[str]:
     lines = [
         "",
         f"data          {data['operations']} operations, {data['failed_operations']} failed "
-        f"({_percent(data['availability'])} ok); write latency mean {_ms(latency['mean'])} ms, "
+        f"({_percent(data['availability'])} ok); nodes {_percent(data['utilization'], 1)} busy,"
+        f" the busiest {_percent(data['busiest_node_utilization'], 1)}",
+        f"              write latency mean {_ms(latency['mean'])} ms, "
         f"p99 {_ms(latency['p99'])} ms; replication lag p50 {_ms(lag['p50'])} ms, "
         f"p99 {_ms(lag['p99'])} ms",
         f"              {data['writes']} writes, {data['lost_writes']} lost at failover "

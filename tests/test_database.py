@@ -402,3 +402,42 @@ def test_reads_within_the_lag_bound_go_by_the_routers_last_check_of_the_lag():
         by_check.setdefault(int(time // 2), set()).add(tuple(checked))
     assert all(len(measures) == 1 for measures in by_check.values())
     assert any(checked[1] != true for _, checked, true in seen)
+
+
+def test_the_database_reports_how_busy_its_nodes_are():
+    """100 requests/s of two reads each on one node of two workers, 4 ms per read: the node is
+    busy 200 x 0.004 / 2 = 40% of the time. The busy time of 100 s, a compound Poisson sum of
+    about 20,000 exponential reads, has a relative sd of sqrt(2 / 20,000) = 1%: 4% is 4 sd."""
+    from sim import parse_scenario, run
+
+    summary = run(
+        parse_scenario(
+            {
+                "name": "busy",
+                "duration": 100,
+                "seed": 4,
+                "workload": {
+                    "arrivals": {"rate": 100},
+                    "classes": [
+                        {
+                            "name": "page",
+                            "share": 1,
+                            "service_time": {"kind": "exponential", "mean": 0.001},
+                            "database": {"reads": 2},
+                        }
+                    ],
+                },
+                "servers": [{"name": "web", "count": 2, "workers": 8}],
+                "database": {
+                    "shards": 1,
+                    "replication": {"kind": "master_slave", "replicas": 0},
+                    "workers": 2,
+                    "read_time": {"kind": "exponential", "mean": 0.004},
+                },
+            }
+        )
+    ).summary
+    data = summary["data"]
+    assert data["utilization"] == pytest.approx(0.4, rel=0.04)
+    assert data["busiest_node_utilization"] == data["utilization"]
+    assert data["shards"]["0"]["utilization"] == data["utilization"]

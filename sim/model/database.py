@@ -886,8 +886,25 @@ class DataTier:
         self._window_start = self.env.now
         for shard in self.shards:
             shard._since = self.env.now
+        self._busy_at_window = [node.busy_time_so_far() for node in self.nodes_in_order()]
         if self.cache is not None:
             self.cache.start_window()
+
+    def nodes_in_order(self) -> list[Server]:
+        """Every node, shard by shard."""
+        return [node for shard in self.shards for node in shard.nodes]
+
+    def _utilizations(self, measured_s: float) -> list[float]:
+        """Per node (shard by shard): busy worker-seconds in the window / (workers x window)."""
+        then = getattr(self, "_busy_at_window", None)
+        nodes = self.nodes_in_order()
+        if then is None:
+            then = [0.0] * len(nodes)
+        capacity = self.spec.workers * measured_s
+        return [
+            (node.busy_time_so_far() - before) / capacity if capacity > 0 else math.nan
+            for node, before in zip(nodes, then, strict=True)
+        ]
 
     def summary(self, measured_s: float) -> dict:
         """The data tier's figures over the measurement window."""
@@ -902,9 +919,13 @@ class DataTier:
             for shard in self.shards
             if shard.async_since is not None and self.measuring
         )
+        busy = self._utilizations(measured_s)
+        per_shard = len(self.shards[0].nodes) if self.shards else 1
         figures = {
             "operations": operations,
             "failed_operations": failed,
+            "utilization": float(np.mean(busy)) if busy else math.nan,
+            "busiest_node_utilization": max(busy) if busy else math.nan,
             "availability": (operations - failed) / operations if operations else math.nan,
             "reads": self.reads,
             "stale_reads": self.stale_reads,
@@ -951,6 +972,9 @@ class DataTier:
                     ),
                     "time_writable": shard.writable_s / measured_s,
                     "time_readable": shard.readable_s / measured_s,
+                    "utilization": float(
+                        np.mean(busy[shard.index * per_shard : (shard.index + 1) * per_shard])
+                    ),
                 }
                 for shard in self.shards
             },
