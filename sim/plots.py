@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
-from sim.catalogue import direction
+from sim.catalogue import UNITS, direction
 from sim.catalogue import metric as metric_of
 from sim.metrics import OUTCOMES
 
@@ -576,8 +576,17 @@ def comparison_chart(
             nines_axis(axes, 0, top)
             axes.set_ylabel(f"{metric} (nines scale)")
         else:
+            # An interval of a difference can reach below what the metric can be (a latency
+            # under zero): the bar's whisker stops at the unit's floor.
+            bounds = UNITS.get(metric_of(metric).unit)
+            below = errors if bounds is None else np.minimum(errors, means - bounds[0])
             bars = axes.bar(
-                range(len(labels)), means, yerr=errors, color=colors, edgecolor="black", capsize=4
+                range(len(labels)),
+                means,
+                yerr=[np.maximum(below, 0.0), errors],
+                color=colors,
+                edgecolor="black",
+                capsize=4,
             )
             axes.set_ylabel(f"{metric} ({metric_of(metric).unit})")
         for bar, hatch in zip(bars, hatches, strict=True):

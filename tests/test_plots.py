@@ -395,3 +395,36 @@ def test_a_sweep_curve_is_only_for_availabilities(tmp_path, crash_run):
     with pytest.raises(figures.NothingToDraw, match="not an availability"):
         figures.draw_folder(folder, metric="latency_s.p99")
     assert figures.draw_folder(folder, metric="availability.request_based")
+
+
+def test_a_whisker_never_reaches_below_what_the_metric_can_be():
+    """A wide interval of a difference drawn around a small latency would reach below zero:
+    the whisker stops at zero, the unit's floor; above, it keeps its length."""
+    comparison = pd.DataFrame(
+        [
+            {
+                "alternative": "a",
+                "metric": "latency_s.p99",
+                "mean": 0.5,
+                "half_width": 0.0,
+                "verdict": "baseline",
+            },
+            {
+                "alternative": "b",
+                "metric": "latency_s.p99",
+                "mean": 0.2,
+                "half_width": 0.6,
+                "verdict": "no significant difference",
+            },
+        ]
+    )
+    figure = plots.comparison_chart(comparison, ["latency_s.p99"])
+    whiskers = [
+        segment
+        for collection in figure.axes[0].collections
+        for segment in collection.get_segments()
+    ]
+    lows = [min(point[1] for point in segment) for segment in whiskers]
+    highs = [max(point[1] for point in segment) for segment in whiskers]
+    assert min(lows) == pytest.approx(0.0)
+    assert max(highs) == pytest.approx(0.8)
