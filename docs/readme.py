@@ -308,7 +308,7 @@ def overload_cures(quick: bool, work: Path) -> str:
         "2" if quick else "5",
     ]
     if quick:
-        arguments += ["--duration", "4m", "--warmup", "30s"]
+        arguments += ["--duration", "60s", "--warmup", "10s"]
     return _command_block(arguments, work / "overload-cures")
 
 

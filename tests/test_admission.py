@@ -115,19 +115,20 @@ def test_a_priority_queue_gives_cobhams_waits():
     priority. Cobham's non-preemptive priority M/G/1 (1954): W_k = W0 / ((1 - s_{k-1})(1 -
     s_k)), W0 = sum lambda_i E[S_i^2] / 2 = 8 x 0.02 / 2 = 0.08 s, s the load of the classes
     of higher or equal priority: 0.105 s for the high class, 0.526 s for the low one. Over
-    20,000 s four seeds scatter by 1.1% and 1.6% (sd): 5% and 8% are over 4 sd."""
+    10,000 s four seeds scatter by 1.6% and 2.3% (sd; 1.1% and 1.6% over 20,000 s): 7% and
+    11% are over 4 sd, and FIFO, which gives both classes 0.4 s, is far outside."""
     scenario = shop(
         8,
-        20_000,
+        10_000,
         [page("checkout", 0.3, priority=1), page("browse", 0.7)],
         {"count": 1, "queue_discipline": "priority"},
     )
     scenario["warmup"] = 200
     classes = run(parse_scenario(scenario)).summary["classes"]
     w0 = 8 * 2 * 0.1**2 / 2
-    assert classes["checkout"]["wait_s"]["mean"] == pytest.approx(w0 / (1 - 0.24), rel=0.05)
+    assert classes["checkout"]["wait_s"]["mean"] == pytest.approx(w0 / (1 - 0.24), rel=0.07)
     assert classes["browse"]["wait_s"]["mean"] == pytest.approx(
-        w0 / ((1 - 0.24) * (1 - 0.8)), rel=0.08
+        w0 / ((1 - 0.24) * (1 - 0.8)), rel=0.11
     )
 
 
