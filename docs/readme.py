@@ -54,8 +54,21 @@ def _run(command: list[str]) -> tuple[str, float]:
     return done.stdout, time.perf_counter() - started
 
 
+IN_PROCESS = False
+"""Run ecsim commands in this process (``--quick``, for the test suite: no interpreter start
+per command), rather than as a user would, in a fresh one."""
+
+
 def _ecsim(arguments: list[str], out: Path) -> tuple[str, float]:
-    return _run([sys.executable, "-m", "sim", *arguments, "--out", str(out)])
+    if not IN_PROCESS:
+        return _run([sys.executable, "-m", "sim", *arguments, "--out", str(out)])
+    from click.testing import CliRunner
+
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli.main, [*arguments, "--out", str(out)])
+    if result.exit_code != 0:
+        raise RuntimeError(f"ecsim {shlex.join(arguments)} failed:\n{result.output}")
+    return result.stdout, time.perf_counter() - started
 
 
 def _shown(arguments: list[str]) -> str:
@@ -393,6 +406,8 @@ def block(text: str, name: str) -> str:
 
 
 def regenerate(readme: Path, names: list[str], quick: bool = False) -> None:
+    global IN_PROCESS
+    IN_PROCESS = quick
     text = readme.read_text(encoding="utf-8")
     for name in names:
         block(text, name)  # every block must exist before anything runs
