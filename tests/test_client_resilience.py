@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, optimize, stats
+from test_model import Trace as ModelTrace
 
 from sim import parse_scenario, run
 from sim.metrics import LatencyHistogram
 from sim.model.cluster import Cluster
-from sim.request import Cause, Request
+from sim.request import Cause
 from sim.streams import Streams
 
 QUIET_DETECTION = {"kind": "heartbeat", "interval": 1000, "misses": 1}
@@ -27,8 +28,9 @@ QUIET_DETECTION = {"kind": "heartbeat", "interval": 1000, "misses": 1}
 the client as refusals, exactly when they happen."""
 
 
-class Trace:
-    """A cluster fed by hand with one request class; records (outcome, end time) per name."""
+class Trace(ModelTrace):
+    """A cluster fed by hand with one request class, behind :data:`QUIET_DETECTION`; records
+    (outcome, end time) and the cause per name."""
 
     def __init__(
         self,
@@ -36,45 +38,9 @@ class Trace:
         servers: list[dict[str, Any]],
         failures: list[dict[str, Any]] | None = None,
     ) -> None:
-        scenario = parse_scenario(
-            {
-                "duration": 1000,
-                "workload": {
-                    "arrivals": {"rate": 0},
-                    "classes": [
-                        {
-                            "name": "request",
-                            "share": 1,
-                            "service_time": {"kind": "deterministic", "value": 1},
-                            **request_class,
-                        }
-                    ],
-                },
-                "balancer": {"policy": "round_robin", "detection": QUIET_DETECTION},
-                "servers": servers,
-                "failures": failures or [],
-            }
+        super().__init__(
+            servers, request_class, balancer={"detection": QUIET_DETECTION}, failures=failures
         )
-        self.cluster = Cluster.build(scenario, Streams(1))
-        self.cluster.start()
-        self.env = self.cluster.env
-        self.ends: dict[str, tuple[str, float]] = {}
-        self.causes: dict[str, Cause] = {}
-
-    def send(self, name: str, at: float, work: float) -> None:
-        def arrive(_):
-            def ended(cause: Cause) -> None:
-                assert name not in self.ends, f"{name} ended twice"
-                self.ends[name] = (cause.outcome.label, self.env.now)
-                self.causes[name] = cause
-
-            self.cluster.client.send(Request(0, self.env.now, work, ended))
-
-        self.env.timeout(at).callbacks.append(arrive)
-
-    def run(self, until: float = 100.0) -> dict[str, tuple[str, float]]:
-        self.env.run(until=until)
-        return self.ends
 
     def server_attempts(self) -> int:
         return sum(server.attempts for server in self.cluster.servers)

@@ -22,6 +22,7 @@ class Trace:
         request_class: dict[str, Any] | None = None,
         policy: str = "round_robin",
         balancer: dict[str, Any] | None = None,
+        failures: list[dict[str, Any]] | None = None,
     ) -> None:
         request_class = {
             "name": "request",
@@ -35,6 +36,7 @@ class Trace:
                 "workload": {"arrivals": {"rate": 0}, "classes": [request_class]},
                 "balancer": {"policy": policy, **(balancer or {})},
                 "servers": servers,
+                "failures": failures or [],
             }
         )
         self.cluster = Cluster.build(scenario, Streams(1))
