@@ -174,7 +174,7 @@ class Observer:
         def observed_done(operation):
             self.ended[operation] += 1
             if operation.kind == "write":
-                shard = tier.shards[tier._shard_index(operation)]
+                shard = tier.shards[operation.shard]
                 self.acknowledged.add(shard.log.last_write[operation.key].seq)
             done(operation)
 

@@ -64,14 +64,19 @@ class DatabaseOperation:
         "queued_at",
         "request",
         "sent_at",
+        "shard",
     )
 
-    def __init__(self, job: _Job, kind: str, key: int, demand_s: float, now: float) -> None:
+    def __init__(
+        self, job: _Job, kind: str, key: int, shard: int, demand_s: float, now: float
+    ) -> None:
         self.request = self  # a Server reads the demand and class through .request
         self.class_index = job.attempt.request.class_index
         self.job = job
         self.kind = kind
         self.key = key
+        self.shard = shard
+        """The index of the shard that holds ``key``."""
         self.demand_s = demand_s
         self.sent_at = now
         self.queued_at = now
@@ -84,7 +89,7 @@ class _Job:
 
     __slots__ = ("attempt", "cached", "kinds", "next", "on_done", "shards")
 
-    def __init__(self, attempt, kinds: list[str], on_done, cached: bool) -> None:
+    def __init__(self, attempt, kinds: tuple[str, ...], on_done, cached: bool) -> None:
         self.attempt = attempt
         self.kinds = kinds
         self.next = 0
@@ -192,7 +197,10 @@ class DataTier:
             spec.keys.count, spec.keys.popularity, spec.keys.zipf_exponent, self.ring
         )
         self.shard_shares = self.keys.shard_shares(spec.shards)
-        self._keys: dict[int, Iterator[tuple[int, int]]] = {}
+        self._keys: dict[str, Iterator[tuple[int, int]]] = {}
+        self._plans: dict[str, tuple] = {}
+        """Per class: (reads, writes), the kinds of its operations in order, its keys, and
+        whether its reads look in the cache (built at its first request)."""
         self.cache: CacheTier | None = None
         """The cache in front of the nodes (:meth:`use_cache`), if any."""
         self._cached_classes: frozenset[str] = frozenset()
@@ -244,6 +252,7 @@ class DataTier:
         """Reads of ``cacheable_classes`` look in ``cache`` first; every write invalidates."""
         self.cache = cache
         self._cached_classes = cacheable_classes
+        self._plans.clear()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -256,12 +265,17 @@ class DataTier:
         on_done: Callable[[Attempt, Cause], None],
     ) -> None:
         """Run ``reads`` then ``writes`` operations for ``attempt``; then ``on_done(cause)``."""
-        if class_name not in self._keys:
-            rng = self._streams.generator(f"database/keys/{class_name}")
-            self._keys[class_name] = self.keys.sampler(rng)
-        cached = class_name in self._cached_classes
-        job = _Job(attempt, ["read"] * reads + ["write"] * writes, on_done, cached)
-        job.shards = self._keys[class_name]
+        plan = self._plans.get(class_name)
+        if plan is None or plan[0] != (reads, writes):
+            if class_name not in self._keys:
+                rng = self._streams.generator(f"database/keys/{class_name}")
+                self._keys[class_name] = self.keys.sampler(rng)
+            kinds = ("read",) * reads + ("write",) * writes
+            cached = class_name in self._cached_classes
+            plan = (reads, writes), kinds, self._keys[class_name], cached
+            self._plans[class_name] = plan
+        job = _Job(attempt, plan[1], on_done, plan[3])
+        job.shards = plan[2]
         self._step(job)
 
     def _step(self, job: _Job) -> None:
@@ -271,13 +285,17 @@ class DataTier:
         kind = job.kinds[job.next]
         key, shard_index = next(job.shards)
         if kind == "read":
-            operation = DatabaseOperation(job, kind, key, next(self._read_time), self.env.now)
+            operation = DatabaseOperation(
+                job, kind, key, shard_index, next(self._read_time), self.env.now
+            )
             if job.cached:
                 self.cache.look_up(operation)  # on to the database only if it misses
                 return
             self.reads_sent += 1
         else:
-            operation = DatabaseOperation(job, kind, key, next(self._write_time), self.env.now)
+            operation = DatabaseOperation(
+                job, kind, key, shard_index, next(self._write_time), self.env.now
+            )
             self.writes_sent += 1
         shard = self.shards[shard_index]
         if self.measuring:
@@ -292,7 +310,7 @@ class DataTier:
         """The cache did not have the key of a read (or its node did not answer): the database
         serves it."""
         self.reads_sent += 1
-        shard = self.shards[self._shard_index(operation)]
+        shard = self.shards[operation.shard]
         if self.measuring:
             shard.operations += 1
         self._send(operation, shard)
@@ -346,7 +364,7 @@ class DataTier:
         """A node finished (or refused, or lost) an operation."""
         if not operation.live:
             return
-        shard = self.shards[self._shard_index(operation)]
+        shard = self.shards[operation.shard]
         if cause != Cause.OK:
             self._fail(operation, shard, Cause.DATABASE_ERROR)
             return
@@ -354,9 +372,6 @@ class DataTier:
             self._read(operation, shard)
         else:
             self._write(operation, shard)
-
-    def _shard_index(self, operation: DatabaseOperation) -> int:
-        return int(self.keys.shard_of_key[operation.key])
 
     def _done(self, operation: DatabaseOperation) -> None:
         job = operation.job

@@ -141,11 +141,12 @@ class WriteLog:
         recent = self.recent
         while recent:
             oldest = recent[0]
-            if len(recent) <= MAX_PENDING and any(
-                now < visible < INF or (visible == INF and index != oldest.origin)
-                for index, visible in enumerate(oldest.visible_at)
-            ):
-                break
+            if len(recent) <= MAX_PENDING:
+                origin = oldest.origin
+                for index, visible in enumerate(oldest.visible_at):
+                    # Not visible yet, or never on a node other than its origin: lacked.
+                    if visible > now and (visible < INF or index != origin):
+                        return  # kept, and every newer write with it
             recent.popleft()
             if self.last_write.get(oldest.key) is oldest:
                 oldest.previous = None
