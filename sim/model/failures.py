@@ -11,7 +11,7 @@ when both are repaired.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 import simpy
@@ -177,6 +177,34 @@ def _release(faults: Counter[str], servers: list[Server], undo: Callable) -> Non
             undo(server)
 
 
+class RepairCrews:
+    """``count`` repair crews shared by the components of one failure entry: a repair that finds
+    every crew busy waits for one, first come first served, as on a ``simpy.Resource`` of that
+    capacity; one that finds a crew free starts at once, without an event (thousands of years
+    of repairs made two needless events each)."""
+
+    def __init__(self, env: simpy.Environment, count: int) -> None:
+        self.env = env
+        self.free = count
+        self._waiting: deque[simpy.Event] = deque()
+
+    def take(self) -> simpy.Event | None:
+        """Take a crew: None when one was free, else an event that fires when one is."""
+        if self.free:
+            self.free -= 1
+            return None
+        event = self.env.event()
+        self._waiting.append(event)
+        return event
+
+    def give_back(self) -> None:
+        """A repair is over: its crew goes to the longest waiting repair, if any."""
+        if self._waiting:
+            self._waiting.popleft().succeed()
+        else:
+            self.free += 1
+
+
 def component_name(target: TargetSpec, servers: list[Server]) -> str:
     """A server's own name when one server is hit, else ``zone a`` or ``group web``."""
     if len(servers) == 1 and target.zone is None:
@@ -187,7 +215,7 @@ def component_name(target: TargetSpec, servers: list[Server]) -> str:
 @INJECTORS.register("crash_repair")
 def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) -> None:
     env = injector.env
-    crews = simpy.Resource(env, spec.repair_crews) if spec.repair_crews else None
+    crews = RepairCrews(env, spec.repair_crews) if spec.repair_crews else None
     for servers in injector._components(spec.target):
         name = servers[0].name if len(servers) == 1 else spec.target.describe()
         stream = injector.streams.generator(f"failures[{index}]/{name}")
@@ -210,9 +238,11 @@ def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) 
                 if crews is None:
                     yield env.timeout(next(time_to_repair))
                 else:
-                    with crews.request() as crew:
-                        yield crew
-                        yield env.timeout(next(time_to_repair))
+                    waiting = crews.take()
+                    if waiting is not None:
+                        yield waiting
+                    yield env.timeout(next(time_to_repair))
+                    crews.give_back()
                 if biasing is not None:
                     biasing.repaired()  # before the mend, which lets the monitor take stock
                 injector._mend(spec.target, incident)
