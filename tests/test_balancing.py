@@ -75,6 +75,96 @@ def test_with_no_healthy_backend_a_request_fails_at_once_as_no_backend(kind):
     assert answers == [Cause.NO_BACKEND]
 
 
+def rotation_scenario():
+    """Every way a backend enters or leaves the rotation: detection of crashes and repairs,
+    outlier ejection, hot spares promoted and retired, a rolling deploy's drains, and an
+    autoscaled group that launches and retires servers as the load steps up and down."""
+    return parse_scenario(
+        {
+            "duration": 900,
+            "workload": {
+                "arrivals": {
+                    "rate": 60,
+                    "profile": [{"at": 300, "rate": 200}, {"at": 600, "rate": 40}],
+                },
+                "classes": [
+                    {"name": "r", "share": 1, "service_time": {"kind": "exponential", "mean": 0.05}}
+                ],
+            },
+            "balancer": {
+                "detection": {"kind": "health_check", "interval": 1.0},
+                "outlier_ejection": {"consecutive_errors": 3, "ejection_time": 5},
+            },
+            "servers": [
+                {
+                    "name": "web",
+                    "count": 4,
+                    "workers": 2,
+                    "standby": {"count": 1, "mode": "hot", "promotion_delay": 5},
+                },
+                {
+                    "name": "auto",
+                    "count": 2,
+                    "workers": 2,
+                    "autoscaling": {
+                        "target": 0.5,
+                        "min": 2,
+                        "max": 6,
+                        "evaluation_period": 30,
+                        "scale_out_cooldown": 30,
+                        "scale_in_cooldown": 60,
+                        "provisioning_delay": 20,
+                        "drain_timeout": 5,
+                    },
+                },
+            ],
+            "failures": [
+                {
+                    "kind": "crash_repair",
+                    "target": {"group": "web"},
+                    "time_to_failure": {"kind": "exponential", "mean": 120},
+                    "time_to_repair": {"kind": "exponential", "mean": 20},
+                }
+            ],
+            "maintenance": [
+                {
+                    "target": {"group": "web"},
+                    "at": 100,
+                    "batch": 1,
+                    "drain_timeout": 5,
+                    "deploy_time": 30,
+                }
+            ],
+        }
+    )
+
+
+def test_the_rotation_is_always_the_routable_backends_in_declared_order():
+    """The balancer updates its rotation by the one backend that changed: after every event it
+    must equal the routable backends in declared order, whatever moved them."""
+    scenario = rotation_scenario()
+    cluster = Cluster.build(scenario, Streams(1))
+    cluster.start()
+    balancer, env = cluster.balancer, cluster.env
+    reasons = set()
+    cluster.monitor.log = lambda component, event, detail="": reasons.add(detail.split(" (")[0])
+    seen = None
+    while env.peek() < scenario.duration:
+        env.step()
+        if balancer.up is not seen:
+            seen = balancer.up
+            assert seen == [b for b in balancer.backends if b.routable], f"at {env.now:.3f} s"
+    assert {"detected up", "ejected", "promoted", "retired", "draining"} <= reasons
+
+
+def test_a_backend_held_down_while_in_rotation_leaves_it_at_once():
+    pool = backends()
+    balancer = Balancer(simpy.Environment(), build("round_robin", 4), pool, lambda a, o: None)
+    balancer.hold_down(pool[1])
+    assert balancer.up == [pool[0], pool[2], pool[3]]
+    assert balancer.routing == balancer.up
+
+
 def test_round_robin_cycles_in_declared_order_and_skips_a_backend_marked_down():
     pool = backends()
     policy = build("round_robin", 4)

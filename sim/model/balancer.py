@@ -10,6 +10,7 @@ that enters the rotation takes a rising share of the traffic (:mod:`sim.model.sl
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ class Balancer:
         self.backends = list(backends)
         self.up: list[Backend] = [b for b in self.backends if b.routable]
         self._rotation = set(self.up)
+        self._position = {backend: i for i, backend in enumerate(self.backends)}
         self._backend_of = {backend.server: backend for backend in self.backends}
         self.panic_threshold = panic_threshold
         self.panicking = False
@@ -210,9 +212,16 @@ class Balancer:
                 self.slow_start.begin(backend)
             else:
                 self.slow_start.end(backend)
-        # Keep the declared order, so choices stay deterministic for a seed.
-        self.up = [b for b in self.backends if b.routable]
-        self._rotation = set(self.up)
+        # Only ``backend`` changed (every change of routability comes here): a new list in the
+        # declared order, so that choices stay deterministic for a seed and a policy's index
+        # sees a new routing list.
+        up = self.up.copy()
+        if now:
+            bisect.insort(up, backend, key=self._position.__getitem__)
+        else:
+            up.remove(backend)
+        self.up = up
+        self._rotation = set(up)
         if self.monitor is not None:
             self.monitor.rotation_changed(backend.server, now, reason)
         self._route()  # after the change that causes a panic is told
@@ -277,6 +286,8 @@ class Balancer:
         its detector sees it healthy again."""
         self._draining.pop(backend, None)
         backend.detected_up = False
+        if backend in self._rotation:  # callers drain it first; one that did not takes it out
+            self._refresh(backend, "held down")
         watchers = getattr(backend.server, "state_watchers", None)
         if watchers:
             backend.server.tell_state_watchers()
