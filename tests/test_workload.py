@@ -9,7 +9,7 @@ import pytest
 
 from sim.scenario import ArrivalsSpec
 from sim.scenario.workload import RateProfile
-from sim.streams import Streams, substream
+from sim.streams import Streams, substream, uniform_below
 
 FLASH_SALE = ArrivalsSpec.model_validate(
     {
@@ -90,6 +90,17 @@ def test_a_substream_draws_nothing_from_its_parent_and_is_its_own():
     ]
     values = {round(stream.random(), 15) for stream in others}
     assert len(values) == len(others) and round(first, 15) not in values
+
+
+@pytest.mark.parametrize("high", [1.0, 5.0, 0.3, 1e-3, 123.456])
+def test_uniform_below_draws_bit_for_bit_what_numpy_uniform_draws(high):
+    """Detectors draw their phases through ``uniform_below``; seeded results were made with
+    ``rng.uniform(0, high)``, and must not move."""
+    ours, numpys = np.random.default_rng(7), np.random.default_rng(7)
+    drawn = np.array([uniform_below(ours, high) for _ in range(20_000)])
+    expected = np.array([numpys.uniform(0, high) for _ in range(20_000)])
+    assert drawn.tobytes() == expected.tobytes()
+    assert ours.random() == numpys.random()  # and each consumed exactly one double per draw
 
 
 def test_a_stream_cannot_be_shared_by_accident():

@@ -32,7 +32,7 @@ from sim.scenario import (
     HeartbeatSpec,
     PhiAccrualSpec,
 )
-from sim.streams import substream, uniforms
+from sim.streams import substream, uniform_below, uniforms
 
 __all__ = ["DETECTOR_PROCESSES", "SampledDetection", "start_detector"]
 
@@ -80,7 +80,7 @@ class HealthChecks:
         self._rested_at = 0.0
         """When resting: the instant of the probe that found the server steady."""
         self._rest_answer_s = 0.0
-        at_deadline(env, rng.uniform(0, spec.interval), self._probe)
+        at_deadline(env, uniform_below(rng, spec.interval), self._probe)
 
     def _probe(self, _) -> None:
         spec, server = self.spec, self.backend.server
@@ -222,7 +222,7 @@ class _HeartbeatEmitter:
         self._draws = uniforms(loss_rng, block=256) if loss > 0 else None
         self.rests = rests
         self._rested_at = 0.0
-        Timeout(env, rng.uniform(0, interval)).callbacks.append(self._beat)
+        Timeout(env, uniform_below(rng, interval)).callbacks.append(self._beat)
 
     def _beat(self, _) -> None:
         server = self.backend.server
@@ -266,7 +266,7 @@ class _HeartbeatEmitter:
 
     def _send(self) -> None:
         if self._draws is None or next(self._draws) >= self.loss:
-            delay = self.rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
+            delay = uniform_below(self.rng, self.jitter) if self.jitter > 0 else 0.0
             if delay:
                 Timeout(self.env, delay).callbacks.append(self.listener.heard)
             else:
@@ -286,7 +286,7 @@ class _PollingMonitor:
         self.timeout = spec.timeout
         self.poll_interval = spec.poll_interval
         self.last_heard: float | None = None
-        at_deadline(env, rng.uniform(0, spec.poll_interval), self._poll)
+        at_deadline(env, uniform_below(rng, spec.poll_interval), self._poll)
 
     def heard(self, _=None) -> None:
         self.last_heard = self.env.now

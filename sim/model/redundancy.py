@@ -22,7 +22,7 @@ import simpy
 
 from sim.registry import Registry
 from sim.scenario.redundancy import BALANCER_REDUNDANCY, ActivePassiveSpec, DnsSpec
-from sim.streams import uniforms
+from sim.streams import uniform_below, uniforms
 
 if TYPE_CHECKING:
     from sim.model.balancer import Balancer
@@ -134,7 +134,7 @@ class VrrpGroup:
                 self._generation += 1
                 self.balancer.crash()
                 # One last advertisement for all backups: the same phase for each.
-                phase = self.rng.uniform(0, self.spec.advertisement_interval)
+                phase = uniform_below(self.rng, self.spec.advertisement_interval)
                 for backup in self.nodes:
                     if backup.alive:
                         self._arm(backup, self.spec.master_down_interval(backup.index) - phase)

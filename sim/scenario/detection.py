@@ -34,6 +34,7 @@ from sim.spec import (
     located_error,
     registered,
 )
+from sim.streams import uniform_below
 
 __all__ = [
     "DETECTORS",
@@ -126,14 +127,14 @@ class HealthCheckSpec(DetectorSpec):
         # consecutive failure starts fall - 1 intervals later and fails at once when refused,
         # a timeout later when silent.
         wait = 0.0 if refused else self.timeout
-        return rng.uniform(0, self.interval) + (self.fall - 1) * self.interval + wait
+        return uniform_below(rng, self.interval) + (self.fall - 1) * self.interval + wait
 
     def mean_detection_delay(self, refused: bool) -> float:
         wait = 0.0 if refused else self.timeout
         return self.interval / 2 + (self.fall - 1) * self.interval + wait
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
-        return rng.uniform(0, self.interval) + (self.rise - 1) * self.interval + self.probe_time
+        return uniform_below(rng, self.interval) + (self.rise - 1) * self.interval + self.probe_time
 
     def mean_rejoin_delay(self) -> float:
         return self.interval / 2 + (self.rise - 1) * self.interval + self.probe_time
@@ -218,10 +219,10 @@ class HeartbeatSpec(DetectorSpec):
     def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
         # A crashed process and an unreachable host are equally silent.
         if self.loss == 0 and not self.polling:
-            return self.timeout - rng.uniform(0, self.interval)
+            return self.timeout - uniform_below(rng, self.interval)
         interval = self.interval
-        since_beat = rng.uniform(0, interval)  # U: the last heartbeat was due U ago
-        since_poll = rng.uniform(0, self.poll_interval) if self.polling else 0.0
+        since_beat = uniform_below(rng, interval)  # U: the last heartbeat was due U ago
+        since_poll = uniform_below(rng, self.poll_interval) if self.polling else 0.0
         # In rotation at the crash: the last poll (for a deadline, the crash itself) found one
         # of the `misses` heartbeats due before it heard, the latest a geometric number of
         # losses back, truncated below `misses`. One due after that poll and heard is more
@@ -309,11 +310,11 @@ class HeartbeatSpec(DetectorSpec):
         return (integral(x + self.interval) - integral(x)) / self.interval
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
-        delay = rng.uniform(0, self.interval)
+        delay = uniform_below(rng, self.interval)
         if self.loss > 0:
             delay += self.interval * (int(rng.geometric(1 - self.loss)) - 1)
         if self.polling:
-            delay += rng.uniform(0, self.poll_interval)
+            delay += uniform_below(rng, self.poll_interval)
         return delay
 
     def mean_rejoin_delay(self) -> float:
@@ -378,14 +379,14 @@ class PhiAccrualSpec(DetectorSpec):
 
     def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
         # Silence counts from the last heartbeat's arrival, itself up to `jitter` late.
-        late = rng.uniform(0, self.jitter) if self.jitter > 0 else 0.0
-        return self._steady_silence() - rng.uniform(0, self.interval) + late
+        late = uniform_below(rng, self.jitter) if self.jitter > 0 else 0.0
+        return self._steady_silence() - uniform_below(rng, self.interval) + late
 
     def mean_detection_delay(self, refused: bool) -> float:
         return self._steady_silence() - self.interval / 2 + self.jitter / 2
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
-        return rng.uniform(0, self.interval)
+        return uniform_below(rng, self.interval)
 
     def mean_rejoin_delay(self) -> float:
         return self.interval / 2

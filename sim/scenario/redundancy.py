@@ -37,6 +37,7 @@ from pydantic import Field
 
 from sim.registry import Registry
 from sim.spec import NonNegativeDuration, PositiveDuration, Spec, registered
+from sim.streams import uniform_below
 
 __all__ = [
     "BALANCER_REDUNDANCY",
@@ -88,7 +89,7 @@ class ActivePassiveSpec(RedundancySpec):
         """Seconds from the death of the instance holding the address to instance ``index``
         (0-based) taking it over, for a death at a uniformly random moment: the last
         advertisement went out U x interval before the death, U uniform."""
-        return self.master_down_interval(index) - rng.uniform(0, self.advertisement_interval)
+        return self.master_down_interval(index) - uniform_below(rng, self.advertisement_interval)
 
     def longest_loss_s(self) -> float:
         # The master carries everything; the first backup takes over within its interval.
@@ -111,7 +112,7 @@ class DnsSpec(RedundancySpec):
         a change at a uniformly random moment: the first probe after it comes U x interval
         later, U uniform, and ``failure_threshold`` probes in a row decide."""
         interval = self.health_check_interval
-        return (self.failure_threshold - 1) * interval + rng.uniform(0, interval)
+        return (self.failure_threshold - 1) * interval + uniform_below(rng, interval)
 
     def longest_loss_s(self) -> float:
         # Its share, until the verdict and the last cache's expiry.
