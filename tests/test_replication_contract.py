@@ -174,7 +174,7 @@ class Observer:
         def observed_done(operation):
             self.ended[operation] += 1
             if operation.kind == "write":
-                shard = tier.shards[operation.shard]
+                shard = tier.shards[int(tier.keys.shard_of_key[operation.key])]
                 self.acknowledged.add(shard.log.last_write[operation.key].seq)
             done(operation)
 
