@@ -20,7 +20,12 @@ import click
 from sim import __version__
 from sim.catalogue import direction, keys_for
 from sim.distributions import DISTRIBUTIONS
-from sim.executors import SCHEDULER_VARIABLE, ExecutorError, make_executor
+from sim.executors import (
+    SCHEDULER_VARIABLE,
+    ExecutorError,
+    make_executor,
+    one_thread_for_numerics,
+)
 from sim.model.balancing import BALANCING_POLICIES
 from sim.model.server import QueueOverflowError
 from sim.model.timing import StalledClockError
@@ -155,6 +160,7 @@ def main() -> None:
       ecsim run scenarios/baseline.yaml
     """
     signal.signal(signal.SIGTERM, _terminate)
+    one_thread_for_numerics()
 
 
 def _timing_options(function):

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-__all__ = ["ExecutorError", "make_executor"]
+from threadpoolctl import threadpool_limits
+
+__all__ = ["ExecutorError", "make_executor", "one_thread_for_numerics"]
 
 SCHEDULER_VARIABLE = "ECSIM_SCHEDULER"
 """Environment variable naming a Dask scheduler (tcp://host:port) when --scheduler is absent."""
@@ -42,11 +44,20 @@ class SerialExecutor:
         return None
 
 
+def one_thread_for_numerics() -> None:
+    """Keep numpy's BLAS to the calling thread. A simulation is one thread; BLAS would start a
+    thread per core for the Markov chain's least squares and leave them spinning after it, on
+    the cores the other workers of a batch need (a sweep of twelve short runs on two workers
+    took half as much CPU again). Dask's workers get the same from their environment."""
+    threadpool_limits(limits=1)
+
+
 def _start_worker() -> None:
     """In a pool worker: leave Ctrl-C to the parent, which stops the batch and ends the workers
     (a terminal sends SIGINT to the whole process group); and end when the parent is gone
     (SIGKILL leaves it no chance to end them), rather than wait for work forever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    one_thread_for_numerics()
     parent = os.getppid()
 
     def watch_parent() -> None:

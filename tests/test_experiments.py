@@ -461,3 +461,20 @@ def test_two_alternatives_failing_alike_are_not_called_different():
         runs[runs.alternative != "least_connections"],
     )
     assert "warning" not in only_two
+
+
+def _blas_threads(task):
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_pool_workers_keep_blas_to_one_thread():
+    """A run is one thread: BLAS threads (the Markov chain's solve) would spin on the cores the
+    other workers need."""
+    executor = ProcessExecutor(2)
+    try:
+        answers = [answer for _, answer in executor.map(_blas_threads, [(0, 0), (1, 1)])]
+    finally:
+        executor.close()
+    assert answers == [{"ok": True, "value": [1]}] * 2
