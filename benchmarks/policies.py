@@ -4,9 +4,11 @@ The standard model of ``throughput.py`` (single-worker servers, Poisson arrivals
 service with mean 10 ms, utilization 0.8) at 8, 64 and 512 servers, the arrival rate scaled with
 the pool so that utilization stays the same. Each figure is the in-process CPU time
 (``time.process_time``) of a whole run divided by the requests it ended, the median of
-``--repeats`` runs. Round-robin does O(1) work per request: its growth with n is the rest of the
-simulator's (a larger event heap, more objects to touch), and a policy's cost over round-robin's
-is its own work, which an index keeps about flat while a scan grows with n.
+``--repeats`` runs, after an untimed run of each at a twentieth of the size (one-time costs,
+such as lazy imports, are not a request's). Round-robin does O(1) work per request: its growth
+with n is the rest of the simulator's (a larger event heap, more objects to touch), and a
+policy's cost over round-robin's is its own work, which an index keeps about flat while a scan
+grows with n.
 
     python benchmarks/policies.py                          # 200,000 requests a run, 3 repeats
     python benchmarks/policies.py --requests 50000 --repeats 1 --policies least_connections
@@ -74,6 +76,8 @@ def main() -> None:
     print(f"{'policy':<22}{header}{'512/8':>10}")
     measured: dict[str, list[float]] = {}
     for policy in arguments.policies:
+        for servers in SERVER_COUNTS:  # untimed: one-time costs are not a request's
+            cost_per_request_us(policy, servers, max(arguments.requests // 20, 1000))
         # Sizes interleaved within each repeat, so that a drift of the machine's speed (a shared
         # machine) touches every size alike.
         runs = [
