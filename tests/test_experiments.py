@@ -464,6 +464,7 @@ def test_two_alternatives_failing_alike_are_not_called_different():
 
 
 def _blas_threads(task):
+    import scipy.linalg  # noqa: F401  (its own BLAS, loaded after the worker started, if not before)
     from threadpoolctl import threadpool_info
 
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
@@ -477,4 +478,8 @@ def test_pool_workers_keep_blas_to_one_thread():
         answers = [answer for _, answer in executor.map(_blas_threads, [(0, 0), (1, 1)])]
     finally:
         executor.close()
-    assert answers == [{"ok": True, "value": [1]}] * 2
+    # numpy's BLAS, and scipy's too once something imported it: every one at one thread.
+    assert [answer["ok"] and answer["value"] and set(answer["value"]) for answer in answers] == [
+        {1},
+        {1},
+    ]

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 SCENARIO = {
     "name": "interrupted",
-    "duration": 1500,
-    "metrics": {"step": 1500},
+    "duration": 2500,
+    "metrics": {"step": 2500},
     "workload": {
         "arrivals": {"rate": 40},
         "classes": [
@@ -123,7 +123,7 @@ def test_an_interrupted_batch_keeps_its_finished_runs_and_resumes_to_the_same_ta
         )
     runs = out / "runs"
     deadline = time.monotonic() + 120
-    while len(list(runs.glob("*.json"))) < 3:
+    while len(list(runs.glob("*.json"))) < 2:
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "no run finished in two minutes"
         time.sleep(0.05)
@@ -132,7 +132,7 @@ def test_an_interrupted_batch_keeps_its_finished_runs_and_resumes_to_the_same_ta
     process.wait(timeout=60)
     stderr = log.read_bytes()
     kept = len(list(runs.glob("*.json")))
-    assert 3 <= kept < total, "the signal came after the batch ended: make the runs longer"
+    assert 2 <= kept < total, "the signal came after the batch ended: make the runs longer"
     if sent != "SIGKILL":
         assert process.returncode == {"SIGINT": 130, "SIGTERM": 143}[sent], stderr
         assert b"Traceback" not in stderr
