@@ -45,10 +45,11 @@ class SerialExecutor:
 
 
 def one_thread_for_numerics() -> None:
-    """Keep numpy's BLAS to the calling thread. A simulation is one thread; BLAS would start a
-    thread per core for the Markov chain's least squares and leave them spinning after it, on
-    the cores the other workers of a batch need (a sweep of twelve short runs on two workers
-    took half as much CPU again). Dask's workers get the same from their environment."""
+    """Keep BLAS (numpy's, and scipy's when it is loaded) to one thread in this process. A
+    simulation is one thread; BLAS would start a thread per core for the Markov chain's least
+    squares and leave them spinning after it, on the cores the other workers of a batch need
+    (a sweep of twelve short runs on two workers took up to half as much CPU again). Dask's
+    workers get the same from their environment."""
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"  # for BLAS libraries loaded from now on (scipy's, lazily)
     threadpool_limits(limits=1)  # for those loaded already (numpy's)

@@ -122,6 +122,11 @@ def test_an_interrupted_batch_keeps_its_finished_runs_and_resumes_to_the_same_ta
             ecsim(scenario_file, arguments, out), stdout=subprocess.DEVNULL, stderr=stderr_file
         )
     runs = out / "runs"
+    signals = [
+        line
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    ] + [f"test process SIGINT handler: {signal.getsignal(signal.SIGINT)}"]
     deadline = time.monotonic() + 120
     while len(list(runs.glob("*.json"))) < 2:
         assert process.poll() is None, log.read_text()
@@ -132,7 +137,7 @@ def test_an_interrupted_batch_keeps_its_finished_runs_and_resumes_to_the_same_ta
     process.wait(timeout=60)
     stderr = log.read_bytes()
     kept = len(list(runs.glob("*.json")))
-    assert 2 <= kept < total, "the signal came after the batch ended: make the runs longer"
+    assert 2 <= kept < total, f"the signal came after the batch ended: {signals}"
     if sent != "SIGKILL":
         assert process.returncode == {"SIGINT": 130, "SIGTERM": 143}[sent], stderr
         assert b"Traceback" not in stderr
