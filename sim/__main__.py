@@ -1,5 +1,5 @@
 """``python -m sim`` is the ``ecsim`` command."""
 
-from sim.cli import main
+from sim.cli import entry
 
-main(prog_name="ecsim")
+entry()

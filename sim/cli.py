@@ -160,7 +160,14 @@ def main() -> None:
       ecsim run scenarios/baseline.yaml
     """
     signal.signal(signal.SIGTERM, _terminate)
+
+
+def entry() -> None:
+    """The ``ecsim`` command (and ``python -m sim``): a process of its own, whose BLAS is kept
+    to one thread (:func:`sim.executors.one_thread_for_numerics`). Calling :func:`main` from
+    another program (click's test runner, a notebook) leaves that program's threads alone."""
     one_thread_for_numerics()
+    main(prog_name="ecsim")
 
 
 def _timing_options(function):

@@ -55,9 +55,10 @@ def substream(rng: np.random.Generator, name: str) -> np.random.Generator:
 
 
 def uniform_below(rng: np.random.Generator, high: float) -> float:
-    """One uniform number on [0, ``high``) from ``rng``: bit for bit ``rng.uniform(0, high)``
-    (numpy computes 0 + high x a double on [0, 1)), at a third of its cost, which goes to
-    parsing the arguments of a call meant for arrays."""
+    """One uniform number on [0, ``high``) from ``rng``, for ``high`` a positive finite float
+    (durations from specs): bit for bit ``rng.uniform(0, high)`` (numpy computes 0 + high x a
+    double on [0, 1)), at a third of its cost, which goes to parsing the arguments of a call
+    meant for arrays. Unlike numpy's, it does not check ``high``."""
     return high * rng.random()
 
 
