@@ -140,17 +140,28 @@ class IncidentTally:
         self._counts = dict.fromkeys(self._sums, 0)
         self.max_failover_time_s = math.nan
 
-    def add(self, record: dict[str, Any]) -> None:
-        """One incident (see ``Incident.record``); NaN times (not reached) are left out."""
+    def add(
+        self,
+        time_to_detect_s: float | None,
+        failover_time_s: float | None,
+        time_to_recover_s: float | None,
+    ) -> None:
+        """One incident's durations, seconds; None for a moment it never reached (left out of
+        that mean). Taken as numbers, not as a record: a long-horizon run adds one per
+        failure, and a dict each would cost more than the rest of the bookkeeping."""
         self.count += 1
-        for key in self._sums:
-            value = record[key]
-            if not math.isnan(value):
-                self._sums[key] += value
-                self._counts[key] += 1
-        failover = record["failover_time_s"]
-        if not math.isnan(failover) and not failover <= self.max_failover_time_s:
-            self.max_failover_time_s = failover
+        sums, counts = self._sums, self._counts
+        if time_to_detect_s is not None:
+            sums["time_to_detect_s"] += time_to_detect_s
+            counts["time_to_detect_s"] += 1
+        if failover_time_s is not None:
+            sums["failover_time_s"] += failover_time_s
+            counts["failover_time_s"] += 1
+            if not failover_time_s <= self.max_failover_time_s:
+                self.max_failover_time_s = failover_time_s
+        if time_to_recover_s is not None:
+            sums["time_to_recover_s"] += time_to_recover_s
+            counts["time_to_recover_s"] += 1
 
     def _mean(self, key: str) -> float:
         return self._sums[key] / self._counts[key] if self._counts[key] else math.nan

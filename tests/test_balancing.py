@@ -157,6 +157,32 @@ def test_the_rotation_is_always_the_routable_backends_in_declared_order():
     assert {"detected up", "ejected", "promoted", "retired", "draining"} <= reasons
 
 
+def test_the_serving_count_is_always_that_of_the_routing_list():
+    """The balancer counts its routed backends that serve only when the routing list or a
+    server's truth changed: after every event the count must equal a scan, through crashes,
+    a partition, a zone outage, promotions and panic routing."""
+    spec = rotation_scenario().to_dict()
+    spec["balancer"]["panic_threshold"] = 0.5
+    spec["servers"][0]["zone"] = "zone-a"
+    spec["failures"] += [
+        {"kind": "partition", "target": {"server": "web-2"}, "at": 200, "duration": 60},
+        {"kind": "zone_outage", "zone": "zone-a", "at": 400, "duration": 60},
+    ]
+    scenario = parse_scenario(spec)
+    cluster = Cluster.build(scenario, Streams(1))
+    cluster.start()
+    balancer, env = cluster.balancer, cluster.env
+    counts, panics = set(), set()
+    while env.peek() < scenario.duration:
+        env.step()
+        scanned = len([b for b in balancer.routing if b.server.serving])
+        assert balancer.serving_count() == scanned, f"at {env.now:.3f} s"
+        counts.add(scanned)
+        panics.add(balancer.panicking)
+    assert panics == {False, True}
+    assert len(counts) >= 4
+
+
 def test_a_backend_held_down_while_in_rotation_leaves_it_at_once():
     pool = backends()
     balancer = Balancer(simpy.Environment(), build("round_robin", 4), pool, lambda a, o: None)

@@ -53,6 +53,11 @@ class Balancer:
         self._rotation = set(self.up)
         self._position = {backend: i for i, backend in enumerate(self.backends)}
         self._backend_of = {backend.server: backend for backend in self.backends}
+        self._serving_count: int | None = None
+        """How many backends of ``routing`` serve, or None when it must be counted again."""
+        for server in self._backend_of:
+            if server is not None:
+                server.serving_watchers.append(self._forget_serving_count)
         self.panic_threshold = panic_threshold
         self.panicking = False
         self.routing: list[Backend] = self.up
@@ -193,8 +198,17 @@ class Balancer:
         return self.working and (self.routes_to(server) or self.is_idle_spare(server))
 
     def serving_count(self) -> int:
-        """Backends in rotation whose server can really serve."""
-        return len([backend for backend in self.routing if backend.server.serving])
+        """Backends in rotation whose server can really serve. Counted again only after the
+        routing list or a server's ``serving`` changed: the monitor asks after every event."""
+        count = self._serving_count
+        if count is None:
+            count = self._serving_count = len(
+                [backend for backend in self.routing if backend.server.serving]
+            )
+        return count
+
+    def _forget_serving_count(self) -> None:
+        self._serving_count = None
 
     def _refresh(self, backend: Backend, reason: str) -> None:
         was = backend in self._rotation
@@ -233,6 +247,7 @@ class Balancer:
     def _route(self) -> None:
         """Envoy's healthy panic threshold: while fewer than that share of the pool's members
         are in rotation, route to every member, healthy or not."""
+        self._serving_count = None
         if not self.panic_threshold:
             self.routing, self._routed = self.up, self._rotation
             self.policy.routing_changed(self.routing)

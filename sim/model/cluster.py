@@ -373,6 +373,11 @@ class Cluster:
         controllers = self.controllers
         if not controllers:
             return
+        if len(servers) == 1:  # the common case, a crash or a repair of one server
+            controller = controllers.get(servers[0].group)
+            if controller is not None:
+                controller.reconcile()
+            return
         for group in dict.fromkeys(server.group for server in servers):  # ordered, not a set
             if group in controllers:
                 controllers[group].reconcile()

@@ -71,6 +71,17 @@ class Incident:
     server already out), there is no traffic to move and no failover time."""
     _fault_cleared: bool = field(default=False, repr=False)
 
+    def durations(self) -> tuple[float | None, float | None, float | None]:
+        """Seconds from the failure to detection, to traffic moved and to recovery; None for a
+        moment not reached."""
+        failed_at = self.failed_at
+        detected, moved, restored = self.detected_at, self.traffic_moved_at, self.restored_at
+        return (
+            detected - failed_at if detected is not None else None,
+            moved - failed_at if moved is not None else None,
+            restored - failed_at if restored is not None else None,
+        )
+
     def record(self) -> dict[str, Any]:
         def since(moment: float | None) -> float:
             return moment - self.failed_at if moment is not None else math.nan
@@ -158,7 +169,13 @@ class Monitor:
             self.failed_requests(),
             zone=zone,
         )
-        incident.routed = not servers or any(self._routes_to(server) for server in servers)
+        if servers:
+            routed = False
+            for server in servers:
+                if self._routes_to(server):
+                    routed = True
+                    break
+            incident.routed = routed
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         if not self._open:
@@ -249,7 +266,7 @@ class Monitor:
         self._open.remove(incident)
         if not self._open:
             self._close_failing()
-        self.incident_tally.add(incident.record())
+        self.incident_tally.add(*incident.durations())
 
     def _view(self, server: Server) -> Any:
         # Who routes to a server never changes: look it up once.
@@ -359,7 +376,7 @@ class Monitor:
         the tally."""
         for incident in self._open:
             incident.failed_requests = self.failed_requests() - incident.failed_requests_before
-            self.incident_tally.add(incident.record())
+            self.incident_tally.add(*incident.durations())
         if self._open:
             self._close_failing()
         self._open = []

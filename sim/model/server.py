@@ -115,6 +115,9 @@ class Server:
         self.reachable = True
         self.serving = True
         """Alive and reachable: an attempt sent here can be served (slowly, perhaps)."""
+        self.serving_watchers: list[Callable[[], None]] = []
+        """Told each time ``serving`` changes (a balancer keeps a count of those it routes to
+        that serve)."""
         self.powered = True
         self.paused = False
         """Frozen (a stop-the-world pause, a VM freeze): alive, reachable, doing nothing."""
@@ -369,7 +372,11 @@ class Server:
             self.respond(attempt, cause)
 
     def _update(self) -> None:
-        self.serving = self.alive and self.reachable
+        serving = self.alive and self.reachable
+        if serving != self.serving:
+            self.serving = serving
+            for watcher in self.serving_watchers:
+                watcher()
         self._refusing = not self.serving or self.paused
         self._effective_speed = self.speed / self.slowdown
         if self.state_watchers:
