@@ -21,7 +21,6 @@ log(r / r') at each failure.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
 
 import numpy as np
 import simpy
@@ -135,11 +134,11 @@ class FailureBiasing:
         self._account()
         self.log_ratio = 0.0
 
-    def time_to_failure(self, component: object, rate: float) -> Generator:
-        """Wait (a SimPy process body, ``yield from``) until ``component`` fails, its clock
-        redrawn at the biased rate whenever rates change."""
+    def time_to_failure(self, component: object, rate: float) -> simpy.Event:
+        """The event of ``component``'s failure, its clock redrawn at the biased rate
+        whenever rates change."""
         self._account()
         self.running[component] = rate
         failed = self._waiting[component] = self.env.event()
         self._changed()
-        yield failed
+        return failed

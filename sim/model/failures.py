@@ -15,12 +15,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 import simpy
+from simpy.events import Timeout
 
 from sim.model.biasing import FailureBiasing
 from sim.model.monitor import Incident, Monitor
 from sim.model.network import FAILOVER_MANAGER, Network
 from sim.model.redundancy import BalancerNode, DnsGroup, SingleBalancer, VrrpGroup
 from sim.model.server import Server
+from sim.model.timing import at_start
 from sim.registry import Registry
 from sim.scenario import (
     FAILURE_MODELS,
@@ -164,16 +166,18 @@ class FailureInjector:
 def _hold(faults: Counter[str], servers: list[Server], apply: Callable) -> None:
     """Count one more fault on each server; the first one applies."""
     for server in servers:
-        faults[server.name] += 1
-        if faults[server.name] == 1:
+        name = server.name
+        count = faults[name] = faults[name] + 1
+        if count == 1:
             apply(server)
 
 
 def _release(faults: Counter[str], servers: list[Server], undo: Callable) -> None:
     """Count one fault less on each server; the last one to go undoes it."""
     for server in servers:
-        faults[server.name] -= 1
-        if faults[server.name] == 0:
+        name = server.name
+        count = faults[name] = faults[name] - 1
+        if count == 0:
             undo(server)
 
 
@@ -214,40 +218,87 @@ def component_name(target: TargetSpec, servers: list[Server]) -> str:
 
 @INJECTORS.register("crash_repair")
 def _crash_repair(injector: FailureInjector, index: int, spec: CrashRepairSpec) -> None:
-    env = injector.env
-    crews = RepairCrews(env, spec.repair_crews) if spec.repair_crews else None
+    crews = RepairCrews(injector.env, spec.repair_crews) if spec.repair_crews else None
     for servers in injector._components(spec.target):
         name = servers[0].name if len(servers) == 1 else spec.target.describe()
         stream = injector.streams.generator(f"failures[{index}]/{name}")
-        time_to_failure = spec.time_to_failure.sampler(stream, block=64)
-        time_to_repair = spec.time_to_repair.sampler(stream, block=64)
+        _Life(injector, spec, servers, crews, stream)
 
-        def life(servers=servers, time_to_failure=time_to_failure, time_to_repair=time_to_repair):
-            biasing = injector.biasing
-            while True:
-                if biasing is None:
-                    yield env.timeout(next(time_to_failure))
-                else:
-                    rate = 1 / spec.time_to_failure.mean()  # exponential: checked before
-                    yield from biasing.time_to_failure(tuple(servers), rate)
-                if not injector._can_fail(servers):
-                    continue
-                incident = injector._crash_for(spec.target, servers, "crash")
-                if biasing is not None:
-                    biasing.failed()
-                if crews is None:
-                    yield env.timeout(next(time_to_repair))
-                else:
-                    waiting = crews.take()
-                    if waiting is not None:
-                        yield waiting
-                    yield env.timeout(next(time_to_repair))
-                    crews.give_back()
-                if biasing is not None:
-                    biasing.repaired()  # before the mend, which lets the monitor take stock
-                injector._mend(spec.target, incident)
 
-        env.process(life())
+class _Life:
+    """One component of a crash/repair entry (a server, a zone's servers, a balancer),
+    failing and mended forever: a failure after a time to failure, then a repair, once a crew
+    is free, after a time to repair.
+
+    Callbacks on SimPy events rather than a process, beginning where the process would have:
+    a long-horizon run is thousands of these steps per simulated year, and a generator's
+    resumption was a good part of each."""
+
+    __slots__ = (
+        "crews",
+        "env",
+        "incident",
+        "injector",
+        "servers",
+        "spec",
+        "time_to_failure",
+        "time_to_repair",
+    )
+
+    def __init__(
+        self,
+        injector: FailureInjector,
+        spec: CrashRepairSpec,
+        servers: list[Server],
+        crews: RepairCrews | None,
+        stream,
+    ) -> None:
+        self.injector = injector
+        self.env = injector.env
+        self.spec = spec
+        self.servers = servers
+        self.crews = crews
+        self.time_to_failure = spec.time_to_failure.sampler(stream, block=64)
+        self.time_to_repair = spec.time_to_repair.sampler(stream, block=64)
+        self.incident: Incident | None = None
+        at_start(self.env, self._until_failure)
+
+    def _until_failure(self, _: object = None) -> None:
+        biasing = self.injector.biasing
+        if biasing is None:
+            timer = Timeout(self.env, next(self.time_to_failure))
+        else:
+            rate = 1 / self.spec.time_to_failure.mean()  # exponential: checked before
+            timer = biasing.time_to_failure(tuple(self.servers), rate)
+        timer.callbacks.append(self._failed)
+
+    def _failed(self, _: object) -> None:
+        injector = self.injector
+        if not injector._can_fail(self.servers):
+            self._until_failure()
+            return
+        self.incident = injector._crash_for(self.spec.target, self.servers, "crash")
+        if injector.biasing is not None:
+            injector.biasing.failed()
+        crews = self.crews
+        waiting = crews.take() if crews is not None else None
+        if waiting is None:
+            self._repair()
+        else:
+            waiting.callbacks.append(self._repair)
+
+    def _repair(self, _: object = None) -> None:
+        Timeout(self.env, next(self.time_to_repair)).callbacks.append(self._repaired)
+
+    def _repaired(self, _: object) -> None:
+        if self.crews is not None:
+            self.crews.give_back()
+        injector = self.injector
+        if injector.biasing is not None:
+            injector.biasing.repaired()  # before the mend, which lets the monitor take stock
+        incident, self.incident = self.incident, None
+        injector._mend(self.spec.target, incident)
+        self._until_failure()
 
 
 def _scheduled_outage(injector: FailureInjector, index: int, spec, target: TargetSpec, kind: str):

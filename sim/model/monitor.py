@@ -226,15 +226,13 @@ class Monitor:
         if not in_rotation and reason in {"detected down", "ejected"} and server.alive:
             self.false_suspicions += 1
             reason = f"{reason} (false suspicion: alive)"
-        self.log(server.name, "in rotation" if in_rotation else "out of rotation", reason)
+        if self.log_events:
+            self.log(server.name, "in rotation" if in_rotation else "out of rotation", reason)
+        if in_rotation or not self._open or not reason.startswith(("detected down", "ejected")):
+            return
         now = self.env.now
         for incident in self._open:
-            if (
-                incident.detected_at is None
-                and not in_rotation
-                and reason.startswith(("detected down", "ejected"))
-                and server in incident.servers
-            ):
+            if incident.detected_at is None and server in incident.servers:
                 incident.detected_at = now
 
     def _update_incidents(self) -> None:
@@ -334,7 +332,9 @@ class Monitor:
             if class_up < 1.0:
                 needed.update(failing)
                 for index in shards:
-                    needed[f"shard_{index}"] = self.data_tier.failed_nodes(index)
+                    key = f"shard_{index}"
+                    if key not in needed:  # the same nodes whichever class needs the shard
+                        needed[key] = self.data_tier.failed_nodes(index)
         cause = self._blame(needed) if needed else ""
         was = service.all_up
         service.set(self.env.now, up, cause)

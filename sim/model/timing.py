@@ -31,6 +31,7 @@ __all__ = [
     "StalledClockError",
     "advance",
     "at_deadline",
+    "at_start",
     "delay_until",
 ]
 
@@ -55,6 +56,18 @@ def at_deadline(
     event._value = value
     event.callbacks.append(callback)
     env.schedule(event, JUDGEMENT, delay if delay > 0.0 else 0.0)
+    return event
+
+
+def at_start(env: simpy.Environment, callback: Callable[[Event], Any]) -> Event:
+    """Call ``callback(event)`` first thing at the current instant, where SimPy starts a
+    process (an urgent event): for a component written as callbacks rather than as a process,
+    which must begin exactly where the process would have."""
+    event = Event(env)
+    event._ok = True
+    event._value = None
+    event.callbacks.append(callback)
+    env.schedule(event, URGENT)
     return event
 
 
