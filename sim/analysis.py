@@ -131,13 +131,17 @@ def _outcome_summary(causes: Sequence[int], good: int) -> dict[str, Any]:
 
 
 class IncidentTally:
-    """Counts and sums over incident records, added one by one: a run of a million incidents
-    keeps a few numbers, not a million records."""
+    """Counts and sums over incidents, added one by one: a run of a million incidents keeps a
+    few numbers, not a million records."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._sums = {"time_to_detect_s": 0.0, "failover_time_s": 0.0, "time_to_recover_s": 0.0}
-        self._counts = dict.fromkeys(self._sums, 0)
+        self.detected = 0
+        self.moved = 0
+        self.recovered = 0
+        self._detect_s = 0.0
+        self._failover_s = 0.0
+        self._recover_s = 0.0
         self.max_failover_time_s = math.nan
 
     def add(
@@ -150,31 +154,30 @@ class IncidentTally:
         that mean). Taken as numbers, not as a record: a long-horizon run adds one per
         failure, and a dict each would cost more than the rest of the bookkeeping."""
         self.count += 1
-        sums, counts = self._sums, self._counts
         if time_to_detect_s is not None:
-            sums["time_to_detect_s"] += time_to_detect_s
-            counts["time_to_detect_s"] += 1
+            self._detect_s += time_to_detect_s
+            self.detected += 1
         if failover_time_s is not None:
-            sums["failover_time_s"] += failover_time_s
-            counts["failover_time_s"] += 1
+            self._failover_s += failover_time_s
+            self.moved += 1
             if not failover_time_s <= self.max_failover_time_s:
                 self.max_failover_time_s = failover_time_s
         if time_to_recover_s is not None:
-            sums["time_to_recover_s"] += time_to_recover_s
-            counts["time_to_recover_s"] += 1
-
-    def _mean(self, key: str) -> float:
-        return self._sums[key] / self._counts[key] if self._counts[key] else math.nan
+            self._recover_s += time_to_recover_s
+            self.recovered += 1
 
     def summary(self, false_suspicions: int) -> dict[str, Any]:
+        def mean(total: float, count: int) -> float:
+            return total / count if count else math.nan
+
         return {
             "count": self.count,
-            "detected": self._counts["time_to_detect_s"],
-            "recovered": self._counts["time_to_recover_s"],
-            "mean_time_to_detect_s": self._mean("time_to_detect_s"),
-            "mean_failover_time_s": self._mean("failover_time_s"),
+            "detected": self.detected,
+            "recovered": self.recovered,
+            "mean_time_to_detect_s": mean(self._detect_s, self.detected),
+            "mean_failover_time_s": mean(self._failover_s, self.moved),
             "max_failover_time_s": self.max_failover_time_s,
-            "mean_time_to_recover_s": self._mean("time_to_recover_s"),
+            "mean_time_to_recover_s": mean(self._recover_s, self.recovered),
             "false_suspicions": false_suspicions,
         }
 

@@ -116,7 +116,8 @@ class StandbyController:
             delay += next(self._boot_times)
             spare.server.power_on()
         self.monitor.promotion_started(self.group)
-        self.monitor.log(spare.server.name, "promotion started", f"{delay:g}s")
+        if self.monitor.log_events:
+            self.monitor.log(spare.server.name, "promotion started", f"{delay:g}s")
         timer = self.env.timeout(delay)
         timer.callbacks.append(lambda _: self._promoted_now(spare))
         self._pending[spare.index] = timer

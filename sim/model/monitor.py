@@ -49,7 +49,7 @@ MAX_RECORDED = 100_000
 counts every incident whatever their number, so memory stays bounded over any horizon."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Incident:
     """One failure, followed from the moment it happens to the moment service is restored."""
 
