@@ -284,11 +284,17 @@ def _exponential_entry(failures: list[CrashRepairSpec], what: str) -> CrashRepai
 
 
 def _delay_moments(
-    spec: Any, what: str, sample: Callable[[np.random.Generator], float]
+    spec: Any,
+    what: str,
+    sample: Callable[[np.random.Generator], float],
+    exact: tuple[float, float | None] | None = None,
 ) -> tuple[float, float]:
-    """Mean and variance of the delay ``what`` of ``spec`` (a detector, a redundancy), from
-    20,000 draws of a fixed stream (a detector's delay has no closed-form variance in
-    general); kept per spec, since every replication of a design asks again."""
+    """Mean and variance of the delay ``what`` of ``spec`` (a detector, a redundancy):
+    ``exact`` (mean, variance) when the spec gives both in closed form, else from 20,000 draws
+    of a fixed stream (a lossy or polled detector's delay has no closed-form variance); kept
+    per spec, since every replication of a design asks again."""
+    if exact is not None and exact[1] is not None:
+        return exact[0], exact[1]
     key = (type(spec).__name__, spec.model_dump_json(), what)
     if key not in _MOMENTS:
         rng = np.random.default_rng(20_000)
@@ -330,7 +336,10 @@ def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float
             spec.repair_crews,
         )
     mean, variance = _delay_moments(
-        redundancy, "takeover", lambda rng: redundancy.takeover_delay(rng, 1)
+        redundancy,
+        "takeover",
+        lambda rng: redundancy.takeover_delay(rng, 1),
+        redundancy.takeover_moments(1),
     )
     return redundant_balancer_availability(
         redundancy.count,
@@ -357,7 +366,10 @@ def _group_serving(
     standby = group.standby
     # Crashes refuse connections.
     failover_s, variance = _delay_moments(
-        detection, "crash", lambda rng: detection.detection_delay(rng, refused=True)
+        detection,
+        "crash",
+        lambda rng: detection.detection_delay(rng, refused=True),
+        (detection.mean_detection_delay(True), detection.detection_delay_variance(True)),
     )
     if standby is not None:
         parts = [standby.promotion_delay]
@@ -406,7 +418,10 @@ def _shard_tier(
     detection = database.detection
     replication = database.replication
     detect_mean, detect_variance = _delay_moments(
-        detection, "crash", lambda rng: detection.detection_delay(rng, refused=True)
+        detection,
+        "crash",
+        lambda rng: detection.detection_delay(rng, refused=True),
+        (detection.mean_detection_delay(True), detection.detection_delay_variance(True)),
     )
     promotion = replication.promotion_delay
     promote_mean, promote_variance = promotion.mean(), promotion.variance()

@@ -70,6 +70,11 @@ class DetectorSpec(Spec, ABC):
     def mean_detection_delay(self, refused: bool) -> float:
         """Expected value of :meth:`detection_delay`."""
 
+    def detection_delay_variance(self, refused: bool) -> float | None:
+        """Variance of :meth:`detection_delay`, seconds squared, where a closed form gives it
+        (None where none does: the Markov chain then estimates it from draws)."""
+        return None
+
     def suspects_healthy_backends(self) -> bool:
         """Whether it can take a healthy, full-speed backend out (a false suspicion)."""
         return False
@@ -132,6 +137,9 @@ class HealthCheckSpec(DetectorSpec):
     def mean_detection_delay(self, refused: bool) -> float:
         wait = 0.0 if refused else self.timeout
         return self.interval / 2 + (self.fall - 1) * self.interval + wait
+
+    def detection_delay_variance(self, refused: bool) -> float:
+        return self.interval**2 / 12  # a constant plus U: that of a uniform
 
     def rejoin_delay(self, rng: np.random.Generator) -> float:
         return uniform_below(rng, self.interval) + (self.rise - 1) * self.interval + self.probe_time
@@ -238,6 +246,11 @@ class HeartbeatSpec(DetectorSpec):
             return expiry
         polls = max(1, math.ceil((expiry + since_poll) / self.poll_interval))
         return polls * self.poll_interval - since_poll
+
+    def detection_delay_variance(self, refused: bool) -> float | None:
+        if self.loss == 0 and not self.polling:
+            return self.interval**2 / 12  # T - U: that of a uniform
+        return None
 
     def _heard_within_misses(self, rng: np.random.Generator) -> int:
         """Losses in a row before a heartbeat heard, given that there are fewer than

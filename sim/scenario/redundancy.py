@@ -91,6 +91,12 @@ class ActivePassiveSpec(RedundancySpec):
         advertisement went out U x interval before the death, U uniform."""
         return self.master_down_interval(index) - uniform_below(rng, self.advertisement_interval)
 
+    def takeover_moments(self, index: int) -> tuple[float, float]:
+        """Mean and variance of :meth:`takeover_delay` (seconds, seconds squared): a
+        constant less a uniform."""
+        interval = self.advertisement_interval
+        return self.master_down_interval(index) - interval / 2, interval**2 / 12
+
     def longest_loss_s(self) -> float:
         # The master carries everything; the first backup takes over within its interval.
         return self.master_down_interval(1)
