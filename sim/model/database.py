@@ -675,7 +675,7 @@ class DataTier:
         node = shard.nodes[index]
         if up and index in shard.deposed:
             self._demote(shard, index)  # the manager hears it again, and can demote it
-        self._account(shard)
+        self._integrate(shard)  # nothing below reads the shard's state before it is reassessed
         shard.believed_up[index] = up
         self.monitor.rotation_changed(node, up, "detected up" if up else "detected down")
         delay = self.strategy.failover_delay(shard, index, up)
@@ -846,13 +846,19 @@ class DataTier:
         and serving): a master repaired before its failover ends is not yet a restored shard."""
         return self.routes_to(server) and self.strategy.takes_writes(self._shard_of_node[server])
 
-    def _account(self, shard: Shard) -> None:
+    def _integrate(self, shard: Shard) -> None:
+        """Count the time since the last change at the state assessed then."""
         now = self.env.now
         if self.measuring:
             elapsed = now - shard._since
             shard.writable_s += elapsed * shard._writable
             shard.readable_s += elapsed * shard._readable
         shard._since = now
+
+    def _account(self, shard: Shard) -> None:
+        """Integrate, then assess the shard's state again (after any change of a node, a
+        belief or the master)."""
+        self._integrate(shard)
         shard._writable, shard._readable = self._serves(shard)
         if shard._writable and shard._readable:
             self._impaired.discard(shard.index)
