@@ -190,6 +190,9 @@ class DataTier:
             for i in range(spec.shards)
         ]
         self._shard_of_node = {node: shard for shard in self.shards for node in shard.nodes}
+        self._index_of_node = {
+            node: index for shard in self.shards for index, node in enumerate(shard.nodes)
+        }
         self._impaired: set[int] = set()
         """Shards that cannot take a write or serve a read now (kept by :meth:`_account`)."""
         self.ring = HashRing(spec.shards, spec.virtual_nodes)
@@ -596,7 +599,7 @@ class DataTier:
     def node_changed(self, node: Server) -> None:
         """The truth about ``node`` changed: account, react, and schedule detection's verdict."""
         shard = self._shard_of_node[node]
-        index = shard.nodes.index(node)
+        index = self._index_of_node[node]
         now = self.env.now
         self._account(shard)
         if not node.serving:
@@ -838,8 +841,7 @@ class DataTier:
         return server in self._shard_of_node
 
     def routes_to(self, server: Server) -> bool:
-        shard = self._shard_of_node[server]
-        return shard.believed_up[shard.nodes.index(server)]
+        return self._shard_of_node[server].believed_up[self._index_of_node[server]]
 
     def back_in_service(self, server: Server) -> bool:
         """Believed up in its shard, and the shard takes writes again (a master is promoted

@@ -103,6 +103,10 @@ class Incident:
         }
 
 
+def _routes_nowhere(server: Server) -> bool:
+    return False
+
+
 class Monitor:
     """Timeline, incidents, false suspicions and the up/down state of the service."""
 
@@ -128,6 +132,8 @@ class Monitor:
         self.data_tier: DataTier | None = None
         self.views: list[Any] = []
         self._view_of: dict[Server, Any] = {}
+        self._routes_of: dict[Server, Any] = {}
+        """Per server, its view's ``routes_to`` (asked after most events)."""
         """Whoever routes work to servers (the balancer, the data tier): asked whether a
         server is in their rotation."""
         self.events: list[dict[str, Any]] = []
@@ -160,14 +166,9 @@ class Monitor:
         """A failure is about to be applied; call :meth:`refresh` once it has been. ``zone``
         names the zone when the failure hits a whole zone at once."""
         self._opened += 1
+        failed = self.failed_requests()
         incident = Incident(
-            self._opened,
-            kind,
-            component,
-            list(servers),
-            self.env.now,
-            self.failed_requests(),
-            zone=zone,
+            self._opened, kind, component, list(servers), self.env.now, failed, zone=zone
         )
         if servers:
             routed = False
@@ -179,15 +180,17 @@ class Monitor:
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         if not self._open:
-            self._failed_when_opened = self.failed_requests()
+            self._failed_when_opened = failed
         self._open.append(incident)
-        self.log(component, kind)
+        if self.log_events:
+            self.log(component, kind)
         return incident
 
     def clear_fault(self, incident: Incident, event: str) -> None:
         """The fault behind ``incident`` is gone (repaired, reconnected, back to speed)."""
         incident._fault_cleared = True
-        self.log(incident.component, event)
+        if self.log_events:
+            self.log(incident.component, event)
         self.refresh()
 
     def address_taken_over(self) -> None:
@@ -276,8 +279,14 @@ class Monitor:
             return view
 
     def _routes_to(self, server: Server) -> bool:
-        view = self._view(server)
-        return view is not None and view.routes_to(server)
+        try:
+            routes_to = self._routes_of[server]
+        except KeyError:
+            view = self._view(server)
+            routes_to = self._routes_of[server] = (
+                view.routes_to if view is not None else _routes_nowhere
+            )
+        return routes_to(server)
 
     def _back_in_service(self, server: Server) -> bool:
         """Whether the service ``server`` belongs to is whole again with it: an incident ends

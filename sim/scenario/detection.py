@@ -225,9 +225,10 @@ class HeartbeatSpec(DetectorSpec):
         return self.loss > 0
 
     def detection_delay(self, rng: np.random.Generator, refused: bool) -> float:
-        # A crashed process and an unreachable host are equally silent.
-        if self.loss == 0 and not self.polling:
-            return self.timeout - uniform_below(rng, self.interval)
+        # A crashed process and an unreachable host are equally silent. Without loss or
+        # polling, T - U (written out: the long-horizon mode asks at every crash).
+        if self.loss == 0 and self.monitor == "deadline":
+            return self.misses * self.interval - uniform_below(rng, self.interval)
         interval = self.interval
         since_beat = uniform_below(rng, interval)  # U: the last heartbeat was due U ago
         since_poll = uniform_below(rng, self.poll_interval) if self.polling else 0.0
@@ -326,7 +327,7 @@ class HeartbeatSpec(DetectorSpec):
         delay = uniform_below(rng, self.interval)
         if self.loss > 0:
             delay += self.interval * (int(rng.geometric(1 - self.loss)) - 1)
-        if self.polling:
+        if self.monitor == "polling":
             delay += uniform_below(rng, self.poll_interval)
         return delay
 
