@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -195,11 +196,6 @@ class DataTier:
         }
         self._impaired: set[int] = set()
         """Shards that cannot take a write or serve a read now (kept by :meth:`_account`)."""
-        self.ring = HashRing(spec.shards, spec.virtual_nodes)
-        self.keys = KeySpace(
-            spec.keys.count, spec.keys.popularity, spec.keys.zipf_exponent, self.ring
-        )
-        self.shard_shares = self.keys.shard_shares(spec.shards)
         self._keys: dict[str, Iterator[tuple[int, int]]] = {}
         self._plans: dict[str, tuple] = {}
         """Per class: (reads, writes), the kinds of its operations in order, its keys, and
@@ -250,6 +246,19 @@ class DataTier:
         self.failovers: list[float] = []
         self.write_latency = LatencyHistogram()
         self.replication_lag = LatencyHistogram()
+
+    @cached_property
+    def keys(self) -> KeySpace:
+        """The key space and each key's shard on the ring: built at the first request (a
+        long-horizon run, which has none, never pays for its hundred thousand keys)."""
+        spec = self.spec
+        ring = HashRing(spec.shards, spec.virtual_nodes)
+        return KeySpace(spec.keys.count, spec.keys.popularity, spec.keys.zipf_exponent, ring)
+
+    @cached_property
+    def shard_shares(self) -> np.ndarray:
+        """The fraction of key accesses that land on each shard."""
+        return self.keys.shard_shares(self.spec.shards)
 
     def use_cache(self, cache: CacheTier, cacheable_classes: frozenset[str]) -> None:
         """Reads of ``cacheable_classes`` look in ``cache`` first; every write invalidates."""
