@@ -867,15 +867,9 @@ class DataTier:
         shard._since = now
 
     def _account(self, shard: Shard) -> None:
-        """Integrate (as :meth:`_integrate`, written out: this runs several times at every
-        change of a node), then assess the shard's state again (after any change of a node,
-        a belief or the master)."""
-        now = self.env.now
-        if self.measuring:
-            elapsed = now - shard._since
-            shard.writable_s += elapsed * shard._writable
-            shard.readable_s += elapsed * shard._readable
-        shard._since = now
+        """Integrate, then assess the shard's state again (after any change of a node, a
+        belief or the master)."""
+        self._integrate(shard)
         shard._writable, shard._readable = self._serves(shard)
         if shard._writable and shard._readable:
             self._impaired.discard(shard.index)
