@@ -287,14 +287,14 @@ def _delay_moments(
     spec: Any,
     what: str,
     sample: Callable[[np.random.Generator], float],
-    exact: tuple[float, float | None] | None = None,
+    exact: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """Mean and variance of the delay ``what`` of ``spec`` (a detector, a redundancy):
     ``exact`` (mean, variance) when the spec gives both in closed form, else from 20,000 draws
     of a fixed stream (a lossy or polled detector's delay has no closed-form variance); kept
     per spec, since every replication of a design asks again."""
-    if exact is not None and exact[1] is not None:
-        return exact[0], exact[1]
+    if exact is not None:
+        return exact
     key = (type(spec).__name__, spec.model_dump_json(), what)
     if key not in _MOMENTS:
         rng = np.random.default_rng(20_000)
@@ -306,6 +306,13 @@ def _delay_moments(
 
 
 _MOMENTS: dict[tuple, tuple[float, float]] = {}
+
+
+def _crash_detection_moments(detection: Any) -> tuple[float, float] | None:
+    """A detector's crash-detection delay's mean and variance where both have a closed form
+    (the mean alone, for a polled heartbeat, is a long sum that would go unused)."""
+    variance = detection.detection_delay_variance(True)
+    return None if variance is None else (detection.mean_detection_delay(True), variance)
 
 
 def _balancer_tier(scenario: Scenario, failures: list[CrashRepairSpec]) -> float:
@@ -369,7 +376,7 @@ def _group_serving(
         detection,
         "crash",
         lambda rng: detection.detection_delay(rng, refused=True),
-        (detection.mean_detection_delay(True), detection.detection_delay_variance(True)),
+        _crash_detection_moments(detection),
     )
     if standby is not None:
         parts = [standby.promotion_delay]
@@ -421,7 +428,7 @@ def _shard_tier(
         detection,
         "crash",
         lambda rng: detection.detection_delay(rng, refused=True),
-        (detection.mean_detection_delay(True), detection.detection_delay_variance(True)),
+        _crash_detection_moments(detection),
     )
     promotion = replication.promotion_delay
     promote_mean, promote_variance = promotion.mean(), promotion.variance()
