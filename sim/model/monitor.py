@@ -83,9 +83,9 @@ class Incident:
         )
 
     def record(self) -> dict[str, Any]:
-        def since(moment: float | None) -> float:
-            return moment - self.failed_at if moment is not None else math.nan
-
+        detect, failover, recover = (
+            math.nan if seconds is None else seconds for seconds in self.durations()
+        )
         return {
             "incident": self.number,
             "kind": self.kind,
@@ -96,9 +96,9 @@ class Incident:
                 self.traffic_moved_at if self.traffic_moved_at is not None else math.nan
             ),
             "restored_at_s": self.restored_at if self.restored_at is not None else math.nan,
-            "time_to_detect_s": since(self.detected_at),
-            "failover_time_s": since(self.traffic_moved_at),
-            "time_to_recover_s": since(self.restored_at),
+            "time_to_detect_s": detect,
+            "failover_time_s": failover,
+            "time_to_recover_s": recover,
             "failed_requests": self.failed_requests,
         }
 
@@ -132,10 +132,10 @@ class Monitor:
         self.data_tier: DataTier | None = None
         self.views: list[Any] = []
         self._view_of: dict[Server, Any] = {}
-        self._routes_of: dict[Server, Any] = {}
-        """Per server, its view's ``routes_to`` (asked after most events)."""
         """Whoever routes work to servers (the balancer, the data tier): asked whether a
         server is in their rotation."""
+        self._routes_of: dict[Server, Any] = {}
+        """Per server, its view's ``routes_to`` (asked after most events)."""
         self.events: list[dict[str, Any]] = []
         self.incidents: list[Incident] = []
         self._open: list[Incident] = []
@@ -170,13 +170,7 @@ class Monitor:
         incident = Incident(
             self._opened, kind, component, list(servers), self.env.now, failed, zone=zone
         )
-        if servers:
-            routed = False
-            for server in servers:
-                if self._routes_to(server):
-                    routed = True
-                    break
-            incident.routed = routed
+        incident.routed = not servers or any(self._routes_to(server) for server in servers)
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         if not self._open:

@@ -51,23 +51,30 @@ def at_deadline(
 
     A delay made slightly negative by floating-point rounding counts as zero.
     """
-    event = Event(env)
-    event._ok = True
-    event._value = value
-    event.callbacks.append(callback)
-    env.schedule(event, JUDGEMENT, delay if delay > 0.0 else 0.0)
-    return event
+    return _scheduled(env, callback, JUDGEMENT, delay if delay > 0.0 else 0.0, value)
 
 
 def at_start(env: simpy.Environment, callback: Callable[[Event], Any]) -> Event:
     """Call ``callback(event)`` first thing at the current instant, where SimPy starts a
     process (an urgent event): for a component written as callbacks rather than as a process,
     which must begin exactly where the process would have."""
+    return _scheduled(env, callback, URGENT, 0.0)
+
+
+def _scheduled(
+    env: simpy.Environment,
+    callback: Callable[[Event], Any],
+    priority: int,
+    delay: float,
+    value: Any = None,
+) -> Event:
+    """An event already triggered, scheduled ``delay`` from now at ``priority``, that calls
+    ``callback`` (SimPy's public events take only the default priority)."""
     event = Event(env)
     event._ok = True
-    event._value = None
+    event._value = value
     event.callbacks.append(callback)
-    env.schedule(event, URGENT)
+    env.schedule(event, priority, delay)
     return event
 
 
@@ -129,11 +136,7 @@ def advance(
     if until <= env.now:
         return
     stall_events = STALL_EVENTS if stall_events is None else stall_events
-    stop = Event(env)
-    stop._ok = True
-    stop._value = None
-    stop.callbacks.append(StopSimulation.callback)
-    env.schedule(stop, URGENT, until - env.now)
+    _scheduled(env, StopSimulation.callback, URGENT, until - env.now)
     step = env.step
     check = min(_CHECK_EVERY, stall_events)
     stalled_at, stalled = env.now, 0
