@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from sim.analysis import finite_or_none, mean_confidence_interval, summarize, wait_summary
@@ -30,6 +29,9 @@ from sim.reliability import AVAILABILITY_METRICS, markov_availability, simulate_
 from sim.results import RunStore
 from sim.scenario import Problem, Scenario, ScenarioError, parse_scenario
 from sim.streams import Streams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BatchError",
@@ -47,6 +49,12 @@ __all__ = [
 ]
 
 
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
 @dataclass
 class RunResult:
     """What one run produced: its summary, its time series, its incidents (one row each), the
@@ -62,7 +70,7 @@ class RunResult:
     latency: pd.DataFrame
     """Latency distribution of ok requests in the window: class, latency_s (a histogram
     bucket, within 1%), count."""
-    servers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    servers: pd.DataFrame = field(default_factory=_empty_frame)
     """Per server and time step (``metrics.per_server``), else empty."""
     wall_time_s: float = field(default=0.0, compare=False)
 
@@ -74,6 +82,8 @@ def run(
     progress: Callable[[float], None] | None = None,
 ) -> RunResult:
     """Simulate ``scenario`` for its duration; ``seed`` defaults to the scenario's own."""
+    import pandas as pd
+
     started = time.perf_counter()
     seed = scenario.seed if seed is None else seed
     cluster = Cluster.build(scenario, Streams(seed, replication))
@@ -228,7 +238,11 @@ def _run_all(
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """Every task's record (``metrics`` or ``error``), from the store when saved there, else
     run on ``executor``; each success is saved the moment it arrives, so an interrupted batch
-    keeps all it finished. Failures are not saved: a resumed batch tries them again."""
+    keeps all it finished. Failures are not saved: a resumed batch tries them again.
+
+    Once the first result is in, this process imports pandas, which every caller's table
+    needs: on a pool the import then overlaps the workers' remaining runs (about 0.4 s a
+    command saved), where importing it first would have delayed them."""
     saved = RunStore(store).load() if store is not None else {}
     results: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
@@ -260,6 +274,7 @@ def _run_all(
             keeper.save(record)
         if progress is not None:
             progress(1)
+        import pandas  # noqa: F401  (free after the first time)
     return results
 
 
@@ -284,6 +299,8 @@ def replicate(
     With a ``store`` folder, each finished replication is saved there at once and replications
     saved before are not run again. Raises :class:`BatchError` if any replication failed.
     """
+    import pandas as pd
+
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
     tasks = _tasks(scenario, seed, range(first, first + replications))
@@ -312,6 +329,8 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
 
 def confidence_intervals(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per metric column: replications, mean, and the Student-t interval's half-width and ends."""
+    import pandas as pd
+
     rows = []
     for column in frame.columns:
         if column == "replication" or not pd.api.types.is_numeric_dtype(frame[column]):
@@ -349,6 +368,8 @@ def replicate_to_precision(
     """Add replications until ``metric``'s interval is within ``relative_half_width`` of its
     mean (sequential estimation), or ``cap`` replications have run; ``start`` first (at most
     ``cap``). Whether the target was reached is for the caller to read from the frame."""
+    import pandas as pd
+
     frame = replicate(scenario, min(start, cap), seed, executor, progress, store=store)
     while len(frame) < cap and not precise_enough(frame, metric, relative_half_width, confidence):
         # Grow by half again each round: fewer rounds than one at a time, little overshoot.
@@ -388,6 +409,8 @@ def compare(
     interval, and a verdict). With a ``store`` folder, finished runs are saved as they end and
     not run again. Raises :class:`BatchError` if any run failed.
     """
+    import pandas as pd
+
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
     tasks: dict[str, list[_Task]] = {}
@@ -416,6 +439,8 @@ def paired_differences(
     runs: pd.DataFrame, labels: list[str], confidence: float = 0.95
 ) -> pd.DataFrame:
     """Per alternative and metric: its mean and its paired difference from the first label."""
+    import pandas as pd
+
     baseline_label = labels[0]
     baseline = runs[runs.alternative == baseline_label].set_index("replication")
     metrics = [
@@ -502,6 +527,8 @@ def sweep(
     columns are the catalogue's (:func:`sim.catalogue.keys_for`), in its order, whether a run
     succeeded or not.
     """
+    import pandas as pd
+
     seed = scenario.seed if seed is None else seed
     executor = executor or SerialExecutor()
     invalid: dict[int, str] = {}

@@ -32,12 +32,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import yaml
 
 from sim.analysis import finite_or_none
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "RUNS",
@@ -346,6 +348,8 @@ def read_run(path: Path) -> dict[str, Any]:
     """A completed run folder: ``summary`` (dict), ``timeseries``, ``incidents``, ``events``,
     ``latency``, ``servers`` (empty unless the run kept a per-server time series) and the
     resolved ``scenario``."""
+    import pandas as pd
+
     path = Path(path)
     return {
         "summary": json.loads((path / SUMMARY).read_text(encoding="utf-8")),
