@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "che_characteristic_time",
@@ -203,7 +204,8 @@ def ctmc_steady_state(generator: np.ndarray) -> np.ndarray:
     system = np.vstack([generator.T, np.ones(size)])
     target = np.zeros(size + 1)
     target[-1] = 1.0
-    solution, *_ = np.linalg.lstsq(system, target, rcond=None)
+    with _one_blas_thread():
+        solution, *_ = np.linalg.lstsq(system, target, rcond=None)
     solution = np.clip(solution, 0.0, None)
     return solution / solution.sum()
 
@@ -259,8 +261,17 @@ def _sparse_steady_state(size: int, edges: list[tuple[int, int, float]]) -> np.n
     matrix[size - 1, :] = np.ones(size)
     target = np.zeros(size)
     target[-1] = 1.0
-    solution = np.clip(spsolve(matrix.tocsc(), target), 0.0, None)
+    with _one_blas_thread():
+        solution = np.clip(spsolve(matrix.tocsc(), target), 0.0, None)
     return solution / solution.sum()
+
+
+def _one_blas_thread():
+    """BLAS on one thread for a solve, whatever the process's setting: threads sum in another
+    order, which moves a chain's last digits, and its phase error (the difference of two
+    nearly equal values) by parts per million. The ``ecsim`` command and its workers run one
+    thread; a notebook or a Dask worker may not, and must get the same numbers."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def single_component_availability(mean_time_to_failure: float, mean_time_to_repair: float):
