@@ -497,7 +497,8 @@ def _markov_in_a_process(blas_threads: str | None) -> str:
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="BLAS runs one thread on one core anyway")
 def test_the_markov_chain_has_the_same_digits_whatever_the_processs_blas_threads():
     """A notebook's BLAS runs a thread per core, the ecsim command's one thread: the chain must
-    give the same digits in both. four_nines's chain solved on threads moved its phase error by parts per million (3.62724573e-09 against 3.62725827e-09)."""
+    give the same digits in both. four_nines's chain solved on threads moved its phase error
+    by parts per million (3.62724573e-09 against 3.62725827e-09)."""
     assert _markov_in_a_process(None) == _markov_in_a_process("1")
 
 
