@@ -131,6 +131,56 @@ def test_every_detector_detects_as_its_declared_law_says(kind, failure):
     assert stats.ks_2samp(simulated, declared).pvalue > 0.001
 
 
+DETECTOR_VARIANTS = [
+    *({"kind": kind} for kind in DETECTORS.names()),
+    {"kind": "heartbeat", "interval": 1.0, "misses": 3, "monitor": "polling"},
+    {"kind": "heartbeat", "interval": 1.0, "misses": 3, "loss": 0.2},
+    {"kind": "heartbeat", "interval": 1.0, "misses": 3, "loss": 0.2, "monitor": "polling"},
+    {"kind": "phi_accrual", "interval": 1.0, "jitter": 0.2},
+]
+
+
+class _OnlyUniforms:
+    """A stream that gives ``random()`` and nothing else: any other draw raises."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def random(self) -> float:
+        return self._rng.random()
+
+
+def _delays(spec, stream, count: int = 300) -> list[float]:
+    return [
+        delay
+        for index in range(count)
+        for delay in (
+            spec.detection_delay(stream, refused=index % 2 == 0),
+            spec.rejoin_delay(stream),
+        )
+    ]
+
+
+@pytest.mark.parametrize("detection", DETECTOR_VARIANTS, ids=str)
+def test_a_detector_that_draws_only_uniforms_says_so_and_its_delay_stream_keeps_its_delays(
+    detection,
+):
+    """The sampled detections (the long-horizon mode, the data tier) draw a detector's delays
+    from its delay stream, which hands out a stream's uniforms a block at a time when the
+    detector says they are all it draws: that must be true (a stream with nothing but
+    ``random()`` serves it), and the delays must be those of the stream drawn one number at a
+    time, across several blocks. A lossy heartbeat draws geometric numbers and keeps its
+    stream."""
+    spec = DETECTORS.get(detection["kind"]).model_validate(detection)
+    if spec.draws_only_uniforms():
+        assert _delays(spec, _OnlyUniforms(5)) == _delays(spec, np.random.default_rng(5))
+    else:
+        with pytest.raises(AttributeError):
+            _delays(spec, _OnlyUniforms(5))
+    blocks = spec.delay_stream(np.random.default_rng(7))
+    assert _delays(spec, blocks) == _delays(spec, np.random.default_rng(7))
+
+
 def test_a_heartbeat_arriving_at_its_deadline_resets_it():
     """misses: 1 puts the silence alarm exactly on the next heartbeat: the beat wins, so a
     healthy backend is never suspected."""

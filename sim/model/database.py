@@ -212,7 +212,7 @@ class DataTier:
         self._apply_delay = replication.apply_delay.sampler(
             streams.generator("database/apply_delay")
         )
-        self._detection_rng = streams.generator("database/detection")
+        self._detection_rng = spec.detection.delay_stream(streams.generator("database/detection"))
         self._verdicts: dict[Server, int] = {}
         self.network = Network()
         """Links partial partitions cut (the failure injector's, set by the cluster)."""

@@ -359,7 +359,7 @@ class SampledDetection:
         self.env = env
         self.spec = spec
         self.balancer = balancer
-        self.rng = rng
+        self.rng = spec.delay_stream(rng)
         self._generation: dict[int, int] = {}
 
     def changed(self, backend: Backend) -> None:
