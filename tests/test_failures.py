@@ -192,6 +192,41 @@ def test_failover_time_is_detection_plus_promotion_exactly(promotion_s):
     assert 40 < incident.time_to_recover_s <= 40 + 2 * 2 + 0.005 + 1e-9
 
 
+def test_a_hot_spare_down_when_needed_is_passed_over_then_promoted_when_repaired():
+    """The only hot spare is down from 20 s to 100 s; web-1 dies for good at 30 s. Detected
+    at about 35 s, web-1 leaves a gap the spare cannot fill; its repair at 100 s is what
+    starts its promotion (no detection of the spare's return is needed), so it serves from
+    107 s, after its 7 s promotion delay."""
+    scenario = parse_scenario(
+        {
+            "duration": 200,
+            "workload": one_class(),
+            "balancer": {
+                "detection": {"kind": "health_check", "interval": 2, "timeout": 1, "fall": 3}
+            },
+            "servers": [
+                {
+                    "name": "web",
+                    "count": 2,
+                    "standby": {"count": 1, "mode": "hot", "promotion_delay": 7},
+                }
+            ],
+            "failures": [
+                {"kind": "crash", "target": {"server": "web-standby-1"}, "at": 20, "duration": 80},
+                {"kind": "crash", "target": {"server": "web-1"}, "at": 30},
+            ],
+        }
+    )
+    events = run(scenario).events
+    spare = events[events.component == "web-standby-1"]
+    assert list(zip(spare.time_s, spare.event, strict=True)) == [
+        (20, "crash"),
+        (100, "promotion started"),
+        (100, "repaired"),
+        (107, "in rotation"),
+    ]
+
+
 def test_time_based_availability_counts_the_time_no_server_could_serve():
     scenario = parse_scenario(
         {

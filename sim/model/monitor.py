@@ -170,7 +170,10 @@ class Monitor:
         incident = Incident(
             self._opened, kind, component, list(servers), self.env.now, failed, zone=zone
         )
-        incident.routed = not servers or any(self._routes_to(server) for server in servers)
+        if len(servers) == 1:  # the common case, a server's crash
+            incident.routed = self._routes_to(servers[0])
+        else:
+            incident.routed = not servers or any(self._routes_to(server) for server in servers)
         if self.log_events and len(self.incidents) < MAX_RECORDED:
             self.incidents.append(incident)  # rows for incidents.csv; the tally counts all
         if not self._open:
