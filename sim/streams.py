@@ -10,7 +10,7 @@ the same service demands and the same failures: common random numbers, for free.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -80,11 +80,8 @@ class UniformBlocks:
     between other work, as a detector's delay is; a block costs a tenth of that a number.
     ``rng`` must be a stream of its own: the block draws ahead of what is used."""
 
-    __slots__ = ("_next",)
+    __slots__ = ("random",)
 
     def __init__(self, rng: np.random.Generator, block: int = 256) -> None:
-        self._next = uniforms(rng, block).__next__
-
-    def random(self) -> float:
-        """The next uniform number on [0, 1)."""
-        return self._next()
+        self.random: Callable[[], float] = uniforms(rng, block).__next__
+        """The next uniform number on [0, 1) (the iterator's own, with no call in between)."""
