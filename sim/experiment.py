@@ -241,8 +241,8 @@ def _run_all(
     keeps all it finished. Failures are not saved: a resumed batch tries them again.
 
     Once the first result is in, this process imports pandas, which every caller's table
-    needs: on a pool the import then overlaps the workers' remaining runs (about 0.4 s a
-    command saved), where importing it first would have delayed them."""
+    needs: on a pool the import (0.3 to 0.5 s) then overlaps the workers' remaining runs,
+    where importing it first would have delayed them."""
     saved = RunStore(store).load() if store is not None else {}
     results: dict[tuple[str, int], dict[str, Any]] = {}
     pending = []
