@@ -300,6 +300,7 @@ def biased_report(scenario: Scenario, table: Any, confidence: float = 0.95) -> d
         "replications": len(rows),
         **estimate_from_cycles(pooled, confidence),
         "markov": markov_availability(scenario),
+        "slo_availability": scenario.slo.availability,
     }
 
 

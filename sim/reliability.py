@@ -199,6 +199,7 @@ def availability_report(
             rows, [request_class.name for request_class in scenario.workload.classes], confidence
         ),
         "markov": markov_availability(scenario),
+        "slo_availability": scenario.slo.availability,
     }
 
 

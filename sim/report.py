@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sim.analysis import mean_confidence_interval
+from sim.analysis import SECONDS_PER_YEAR, mean_confidence_interval
 from sim.catalogue import direction
 from sim.catalogue import metric as metric_of
 
@@ -426,6 +426,7 @@ def format_availability(estimate: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"markov chain   n/a: {markov['reason']}")
+    lines += _slo_lines(estimate, confidence)
     lines += _class_lines(estimate, confidence)
     lines += _cause_lines(estimate, confidence)
     if biased:
@@ -478,6 +479,37 @@ def format_availability_sweep(
             values = ", ".join(f"{p}={points[index][p]}" for p in parameters)
             lines.append(f"warning at {values}: {estimate['warning']} (run more --cycles)")
     return "\n".join(lines)
+
+
+def slo_verdict(estimate: dict[str, Any], target: float) -> str:
+    """Whether an availability ``estimate`` (``low`` and ``high``, the ends of its interval)
+    holds ``target``: ``met`` when the whole interval lies at or above it, ``missed`` when it
+    lies below, ``undecided`` when it straddles the target (a longer run decides)."""
+    if estimate["low"] is not None and estimate["low"] >= target:
+        return "met"
+    if estimate["high"] is not None and estimate["high"] < target:
+        return "missed"
+    return "undecided"
+
+
+def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
+    target = estimate.get("slo_availability")
+    if target is None:
+        return []
+    why = {
+        "met": f"the whole {confidence} CI lies above it",
+        "missed": f"the whole {confidence} CI lies below it",
+        "undecided": f"the {confidence} CI straddles it; a longer run decides",
+    }
+    verdict = slo_verdict(estimate["availability"], target)
+    classes = ", ".join(
+        f"{name} {slo_verdict(value, target)}" for name, value in estimate["classes"].items()
+    )
+    return [
+        f"slo target     {target * 100:.10g}% ({_downtime((1 - target) * SECONDS_PER_YEAR)}"
+        f" a year): {verdict}, {why[verdict]}",
+        f"               by class: {classes}",
+    ]
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:

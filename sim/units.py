@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 __all__ = [
     "DURATION_UNITS",
@@ -108,7 +109,9 @@ def parse_fraction(value: object) -> float:
     if number is None:
         number, unit = _split(str(value), expected)
         if unit == "%":
-            number /= 100.0
+            # As written: 99.99% is the double nearest 0.9999, as the fraction 0.9999 is (a
+            # float division gives 0.9998999999999999, which misses a target of 0.9999).
+            number = float(Decimal(_QUANTITY.match(str(value)).group(1)) / 100)
         elif unit != "":
             raise ValueError(f"expected {expected}, got {value!r}")
     number = _check_finite(number, expected, value)

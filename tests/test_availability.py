@@ -18,6 +18,7 @@ from scipy import stats
 from sim import parse_scenario
 from sim.cli import main
 from sim.reliability import estimate_availability, markov_availability
+from sim.report import slo_verdict
 from sim.theory import (
     erlang_stages,
     parallel_availability,
@@ -346,6 +347,30 @@ def test_the_availability_command_prints_the_estimate_and_writes_its_summary(tmp
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["mode"] == "availability" and summary["replications"] == 4
     assert 0.999 < summary["availability"]["value"] <= 1
+    # four_nines.yaml's SLO: 99.99%, 52.6 min of downtime a year; a verdict for the service
+    # and for each class.
+    assert summary["slo_availability"] == 0.9999
+    verdict = slo_verdict(summary["availability"], 0.9999)
+    assert f"slo target     99.99% (52.6 min a year): {verdict}, " in result.output
+    assert "by class: browse " in result.output
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"),
+    [
+        (0.99991, 0.99995, "met"),
+        (0.9999, 0.99995, "met"),
+        (0.9998, 0.99989, "missed"),
+        (0.99985, 0.99995, "undecided"),
+        (0.99985, None, "undecided"),
+    ],
+)
+def test_a_design_holds_its_slo_only_when_its_whole_interval_lies_above_the_target(
+    low, high, verdict
+):
+    """A design review asks "does it hold 99.99%?": yes when the interval's lower end is at the
+    target or above, no when its upper end is below, and not yet known when it straddles."""
+    assert slo_verdict({"low": low, "high": high}, 0.9999) == verdict
 
 
 def test_availability_compares_designs_on_common_random_numbers_and_draws_them(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -127,6 +128,15 @@ def test_a_bad_rate_says_what_was_expected(value, message):
 @pytest.mark.parametrize(("text", "fraction"), FRACTIONS)
 def test_a_percentage_or_a_fraction_is_read_as_a_fraction(text, fraction):
     assert parse_fraction(text) == pytest.approx(fraction, rel=1e-12)
+
+
+@pytest.mark.parametrize("percent", ["99.99%", "99.999%", "99.95%", "0.1%", "57.7 %"])
+def test_a_percentage_is_exactly_the_fraction_it_writes(percent):
+    """99.99% and 0.9999 are one number: a target written either way is met by the same
+    availability (dividing the float 99.99 by 100 gives 0.9998999999999999)."""
+    written = percent.removesuffix("%").strip()
+    fraction = str(Decimal(written) / 100)
+    assert parse_fraction(percent) == parse_fraction(fraction) == float(fraction)
 
 
 @pytest.mark.parametrize(("value", "message"), BAD_FRACTIONS)
