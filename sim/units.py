@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 
 __all__ = [
     "DURATION_UNITS",
@@ -36,11 +36,19 @@ _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zA-Z%/]*)\s*$", re.ASCII)
 _RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-zA-Z]+)\s*$", re.ASCII)
 
 
-def _split(text: str, expected: str) -> tuple[float, str]:
+_EXACT = Context(prec=40, traps=[])
+"""Decimal arithmetic for numbers as written: 9ms is the double nearest 0.009 (9 x 0.001 in
+floats is 0.009000000000000001), 99.99% that nearest 0.9999. Without traps, an overflow
+gives an infinity, which the parsers reject with the usual message."""
+
+_UNIT_SECONDS = {unit: Decimal(repr(seconds)) for unit, seconds in DURATION_UNITS.items()}
+
+
+def _split(text: str, expected: str) -> tuple[Decimal, str]:
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"expected {expected}, got {text!r}")
-    return float(match.group(1)), match.group(2)
+    return Decimal(match.group(1)), match.group(2)
 
 
 def _number(value: object, expected: str) -> float | None:
@@ -76,7 +84,7 @@ def parse_duration(value: object) -> float:
         if unit not in DURATION_UNITS:
             known = ", ".join(DURATION_UNITS)
             raise ValueError(f"unknown time unit {unit!r} in {value!r}; known units: {known}")
-        number *= DURATION_UNITS[unit]
+        number = float(_EXACT.multiply(number, _UNIT_SECONDS[unit]))
     return _check_finite(number, expected, value)
 
 
@@ -85,7 +93,7 @@ def parse_rate(value: object) -> float:
     expected = "a rate such as 800/s, 12/min or 3/h"
     number = _number(value, expected)
     if number is None and _QUANTITY.match(str(value)) and _split(str(value), expected)[1] == "":
-        number = _split(str(value), expected)[0]
+        number = float(_split(str(value), expected)[0])
     if number is None:
         match = _RATE.match(str(value))
         if not match:
@@ -94,10 +102,10 @@ def parse_rate(value: object) -> float:
         if unit not in DURATION_UNITS:
             known = ", ".join(DURATION_UNITS)
             raise ValueError(f"unknown time unit {unit!r} in {value!r}; known units: {known}")
-        period = (float(per_count) if per_count else 1.0) * DURATION_UNITS[unit]
+        period = _EXACT.multiply(Decimal(per_count or 1), _UNIT_SECONDS[unit])
         if period <= 0:
             raise ValueError(f"expected {expected}, got a zero period in {value!r}")
-        number = float(count) / period
+        number = float(_EXACT.divide(Decimal(count), period))
     return _check_finite(number, expected, value)
 
 
@@ -107,13 +115,12 @@ def parse_fraction(value: object) -> float:
     outside = "a percentage from 0% to 100% (or a fraction from 0 to 1)"
     number = _number(value, expected)
     if number is None:
-        number, unit = _split(str(value), expected)
+        written, unit = _split(str(value), expected)
         if unit == "%":
-            # As written: 99.99% is the double nearest 0.9999, as the fraction 0.9999 is (a
-            # float division gives 0.9998999999999999, which misses a target of 0.9999).
-            number = float(Decimal(_QUANTITY.match(str(value)).group(1)) / 100)
+            written = _EXACT.divide(written, 100)
         elif unit != "":
             raise ValueError(f"expected {expected}, got {value!r}")
+        number = float(written)
     number = _check_finite(number, expected, value)
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"expected {outside}, got {value!r}")

@@ -139,6 +139,29 @@ def test_a_percentage_is_exactly_the_fraction_it_writes(percent):
     assert parse_fraction(percent) == parse_fraction(fraction) == float(fraction)
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("9ms", "0.009"),
+        ("1.3ms", "0.0013"),
+        ("52ms", "0.052"),
+        ("20us", "0.00002"),
+        ("0.1h", "360"),
+    ],
+)
+def test_a_duration_is_exactly_the_number_it_writes(text, seconds):
+    """9ms and 0.009 are one number (9 x 0.001 in floats is 0.009000000000000001): a timeout
+    written in milliseconds ties with one written in seconds."""
+    assert parse_duration(text) == parse_duration(seconds) == float(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"), [("9/ms", "9000"), ("3/10s", "0.3"), ("7/100ms", "70")]
+)
+def test_a_rate_is_exactly_the_number_it_writes(text, per_second):
+    assert parse_rate(text) == float(per_second)
+
+
 @pytest.mark.parametrize(("value", "message"), BAD_FRACTIONS)
 def test_a_bad_fraction_says_what_was_expected(value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
