@@ -375,13 +375,12 @@ class Cluster:
             return
         if len(servers) == 1:  # the common case, a crash or a repair of one server
             controller = controllers.get(servers[0].group)
-            if controller is not None and controller.minds_truth_of(servers[0]):
+            if controller is not None:
                 controller.reconcile()
             return
         for group in dict.fromkeys(server.group for server in servers):  # ordered, not a set
-            controller = controllers.get(group)
-            if controller is not None and any(map(controller.minds_truth_of, servers)):
-                controller.reconcile()
+            if group in controllers:
+                controllers[group].reconcile()
 
     def start(self) -> None:
         """Start users, detectors, failures and the time-series sampler."""

@@ -49,7 +49,6 @@ class StandbyController:
         self._again = False
         self._pending: dict[int, simpy.Event] = {}
         self._promoted: list[Backend] = []
-        self._spare_servers = frozenset(spare.server for spare in spares)
         if spec.mode == "cold":
             for spare in spares:
                 spare.server.power_off()
@@ -63,13 +62,6 @@ class StandbyController:
             if backend.member and backend.detected_up:
                 healthy += 1
         return healthy
-
-    def minds_truth_of(self, server) -> bool:
-        """Whether a change of ``server``'s truth (a crash, a repair) can change what
-        :meth:`reconcile` does: only a spare's can, since a hot spare that is down is passed
-        over. A member's failure reaches the controller through detection, as the rotation
-        changes."""
-        return server in self._spare_servers
 
     def reconcile(self) -> None:
         """Promote or retire spares until the healthy rotation is back at its nominal size."""
