@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sim import parse_scenario, run
+from sim import load_scenario, parse_scenario, run
 from sim.reliability import YEAR_S, markov_availability, simulate_years
 
 
@@ -177,3 +177,20 @@ def test_a_deploy_shorter_than_detection_still_comes_back_through_detection():
         back = mine[mine.event == "in rotation"]
         assert list(back.detail) == ["detected up"]
         assert restarted + 2.0 <= back.time_s.iloc[0] <= restarted + 2 * 2.0 + 0.1
+
+
+def test_a_server_stopped_for_maintenance_is_replaced_by_a_hot_spare_at_once():
+    """A drained server held down for its deploy is out of the healthy count the moment it is
+    stopped, though its routing does not change then (draining took it out already): the
+    spare's promotion starts at that instant, not at the next change of the rotation."""
+    from test_cli import ROOT
+
+    scenario = load_scenario(
+        ROOT / "scenarios" / "rolling_deploy.yaml",
+        ["duration=200", "servers[0].standby={count: 1, mode: hot, promotion_delay: 10s}"],
+    )
+    events = run(scenario).events
+    stopped = events[events.event == "stopped for maintenance"].time_s
+    promoted = events[events.event == "promotion started"].time_s
+    assert len(stopped) >= 1 and len(promoted) >= 1
+    assert promoted.iloc[0] == stopped.iloc[0]
