@@ -227,6 +227,50 @@ def test_a_hot_spare_down_when_needed_is_passed_over_then_promoted_when_repaired
     ]
 
 
+def test_a_spare_replaces_an_ejected_member_when_its_health_check_fails():
+    """Outlier ejection takes crashed web-3 out within a second (its next 3 requests, at
+    200/s, are refused at once); the health checks judge it down 3 probes later, 4 to 6 s
+    after the crash (interval 2 s, fall 3, refused at once). That verdict, though it changes
+    no routing, is what the spares' controller counts: the promotion starts then, not at the
+    repair 2 minutes on."""
+    scenario = parse_scenario(
+        {
+            "duration": 360,
+            "workload": {
+                "arrivals": {"rate": 200},
+                "classes": [
+                    {
+                        "name": "browse",
+                        "share": 1,
+                        "service_time": {"kind": "exponential", "mean": 0.05},
+                        "timeout": 3,
+                    }
+                ],
+            },
+            "balancer": {
+                "detection": {"kind": "health_check", "interval": 2, "timeout": 1, "fall": 3},
+                "outlier_ejection": {"consecutive_errors": 3, "ejection_time": 30},
+            },
+            "servers": [
+                {
+                    "name": "web",
+                    "count": 4,
+                    "workers": 8,
+                    "standby": {"count": 1, "mode": "hot", "promotion_delay": 1},
+                }
+            ],
+            "failures": [
+                {"kind": "crash", "target": {"server": "web-3"}, "at": 60, "duration": 120}
+            ],
+        }
+    )
+    events = run(scenario).events
+    ejected = events[(events.component == "web-3") & (events.event == "out of rotation")]
+    assert list(ejected.detail)[:1] == ["ejected"] and 60 <= ejected.time_s.iloc[0] < 61
+    promoted = events[events.event == "promotion started"].time_s
+    assert len(promoted) == 1 and 60 + 4 <= promoted.iloc[0] <= 60 + 6
+
+
 def test_time_based_availability_counts_the_time_no_server_could_serve():
     scenario = parse_scenario(
         {

@@ -210,11 +210,18 @@ class Balancer:
     def _forget_serving_count(self) -> None:
         self._serving_count = None
 
-    def _refresh(self, backend: Backend, reason: str) -> None:
+    def _refresh(self, backend: Backend, reason: str, judged: bool = False) -> None:
+        """``backend`` changed (its verdict, membership, drain...): route accordingly, and tell
+        the listeners when its routing changed, or when ``judged`` (detection changed its
+        verdict) though its routing did not: a spare must replace an ejected member the
+        moment its health check fails, not when it is repaired."""
         was = backend in self._rotation
         now = backend.routable
         if was == now:
             self._route()  # the pool's size may have changed
+            if judged:
+                for listener in self.listeners:
+                    listener(backend)
             return
         if now:
             backend.in_rotation_since = self.env.now
@@ -264,13 +271,15 @@ class Balancer:
 
     def mark_down(self, backend: Backend) -> None:
         """Detection has judged ``backend`` unhealthy."""
+        judged = backend.detected_up
         backend.detected_up = False
-        self._refresh(backend, "detected down")
+        self._refresh(backend, "detected down", judged)
 
     def mark_up(self, backend: Backend) -> None:
         """Detection has judged ``backend`` healthy again."""
+        judged = not backend.detected_up
         backend.detected_up = True
-        self._refresh(backend, "detected up")
+        self._refresh(backend, "detected up", judged)
 
     def admit(self, backend: Backend) -> None:
         """A promoted spare joins the pool (its detector's verdict still applies)."""
