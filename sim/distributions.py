@@ -15,6 +15,7 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Literal
 
 import numpy as np
@@ -306,8 +307,10 @@ class Empirical(Distribution):
     def _knots(self) -> tuple[np.ndarray, np.ndarray]:
         points = dict(self.percentiles)
         points.setdefault(0.0, 0.0)
-        probabilities, times = zip(*sorted(points.items()), strict=True)
-        return np.array(probabilities) / 100.0, np.array(times)
+        percents, times = zip(*sorted(points.items()), strict=True)
+        # As written: p99.9 is the probability nearest 0.999 (99.9 / 100 in floats is above it).
+        probabilities = [float(Decimal(repr(percent)) / 100) for percent in percents]
+        return np.array(probabilities), np.array(times)
 
     def mean(self) -> float:
         if self.samples is not None:

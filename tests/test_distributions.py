@@ -74,3 +74,22 @@ def test_a_sampler_gives_the_same_sequence_as_drawing_in_one_go():
 def test_impossible_parameters_are_refused_with_a_reason(data, message):
     with pytest.raises(ValueError, match=message):
         parse_distribution(data)
+
+
+class _Draws:
+    """A stream that returns the given uniforms."""
+
+    def __init__(self, *uniforms: float) -> None:
+        self.uniforms = np.array(uniforms)
+
+    def random(self, size: int) -> np.ndarray:
+        return self.uniforms[:size]
+
+
+def test_a_draw_at_a_written_percentile_is_the_time_written_for_it():
+    """p99.9: 1s means the uniform 0.999 maps to exactly 1 s (99.9 / 100 in floats is
+    0.9990000000000001, which put the knot a hair above the percentile the file wrote)."""
+    spec = parse_distribution(
+        {"kind": "empirical", "percentiles": {"p50": 0.25, "p99.9": 1.0, "p99.99": 1.5, "100": 2}}
+    )
+    assert spec.draw(_Draws(0.5, 0.999, 0.9999), 3).tolist() == [0.25, 1.0, 1.5]
