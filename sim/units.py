@@ -39,7 +39,8 @@ _RATE = re.compile(rf"^\s*({_NUMBER})\s*/\s*({_NUMBER})?\s*([a-zA-Z]+)\s*$", re.
 _EXACT = Context(prec=40, traps=[])
 """Decimal arithmetic for numbers as written: 9ms is the double nearest 0.009 (9 x 0.001 in
 floats is 0.009000000000000001), 99.99% that nearest 0.9999. Without traps, an overflow
-gives an infinity, which the parsers reject with the usual message."""
+(an exponent beyond Decimal's, too) gives an infinity or a zero, which the parsers reject
+with the usual message."""
 
 _UNIT_SECONDS = {unit: Decimal(repr(seconds)) for unit, seconds in DURATION_UNITS.items()}
 
@@ -48,7 +49,7 @@ def _split(text: str, expected: str) -> tuple[Decimal, str]:
     match = _QUANTITY.match(text)
     if not match:
         raise ValueError(f"expected {expected}, got {text!r}")
-    return Decimal(match.group(1)), match.group(2)
+    return _EXACT.create_decimal(match.group(1)), match.group(2)  # 1e99999999999999999999: inf
 
 
 def _number(value: object, expected: str) -> float | None:
@@ -102,10 +103,10 @@ def parse_rate(value: object) -> float:
         if unit not in DURATION_UNITS:
             known = ", ".join(DURATION_UNITS)
             raise ValueError(f"unknown time unit {unit!r} in {value!r}; known units: {known}")
-        period = _EXACT.multiply(Decimal(per_count or 1), _UNIT_SECONDS[unit])
+        period = _EXACT.multiply(_EXACT.create_decimal(per_count or "1"), _UNIT_SECONDS[unit])
         if period <= 0:
             raise ValueError(f"expected {expected}, got a zero period in {value!r}")
-        number = float(_EXACT.divide(Decimal(count), period))
+        number = float(_EXACT.divide(_EXACT.create_decimal(count), period))
     return _check_finite(number, expected, value)
 
 

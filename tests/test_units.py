@@ -33,6 +33,7 @@ DURATIONS = [
 ]
 
 BAD_DURATIONS = [
+    ("1e999999999999999999999s", "expected a duration such as 250ms, 2s, 5m, 2h or 30d"),
     ("10 parsecs", "unknown time unit 'parsecs' in '10 parsecs'; known units: us, ms, s"),
     ("5 fortnights", "unknown time unit 'fortnights'"),
     ("2 H", "unknown time unit 'H'"),
@@ -63,6 +64,8 @@ RATES = [
 ]
 
 BAD_RATES = [
+    ("1e999999999999999999999/s", "expected a rate such as 800/s, 12/min or 3/h, got '1e999"),
+    ("5/1e-999999999999999999999s", "a zero period"),
     ("800/parsec", "unknown time unit 'parsec' in '800/parsec'; known units: us, ms, s"),
     ("800/fortnight", "unknown time unit 'fortnight'"),
     ("1/0s", "a zero period in '1/0s'"),
@@ -88,6 +91,7 @@ FRACTIONS = [
 ]
 
 BAD_FRACTIONS = [
+    ("1e999999999999999999999%", "expected a percentage such as 99.99% or a fraction"),
     ("120%", "from 0% to 100% (or a fraction from 0 to 1), got '120%'"),
     ("100.0001%", "from 0% to 100%"),
     ("-5%", "from 0% to 100%"),
