@@ -160,9 +160,16 @@ def test_a_duration_is_exactly_the_number_it_writes(text, seconds):
 
 
 @pytest.mark.parametrize(
-    ("text", "per_second"), [("9/ms", "9000"), ("3/10s", "0.3"), ("7/100ms", "70")]
+    ("text", "per_second"),
+    [
+        ("9/ms", "9000"),
+        ("3/10s", "0.3"),
+        ("1/9ms", "111.11111111111111"),  # 1 / (9 x 0.001) in floats: 111.1111111111111
+        ("3/1.1h", "0.0007575757575757576"),  # in floats: 0.0007575757575757575
+    ],
 )
 def test_a_rate_is_exactly_the_number_it_writes(text, per_second):
+    """The double nearest count / period as written (repeating decimals rounded once)."""
     assert parse_rate(text) == float(per_second)
 
 
