@@ -31,6 +31,8 @@ __all__ = [
     "latency_summary",
     "nines",
     "slo_summary",
+    "slo_verdict",
+    "slo_verdicts",
     "summarize",
     "time_based_figures",
     "wait_summary",
@@ -291,6 +293,29 @@ def summarize(
             latency,
         )
     return summary
+
+
+def slo_verdict(interval: dict[str, Any], target: float) -> str:
+    """Whether an availability estimate holds ``target``, by its interval (``low``, ``high``):
+    ``met`` when the whole interval lies at or above it, ``missed`` when it lies below,
+    ``undecided`` when it straddles the target (a longer run decides)."""
+    if interval["low"] is not None and interval["low"] >= target:
+        return "met"
+    if interval["high"] is not None and interval["high"] < target:
+        return "missed"
+    return "undecided"
+
+
+def slo_verdicts(estimate: dict[str, Any], target: float) -> dict[str, Any]:
+    """A long-horizon ``estimate``'s verdicts on the SLO ``target`` (:func:`slo_verdict`):
+    ``target``, ``verdict`` (the service's) and ``classes`` (name -> verdict)."""
+    return {
+        "target": target,
+        "verdict": slo_verdict(estimate["availability"], target),
+        "classes": {
+            name: slo_verdict(interval, target) for name, interval in estimate["classes"].items()
+        },
+    }
 
 
 def _fraction_of(seconds: float, window_s: float) -> float:

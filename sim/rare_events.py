@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.analysis import SECONDS_PER_YEAR, interval_figures
+from sim.analysis import SECONDS_PER_YEAR, interval_figures, slo_verdicts
 from sim.catalogue import CYCLE_METRICS
 from sim.distributions import Exponential
 from sim.model.biasing import FailureBiasing
@@ -293,14 +293,15 @@ def biased_report(scenario: Scenario, table: Any, confidence: float = 0.95) -> d
         if key.startswith(prefix) and key.endswith(suffix)
     ]
     pooled = pool_cycles([cycles_from_row(row, classes, causes) for row in rows])
+    estimate = estimate_from_cycles(pooled, confidence)
     return {
         "scenario": scenario.name,
         "seed": int(rows[0]["seed"]),
         "bias": BIAS,
         "replications": len(rows),
-        **estimate_from_cycles(pooled, confidence),
+        **estimate,
         "markov": markov_availability(scenario),
-        "slo_availability": scenario.slo.availability,
+        "slo": slo_verdicts(estimate, scenario.slo.availability),
     }
 
 

@@ -27,6 +27,7 @@ from sim.analysis import (
     availability_figures,
     interval_figures,
     mean_confidence_interval,
+    slo_verdicts,
     time_based_figures,
 )
 from sim.catalogue import flatten
@@ -188,6 +189,9 @@ def availability_report(
     pandas frame of :func:`simulate_years` summaries, flat), as :func:`estimate_availability`
     returns it."""
     rows = table.to_dict("records")
+    estimate = availability_estimate(
+        rows, [request_class.name for request_class in scenario.workload.classes], confidence
+    )
     return {
         "scenario": scenario.name,
         "seed": int(rows[0]["seed"]),
@@ -195,11 +199,9 @@ def availability_report(
         "years": years,
         "replications": replications,
         "confidence": confidence,
-        **availability_estimate(
-            rows, [request_class.name for request_class in scenario.workload.classes], confidence
-        ),
+        **estimate,
         "markov": markov_availability(scenario),
-        "slo_availability": scenario.slo.availability,
+        "slo": slo_verdicts(estimate, scenario.slo.availability),
     }
 
 

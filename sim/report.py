@@ -481,30 +481,17 @@ def format_availability_sweep(
     return "\n".join(lines)
 
 
-def slo_verdict(estimate: dict[str, Any], target: float) -> str:
-    """Whether an availability ``estimate`` (``low`` and ``high``, the ends of its interval)
-    holds ``target``: ``met`` when the whole interval lies at or above it, ``missed`` when it
-    lies below, ``undecided`` when it straddles the target (a longer run decides)."""
-    if estimate["low"] is not None and estimate["low"] >= target:
-        return "met"
-    if estimate["high"] is not None and estimate["high"] < target:
-        return "missed"
-    return "undecided"
-
-
 def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
-    target = estimate.get("slo_availability")
-    if target is None:
+    slo = estimate.get("slo")
+    if slo is None:
         return []
     why = {
         "met": f"the whole {confidence} CI lies above it",
         "missed": f"the whole {confidence} CI lies below it",
         "undecided": f"the {confidence} CI straddles it; a longer run decides",
     }
-    verdict = slo_verdict(estimate["availability"], target)
-    classes = ", ".join(
-        f"{name} {slo_verdict(value, target)}" for name, value in estimate["classes"].items()
-    )
+    target, verdict = slo["target"], slo["verdict"]
+    classes = ", ".join(f"{name} {verdict}" for name, verdict in slo["classes"].items())
     return [
         f"slo target     {target * 100:.10g}% ({_downtime((1 - target) * SECONDS_PER_YEAR)}"
         f" a year): {verdict}, {why[verdict]}",

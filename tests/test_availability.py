@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from scipy import stats
 
 from sim import parse_scenario
+from sim.analysis import slo_verdict
 from sim.cli import main
 from sim.reliability import estimate_availability, markov_availability
-from sim.report import slo_verdict
 from sim.theory import (
     erlang_stages,
     parallel_availability,
@@ -349,10 +349,15 @@ def test_the_availability_command_prints_the_estimate_and_writes_its_summary(tmp
     assert 0.999 < summary["availability"]["value"] <= 1
     # four_nines.yaml's SLO: 99.99%, 52.6 min of downtime a year; a verdict for the service
     # and for each class.
-    assert summary["slo_availability"] == 0.9999
-    verdict = slo_verdict(summary["availability"], 0.9999)
-    assert f"slo target     99.99% (52.6 min a year): {verdict}, " in result.output
-    assert "by class: browse " in result.output
+    slo = summary["slo"]
+    assert slo["target"] == 0.9999
+    assert slo["verdict"] == slo_verdict(summary["availability"], 0.9999)
+    assert slo["classes"] == {
+        name: slo_verdict(interval, 0.9999) for name, interval in summary["classes"].items()
+    }
+    assert f"slo target     99.99% (52.6 min a year): {slo['verdict']}, " in result.output
+    verdicts = ", ".join(f"{name} {verdict}" for name, verdict in slo["classes"].items())
+    assert f"by class: {verdicts}" in result.output
 
 
 @pytest.mark.parametrize(
