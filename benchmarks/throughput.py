@@ -8,7 +8,10 @@ model's cost must not depend on the unit it is written in.
 The reference is the idiomatic SimPy way to write the same model (a process per request, a
 ``simpy.Resource`` per server), drawing its random numbers in blocks as a research engine
 would, so that it pays no per-draw numpy overhead. It has no health checks, no timeouts and no
-metrics: everything ecsim adds is counted against ecsim.
+metrics: everything ecsim adds is counted against ecsim. Beside it runs the floor: the same
+model as two bare Timeout callbacks per request and nothing else, the least any model on SimPy
+can cost. It completes exactly the requests the idiomatic model does (same draws, same order),
+and it says how much room a ratio to idiomatic SimPy leaves for the simulator's own work.
 
 "Every feature" is the 10 ms model with failures (each server crashes every 10 minutes on
 average, repaired in 30 s), health checks, outlier ejection, a hot spare, a timeout with
@@ -41,11 +44,13 @@ import gc
 import statistics
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from sim.experiment import run
 from sim.scenario import parse_scenario
@@ -146,6 +151,45 @@ def run_plain_simpy(requests: int, mean_service_s: float) -> int:
     return len(latencies)
 
 
+def run_simpy_floor(requests: int, mean_service_s: float) -> int:
+    """The same model at the least any SimPy model can pay: two bare Timeout callbacks per
+    request (arrival, end of service), a list of waiting requests per server, the latency
+    appended to a list, and nothing else: no attempt objects, no crash safety, no metrics."""
+    env = simpy.Environment()
+    rng = np.random.default_rng(1)
+    rate = UTILIZATION * SERVERS / mean_service_s
+    gaps, services = _draws(rng, 1 / rate), _draws(rng, mean_service_s)
+    busy = [False] * SERVERS
+    queues: list[deque[tuple[float, float]]] = [deque() for _ in range(SERVERS)]
+    latencies: list[float] = []
+    turn = 0
+
+    def finish(service: simpy.Event) -> None:
+        server, arrived = service.value
+        latencies.append(env.now - arrived)
+        if queues[server]:
+            arrived, service_s = queues[server].popleft()
+            Timeout(env, service_s, (server, arrived)).callbacks.append(finish)
+        else:
+            busy[server] = False
+
+    def arrive(_: simpy.Event) -> None:
+        nonlocal turn
+        now = env.now
+        Timeout(env, next(gaps)).callbacks.append(arrive)
+        server = turn % SERVERS
+        turn += 1
+        if busy[server]:
+            queues[server].append((now, next(services)))
+        else:
+            busy[server] = True
+            Timeout(env, next(services), (server, now)).callbacks.append(finish)
+
+    Timeout(env, next(gaps)).callbacks.append(arrive)
+    env.run(until=requests / rate)
+    return len(latencies)
+
+
 def measure(work: Callable[[], Any]) -> tuple[float, float, Any]:
     """CPU seconds, wall seconds and the result of ``work()``."""
     gc.collect()
@@ -177,6 +221,7 @@ def main() -> None:
             "SimPy, 1 s service": lambda: run_plain_simpy(n, 1.0),
             "ecsim, 10 ms service": lambda: run_ecsim(standard(n, 0.01)),
             "SimPy, 10 ms service": lambda: run_plain_simpy(n, 0.01),
+            "SimPy floor, 10 ms service": lambda: run_simpy_floor(n, 0.01),
             "every feature": lambda: run_ecsim(every_feature(n)),
             "every feature but the database": lambda: run_ecsim(every_feature(n, database=False)),
         }
@@ -218,6 +263,12 @@ def main() -> None:
             f" {per_request_us(simpy_, cpu) / per_request_us(ours, cpu):.2f}x in CPU,"
             f" {per_request_us(simpy_, wall) / per_request_us(ours, wall):.2f}x in wall time"
         )
+    floor, idiomatic = (per_request_us(f"SimPy{m}, 10 ms service", cpu) for m in (" floor", ""))
+    print(
+        f"the floor (two bare SimPy events per request) is {idiomatic / floor:.2f}x idiomatic"
+        f" SimPy: at 3.5x, {idiomatic / 3.5 - floor:.2f} us per request would be left for all"
+        " ecsim does beyond scheduling"
+    )
     plain = per_request_us("ecsim, 10 ms service", cpu)
     print(
         f"every feature costs {per_request_us('every feature', cpu) / plain:.2f}x the plain"
