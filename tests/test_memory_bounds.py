@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,44 @@ def test_memory_does_not_grow_with_the_simulated_years():
     The mode once kept every incident: 3.1 MB then 21.2 MB; the allowance is 2 MB."""
     short, long = peak_bytes_over_years(30), peak_bytes_over_years(300)
     assert long - short < 2_000_000, (short, long)
+
+
+YEAR_S = 365.25 * 86_400
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
+
+
+def cyclic_garbage_while_running(path: Path, requests: bool, until_s: float) -> int:
+    """Objects the cyclic collector finds after the model ran from ``until_s / 2`` to
+    ``until_s`` with the collector off, the model itself still alive (so only what the run
+    threw away counts)."""
+    from sim import load_scenario
+    from sim.model.cluster import Cluster
+    from sim.streams import Streams
+
+    cluster = Cluster.build(load_scenario(path), Streams(3, 0), requests=requests)
+    cluster.start()
+    cluster.run(until_s / 2)  # one-time structures (lazy keys, first plans) are built by now
+    gc.collect()
+    gc.disable()
+    try:
+        cluster.run(until_s)
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_a_running_model_throws_away_no_reference_cycles(path):
+    """What a request, an operation or a hedging round leaves behind is freed by refcounting
+    the moment it ends. A reference cycle per request (a database operation that was its own
+    ``request``; a hedging round and its attempts pointing at each other) left 5 to 8 objects
+    per operation for the cyclic collector, whose passes then cost 15-25% of a run with a
+    database. Measured: 0 objects in every example. The allowance (100) is for a library's
+    one-off garbage; the cycles found left thousands in this window."""
+    assert cyclic_garbage_while_running(path, requests=True, until_s=60.0) < 100
+
+
+@pytest.mark.parametrize("name", ["trading_system", "four_nines"])
+def test_the_long_horizon_mode_throws_away_no_reference_cycles(name):
+    path = next(path for path in EXAMPLES if path.stem == name)
+    assert cyclic_garbage_while_running(path, requests=False, until_s=4 * YEAR_S) < 100

@@ -63,7 +63,6 @@ class DatabaseOperation:
         "live",
         "node",
         "queued_at",
-        "request",
         "sent_at",
         "shard",
     )
@@ -71,7 +70,6 @@ class DatabaseOperation:
     def __init__(
         self, job: _Job, kind: str, key: int, shard: int, demand_s: float, now: float
     ) -> None:
-        self.request = self  # a Server reads the demand and class through .request
         self.class_index = job.attempt.request.class_index
         self.job = job
         self.kind = kind
@@ -83,6 +81,13 @@ class DatabaseOperation:
         self.queued_at = now
         self.node = -1
         self.live = True
+
+    @property
+    def request(self) -> DatabaseOperation:
+        """Itself: a Server reads an attempt's class through ``.request``. A property, not an
+        attribute, so that an operation is no reference cycle: refcounting frees it (and the
+        job and attempt it holds) the moment it ends, and the cyclic collector never has to."""
+        return self
 
 
 class _Job:

@@ -80,7 +80,14 @@ class Round:
         self.request = request
         self.deadline = deadline
         self.attempts: list[GuardedAttempt] = []
+        """Its attempts while it is live (each points back at it: :meth:`close` breaks that
+        cycle, so that refcounting frees a finished round and the collector never has to)."""
         self.live = True
+
+    def close(self) -> None:
+        """It is over: nothing reads its attempts again."""
+        self.live = False
+        self.attempts = []
 
 
 class _ClassGuard:
@@ -246,17 +253,18 @@ class ResilientClient(Client):
             else:
                 self._settle(request, cause)
         elif cause == _OK:
-            round_.live = False
-            if attempt is not round_.attempts[0]:
+            others = round_.attempts
+            round_.close()
+            if attempt is not others[0]:
                 guard.hedge_wins += 1
-            for other in round_.attempts:
+            for other in others:
                 if other.live:
                     other.live = False
                     guard.cancelled += 1
                     self.cancel(other)
             self._end(request, _OK)
         elif not any(other.live for other in round_.attempts):
-            round_.live = False
+            round_.close()
             self._settle(request, cause)
 
     def _expire_if_waiting(self, attempt: GuardedAttempt) -> None:
@@ -271,9 +279,10 @@ class ResilientClient(Client):
         """The round's deadline: every attempt of it still waiting times out at once."""
         if not round_.live:
             return
-        round_.live = False
+        attempts = round_.attempts
+        round_.close()
         breaker = self._guards[round_.request.class_index].breaker
-        for attempt in round_.attempts:
+        for attempt in attempts:
             if attempt.live:
                 attempt.live = False
                 if breaker is not None:
