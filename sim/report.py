@@ -326,12 +326,16 @@ def _time_based(availability: dict[str, Any]) -> list[str]:
     return lines
 
 
+_DEFAULT = " (the default; set slo.availability)"
+
+
 def _slo(slo: dict[str, Any] | None) -> list[str]:
     if slo is None:
         return []
     budget = slo["error_budget_consumed"]
     line = (
-        f"slo           target {_percent(slo['availability_target'], 3)}: "
+        f"slo           target {_percent(slo['availability_target'], 3)}"
+        f"{_DEFAULT if slo.get('availability_target_default') else ''}: "
         f"{'met' if slo['availability_met'] else 'missed'}, "
         f"{'-' if budget is None else f'{budget * 100:.0f}%'} of the error budget used"
     )
@@ -456,8 +460,12 @@ def format_availability_sweep(
     estimates: list[dict[str, Any]], points: list[dict[str, Any]], parameters: list[str]
 ) -> str:
     """Per design of an availability sweep: its parameters, the service's availability with
-    its interval, nines, downtime per year and the Markov chain's value."""
+    its interval, nines, downtime per year, the Markov chain's value, and the SLO verdict
+    (:func:`sim.analysis.slo_verdict`; the classes whose verdict differs from the service's
+    are named beside it)."""
     confidence = f"{estimates[0]['confidence'] * 100:g}%"
+    targets = {estimate["slo"]["target"] for estimate in estimates}
+    one_target = len(targets) == 1
     rows = []
     for estimate, point in zip(estimates, points, strict=True):
         value, everything = estimate["availability"], estimate["all_classes"]
@@ -470,15 +478,29 @@ def format_availability_sweep(
                 _downtime(value["downtime_per_year_s"]),
                 _percent(estimate["markov"]["value"], 5),
                 f"{_percent(everything['value'], 5)} +-{_percent(everything['half_width'], 5)}",
+                _sweep_verdict(estimate["slo"], one_target),
             ]
         )
+    target = estimates[0]["slo"]
+    slo = (
+        f"slo {target['target'] * 100:.10g}%{' (default)' if target['default_target'] else ''}"
+        if one_target
+        else "slo"
+    )
     header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
-    lines = _table([*header, "markov chain", "all classes at once"], rows)
+    lines = _table([*header, "markov chain", "all classes at once", slo], rows)
     for index, estimate in enumerate(estimates):
         if estimate.get("warning"):  # failure biasing's diagnostics doubt the interval
             values = ", ".join(f"{p}={points[index][p]}" for p in parameters)
             lines.append(f"warning at {values}: {estimate['warning']} (run more --cycles)")
     return "\n".join(lines)
+
+
+def _sweep_verdict(slo: dict[str, Any], one_target: bool) -> str:
+    verdict = slo["verdict"]
+    others = [f"{name} {v}" for name, v in slo["classes"].items() if v != verdict]
+    cell = verdict if one_target else f"{verdict} at {slo['target'] * 100:.10g}%"
+    return f"{cell} ({', '.join(others)})" if others else cell
 
 
 def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
@@ -494,7 +516,7 @@ def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
     classes = ", ".join(f"{name} {verdict}" for name, verdict in slo["classes"].items())
     return [
         f"slo target     {target * 100:.10g}% ({_downtime((1 - target) * SECONDS_PER_YEAR)}"
-        f" a year): {verdict}, {why[verdict]}",
+        f" a year){_DEFAULT if slo.get('default_target') else ''}: {verdict}, {why[verdict]}",
         f"               by class: {classes}",
     ]
 

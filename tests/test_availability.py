@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 from scipy import stats
 
@@ -407,6 +408,109 @@ def test_availability_compares_designs_on_common_random_numbers_and_draws_them(t
     # The causes of each replication sum to its downtime.
     causes = table.filter(like="availability.downtime_by_cause_s.").sum(axis=1)
     assert causes.to_numpy() == pytest.approx(table["availability.downtime_s"].to_numpy())
+    # Each design's SLO verdict is printed beside it, against four_nines.yaml's 99.99%.
+    lines = swept.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("servers[0].standby.count"))
+    header, _, *rows = lines[at : at + 4]
+    assert header.rstrip().endswith("slo 99.99%")
+    for row, estimate in zip(rows, designs, strict=True):
+        assert row.split()[-1] == estimate["slo"]["verdict"]
+    assert designs[0]["slo"]["verdict"] == "missed"  # no spare: 97.9%, far below
+
+
+def sweep_estimate(target, verdict, classes, default=False):
+    interval = {"value": 0.9999, "low": 0.9998, "high": 0.99995, "nines": 4.0}
+    return {
+        "confidence": 0.95,
+        "availability": {**interval, "downtime_per_year_s": 3000.0},
+        "all_classes": {**interval, "half_width": 0.0001},
+        "markov": {"value": 0.9999},
+        "slo": {
+            "target": target,
+            "default_target": default,
+            "verdict": verdict,
+            "classes": classes,
+        },
+    }
+
+
+def test_an_availability_sweep_prints_each_designs_slo_verdict_and_the_classes_that_differ():
+    from sim.report import format_availability_sweep
+
+    points = [{"n": 1}, {"n": 2}]
+    same_target = format_availability_sweep(
+        [
+            sweep_estimate(0.9999, "met", {"browse": "met", "checkout": "undecided"}),
+            sweep_estimate(0.9999, "missed", {"browse": "missed", "checkout": "missed"}),
+        ],
+        points,
+        ["n"],
+    ).splitlines()
+    assert same_target[0].rstrip().endswith("slo 99.99%")
+    assert same_target[2].endswith("met (checkout undecided)")
+    assert same_target[3].endswith("missed")
+    # Designs that sweep the target itself name it in each cell; a default one says so.
+    targets = format_availability_sweep(
+        [sweep_estimate(0.999, "met", {"a": "met"}), sweep_estimate(0.9999, "missed", {})],
+        points,
+        ["n"],
+    ).splitlines()
+    assert targets[0].rstrip().endswith(" slo")
+    assert targets[2].endswith("met at 99.9%") and targets[3].endswith("missed at 99.99%")
+    default = format_availability_sweep(
+        [sweep_estimate(0.999, "met", {}, default=True)], points[:1], ["n"]
+    )
+    assert "slo 99.9% (default)" in default
+
+
+def test_a_target_the_scenario_does_not_set_is_reported_as_the_default(tmp_path):
+    """A scenario without slo.availability is judged against the default 99.9%, and both
+    commands say so; four_nines.yaml sets 99.99%, and nothing is added."""
+    from test_cli import ROOT
+
+    unset = tmp_path / "unset.yaml"
+    unset.write_text(
+        yaml.safe_dump(
+            design(
+                {"count": 2},
+                [
+                    crash_repair(
+                        {"kind": "exponential", "mean": "1d"}, {"kind": "exponential", "mean": "1h"}
+                    )
+                ],
+            )
+        )
+    )
+    four_nines = ROOT / "scenarios" / "four_nines.yaml"
+    for scenario, default in ((ROOT / "scenarios" / "baseline.yaml", True), (four_nines, False)):
+        out = tmp_path / f"run-{scenario.stem}"
+        ran = CliRunner().invoke(
+            main, ["run", str(scenario), "--duration", "200s", "--out", str(out)]
+        )
+        assert ran.exit_code == 0, ran.output
+        assert (
+            json.loads((out / "summary.json").read_text())["slo"]["availability_target_default"]
+            is default
+        )
+        assert ("target 99.900% (the default; set slo.availability): " in ran.output) is default
+    for scenario, default in ((unset, True), (four_nines, False)):
+        out = tmp_path / f"years-{scenario.stem}"
+        years = CliRunner().invoke(
+            main,
+            [
+                "availability",
+                str(scenario),
+                "--years",
+                "5",
+                "--replications",
+                "2",
+                "--out",
+                str(out),
+            ],
+        )
+        assert years.exit_code == 0, years.output
+        assert json.loads((out / "summary.json").read_text())["slo"]["default_target"] is default
+        assert ("a year) (the default; set slo.availability): " in years.output) is default
 
 
 def balancer_pair(interval: str, count: int = 2) -> dict:
