@@ -18,6 +18,8 @@ from pydantic import (
     PlainValidator,
     SerializeAsAny,
     StringConstraints,
+    ValidationError,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -79,28 +81,60 @@ def _unit(parser):
     return BeforeValidator(parse)
 
 
-def _at_least(bound: float, strict: bool, what: str):
+def _at_least(bound: float, strict: bool, what: str, unit: str):
     def check(value: float) -> float:
         if value < bound or (strict and value == bound):
             relation = ">" if strict else ">="
             raise PydanticCustomError(
-                "bound", f"expected {what} {relation} {bound:g}, got {value:g}"
+                "bound", f"expected {what} {relation} {bound:g}{unit}, got {value:g}{unit}"
             )
         return value
 
     return AfterValidator(check)
 
 
+_RELATIONS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _worded_bounds(what: str, unit: str):
+    """A field's own bounds (``Field(ge=0.001, le=86_400)``) in the user's words: pydantic
+    would call the value "a number" and leave out its unit, so that ``interval: 0.0ms`` came
+    back as "expected a number >= 0.001, got 0.0"."""
+
+    def wrap(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]
+            relation = _RELATIONS.get(problem["type"])
+            if relation is None:
+                raise
+            bound = next(iter(problem["ctx"].values()))
+            raise PydanticCustomError(
+                "bound", f"expected {what} {relation} {bound:g}{unit}, got {value:g}{unit}"
+            ) from None
+
+    return WrapValidator(wrap)
+
+
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 """A name users give to things (a server group, a class): a letter, then letters, digits, _ . -"""
 
-Duration = Annotated[float, _unit(parse_duration)]
+Duration = Annotated[float, _worded_bounds("a duration", " s"), _unit(parse_duration)]
 """Seconds, written as ``250ms``, ``2s``, ``5m``, ``2h``, ``30d`` or a number of seconds."""
-NonNegativeDuration = Annotated[Duration, _at_least(0.0, False, "a duration")]
-PositiveDuration = Annotated[Duration, _at_least(0.0, True, "a duration")]
-Rate = Annotated[float, _unit(parse_rate), _at_least(0.0, False, "a rate")]
+NonNegativeDuration = Annotated[Duration, _at_least(0.0, False, "a duration", " s")]
+PositiveDuration = Annotated[Duration, _at_least(0.0, True, "a duration", " s")]
+Rate = Annotated[
+    Annotated[float, _worded_bounds("a rate", "/s"), _unit(parse_rate)],
+    _at_least(0.0, False, "a rate", "/s"),
+]
 """Events per second, written as ``800/s``, ``12/min`` or a number per second."""
-PositiveRate = Annotated[Rate, _at_least(0.0, True, "a rate")]
+PositiveRate = Annotated[Rate, _at_least(0.0, True, "a rate", "/s")]
 Fraction = Annotated[float, _unit(parse_fraction)]
 """A fraction in [0, 1], written as ``99.99%`` or ``0.9999``."""
 
@@ -116,7 +150,16 @@ def registered(registry, base: type[Spec], shorthand=None):
 
     def parse(value: Any) -> Any:
         if shorthand is not None:
+            written = value
             value = shorthand(value)
+            if not isinstance(written, dict) and isinstance(value, dict):
+                # The user wrote a plain value: a problem with it is the field's own, not that
+                # of a key they never wrote (``promotion_delay``, not ``promotion_delay.value``).
+                try:
+                    return registry.validate_kind(value["kind"]).model_validate(value)
+                except ValidationError as error:
+                    first = error.errors(include_url=False)[0]
+                    raise PydanticCustomError("bound", first["msg"]) from None
         if isinstance(value, base):
             return value
         if isinstance(value, str):

@@ -18,6 +18,7 @@ from sim.overrides import apply_overrides
 from sim.registry import did_you_mean
 from sim.scenario.root import Scenario
 from sim.scenario.workload import SCENARIO_FOLDER
+from sim.units import parse_duration, parse_rate
 from sim.yaml_reader import MAX_BYTES, YamlProblem, read_yaml
 
 __all__ = ["Problem", "ScenarioError", "load_scenario", "parse_scenario", "read_text_file"]
@@ -92,6 +93,23 @@ def _shown(value: Any) -> str:
     return "nothing (null)" if value is None else _SHORT.repr(value)
 
 
+def _quantity(given: Any) -> tuple[str, str]:
+    """What a bounded value written with a unit (``'1e9/s'``) is, and the unit of its bound.
+    Bounds on durations and rates are otherwise worded by their types (``sim.spec``); this
+    covers those pydantic checks outside them (an optional rate's)."""
+    if isinstance(given, str):
+        for what, unit, parse in (
+            ("a duration", " s", parse_duration),
+            ("a rate", "/s", parse_rate),
+        ):
+            try:
+                parse(given)
+            except ValueError:
+                continue
+            return what, unit
+    return "a number", ""
+
+
 def _problem(error: dict[str, Any]) -> Problem:
     """A pydantic error in the words of a scenario author."""
     context = error.get("ctx") or {}
@@ -114,7 +132,8 @@ def _problem(error: dict[str, Any]) -> Problem:
         )
     elif kind in _BOUNDS:
         bound = next(iter(context.values()))
-        message = f"expected a number {_BOUNDS[kind]} {bound}, got {_shown(given)}"
+        what, unit = _quantity(given)
+        message = f"expected {what} {_BOUNDS[kind]} {bound}{unit}, got {_shown(given)}"
     elif kind in _TYPES:
         message = f"expected {_TYPES[kind]}, got {_shown(given)}"
     elif kind == "string_pattern_mismatch":
