@@ -186,7 +186,6 @@ class IncidentTally:
 
 def slo_summary(
     target: float,
-    target_is_default: bool,
     request_availability: float,
     latency_s: float | None,
     latency_percentile: float,
@@ -200,7 +199,6 @@ def slo_summary(
     observed = latency.quantile(latency_percentile) if latency.count else math.nan
     return {
         "availability_target": target,
-        "availability_target_default": target_is_default,
         "availability_met": request_availability >= target,
         "error_budget_consumed": (
             (1 - request_availability) / (1 - target) if target < 1 else math.nan
@@ -228,8 +226,7 @@ def summarize(
     ``waits`` holds per group, per class, the histogram of queueing delays in the window.
     ``service`` holds the seconds of :func:`time_based_figures` and ``class_up_s`` per class,
     and ``incident_figures`` (:meth:`IncidentTally.summary`); ``slo`` the ``availability``
-    target (``availability_is_default``: the scenario set none), ``latency`` and
-    ``latency_percentile``.
+    target, ``latency`` and ``latency_percentile``.
     """
     totals = [sum(column) for column in zip(*measurement.causes, strict=True)]
     overall = _outcome_summary(totals, sum(measurement.good))
@@ -290,7 +287,6 @@ def summarize(
     if slo is not None:
         summary["slo"] = slo_summary(
             slo["availability"],
-            slo.get("availability_is_default", False),
             availability["request_based"],
             slo["latency"],
             slo["latency_percentile"],
@@ -310,15 +306,11 @@ def slo_verdict(interval: dict[str, Any], target: float) -> str:
     return "undecided"
 
 
-def slo_verdicts(
-    estimate: dict[str, Any], target: float, target_is_default: bool = False
-) -> dict[str, Any]:
+def slo_verdicts(estimate: dict[str, Any], target: float) -> dict[str, Any]:
     """A long-horizon ``estimate``'s verdicts on the SLO ``target`` (:func:`slo_verdict`):
-    ``target``, ``default_target`` (the scenario set none), ``verdict`` (the service's) and
-    ``classes`` (name -> verdict)."""
+    ``target``, ``verdict`` (the service's) and ``classes`` (name -> verdict)."""
     return {
         "target": target,
-        "default_target": target_is_default,
         "verdict": slo_verdict(estimate["availability"], target),
         "classes": {
             name: slo_verdict(interval, target) for name, interval in estimate["classes"].items()

@@ -479,12 +479,6 @@ METRICS: tuple[Metric, ...] = (
         "backends taken out of rotation while alive (slow, or partitioned)",
     ),
     Metric("slo.availability_target", "fraction", NEUTRAL, "slo.availability"),
-    Metric(
-        "slo.availability_target_default",
-        "bool",
-        NEUTRAL,
-        "true when the scenario sets no slo.availability (the target is the default, 99.9%)",
-    ),
     Metric("slo.availability_met", "bool", HIGHER, "availability.request_based >= the target"),
     Metric(
         "slo.error_budget_consumed",

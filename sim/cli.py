@@ -523,7 +523,8 @@ def run(
 
     result = _execute(folder, scenario, work)
     if not quiet:
-        click.echo(format_summary(finite_or_none(result.summary)))
+        default = scenario.slo.availability_is_default
+        click.echo(format_summary(finite_or_none(result.summary), default))
         if len(result.incidents):
             click.echo("")
             records = finite_or_none(result.incidents.to_dict("records"))
@@ -1123,10 +1124,11 @@ def availability(
         return estimates, metadata["wall_time_s"]
 
     estimates, wall_time_s = _execute(folder, scenario, work)
+    default = all(design.slo.availability_is_default for design in designs)
     if names:
-        click.echo(format_availability_sweep(estimates, points, names))
+        click.echo(format_availability_sweep(estimates, points, names, default))
     else:
-        click.echo(format_availability(finite_or_none(estimates[0])))
+        click.echo(format_availability(finite_or_none(estimates[0]), default))
     click.echo("")
     click.echo(f"run folder: {folder.path}  ({wall_time_s:.1f}s wall time)")
     if plot:

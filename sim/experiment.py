@@ -110,7 +110,6 @@ def run(
             },
             slo={
                 "availability": scenario.slo.availability,
-                "availability_is_default": scenario.slo.availability_is_default,
                 "latency": scenario.slo.latency,
                 "latency_percentile": scenario.slo.latency_percentile,
             },

@@ -301,9 +301,7 @@ def biased_report(scenario: Scenario, table: Any, confidence: float = 0.95) -> d
         "replications": len(rows),
         **estimate,
         "markov": markov_availability(scenario),
-        "slo": slo_verdicts(
-            estimate, scenario.slo.availability, scenario.slo.availability_is_default
-        ),
+        "slo": slo_verdicts(estimate, scenario.slo.availability),
     }
 
 

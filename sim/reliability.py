@@ -201,9 +201,7 @@ def availability_report(
         "confidence": confidence,
         **estimate,
         "markov": markov_availability(scenario),
-        "slo": slo_verdicts(
-            estimate, scenario.slo.availability, scenario.slo.availability_is_default
-        ),
+        "slo": slo_verdicts(estimate, scenario.slo.availability),
     }
 
 

@@ -54,8 +54,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The summary of one run as aligned text tables."""
+def format_summary(summary: dict[str, Any], default_target: bool = False) -> str:
+    """The summary of one run as aligned text tables; ``default_target``: the scenario set no
+    ``slo.availability`` (the line says the target is the default)."""
     requests = summary["requests"]
     availability = summary["availability"]
     lines = [
@@ -79,7 +80,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"({_nines(availability['request_based'])})",
         *_time_based(availability),
         *_client(summary.get("client")),
-        *_slo(summary.get("slo")),
+        *_slo(summary.get("slo"), default_target),
         f"throughput    {summary['throughput_per_s']:.1f}/s ok of "
         f"{summary['arrival_rate_per_s']:.1f}/s arriving",
         "",
@@ -329,13 +330,13 @@ def _time_based(availability: dict[str, Any]) -> list[str]:
 _DEFAULT = " (the default; set slo.availability)"
 
 
-def _slo(slo: dict[str, Any] | None) -> list[str]:
+def _slo(slo: dict[str, Any] | None, default_target: bool) -> list[str]:
     if slo is None:
         return []
     budget = slo["error_budget_consumed"]
     line = (
         f"slo           target {_percent(slo['availability_target'], 3)}"
-        f"{_DEFAULT if slo.get('availability_target_default') else ''}: "
+        f"{_DEFAULT if default_target else ''}: "
         f"{'met' if slo['availability_met'] else 'missed'}, "
         f"{'-' if budget is None else f'{budget * 100:.0f}%'} of the error budget used"
     )
@@ -376,8 +377,9 @@ def _downtime(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
-def format_availability(estimate: dict[str, Any]) -> str:
-    """The long-horizon availability estimate as text."""
+def format_availability(estimate: dict[str, Any], default_target: bool = False) -> str:
+    """The long-horizon availability estimate as text (``default_target``: see
+    :func:`format_summary`)."""
     value = estimate["availability"]
     markov = estimate["markov"]
     confidence = f"{estimate['confidence'] * 100:g}%"
@@ -430,7 +432,7 @@ def format_availability(estimate: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"markov chain   n/a: {markov['reason']}")
-    lines += _slo_lines(estimate, confidence)
+    lines += _slo_lines(estimate, confidence, default_target)
     lines += _class_lines(estimate, confidence)
     lines += _cause_lines(estimate, confidence)
     if biased:
@@ -457,12 +459,15 @@ def format_availability(estimate: dict[str, Any]) -> str:
 
 
 def format_availability_sweep(
-    estimates: list[dict[str, Any]], points: list[dict[str, Any]], parameters: list[str]
+    estimates: list[dict[str, Any]],
+    points: list[dict[str, Any]],
+    parameters: list[str],
+    default_target: bool = False,
 ) -> str:
     """Per design of an availability sweep: its parameters, the service's availability with
     its interval, nines, downtime per year, the Markov chain's value, and the SLO verdict
     (:func:`sim.analysis.slo_verdict`; the classes whose verdict differs from the service's
-    are named beside it)."""
+    are named beside it). ``default_target``: no design sets ``slo.availability``."""
     confidence = f"{estimates[0]['confidence'] * 100:g}%"
     targets = {estimate["slo"]["target"] for estimate in estimates}
     one_target = len(targets) == 1
@@ -483,7 +488,7 @@ def format_availability_sweep(
         )
     target = estimates[0]["slo"]
     slo = (
-        f"slo {target['target'] * 100:.10g}%{' (default)' if target['default_target'] else ''}"
+        f"slo {target['target'] * 100:.10g}%{' (default)' if default_target else ''}"
         if one_target
         else "slo"
     )
@@ -503,7 +508,7 @@ def _sweep_verdict(slo: dict[str, Any], one_target: bool) -> str:
     return f"{cell} ({', '.join(others)})" if others else cell
 
 
-def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
+def _slo_lines(estimate: dict[str, Any], confidence: str, default_target: bool) -> list[str]:
     slo = estimate.get("slo")
     if slo is None:
         return []
@@ -516,7 +521,7 @@ def _slo_lines(estimate: dict[str, Any], confidence: str) -> list[str]:
     classes = ", ".join(f"{name} {verdict}" for name, verdict in slo["classes"].items())
     return [
         f"slo target     {target * 100:.10g}% ({_downtime((1 - target) * SECONDS_PER_YEAR)}"
-        f" a year){_DEFAULT if slo.get('default_target') else ''}: {verdict}, {why[verdict]}",
+        f" a year){_DEFAULT if default_target else ''}: {verdict}, {why[verdict]}",
         f"               by class: {classes}",
     ]
 
