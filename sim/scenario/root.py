@@ -45,16 +45,16 @@ class SloSpec(Spec):
     min_servers: int = Field(1, ge=1, le=100_000)
     window: PositiveDuration = 60.0
 
+    """Windowed availability ("good minutes"): the measurement window is cut into windows of
+    this length, and a window is good when at least ``window_good`` of the requests that
+    ended in it were good (a window where none ended is good)."""
+    window_good: Fraction = 0.99
+
     @property
     def availability_is_default(self) -> bool:
         """The scenario sets no ``availability`` target: reports say the 99.9% is the default,
         so that nobody reads a verdict against it as one against their own objective."""
         return "availability" not in self.model_fields_set
-
-    """Windowed availability ("good minutes"): the measurement window is cut into windows of
-    this length, and a window is good when at least ``window_good`` of the requests that
-    ended in it were good (a window where none ended is good)."""
-    window_good: Fraction = 0.99
 
 
 class Scenario(Spec):
