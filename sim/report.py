@@ -519,11 +519,23 @@ def _slo_lines(estimate: dict[str, Any], confidence: str, default_target: bool) 
     }
     target, verdict = slo["target"], slo["verdict"]
     classes = ", ".join(f"{name} {verdict}" for name, verdict in slo["classes"].items())
-    return [
+    lines = [
         f"slo target     {target * 100:.10g}% ({_downtime((1 - target) * SECONDS_PER_YEAR)}"
         f" a year){_DEFAULT if default_target else ''}: {verdict}, {why[verdict]}",
         f"               by class: {classes}",
     ]
+    chain = estimate["markov"]["value"]
+    if chain is not None and (
+        (verdict == "met" and chain < target) or (verdict == "missed" and chain >= target)
+    ):
+        # The interval is only as good as the run: a short one can sit wholly on one side of
+        # the target while the chain, where its assumptions hold, says the other.
+        side = "below" if verdict == "met" else "above"
+        lines.append(
+            f"               but the Markov chain puts the service {side} it"
+            f" ({_percent(chain, 5)}): a longer run, or the chain's assumptions, decide"
+        )
+    return lines
 
 
 def _class_lines(estimate: dict[str, Any], confidence: str) -> list[str]:

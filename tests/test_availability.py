@@ -544,3 +544,48 @@ def test_a_balancer_pair_with_exponential_failures_agrees_with_its_chain():
     assert_inside(estimate, markov["value"], max_half_width=0.002)
     single = single_component_availability(86400, 7200)
     assert markov["value"] > single + 0.04
+
+
+def test_a_verdict_the_markov_chain_contradicts_says_so(tmp_path):
+    """A short run's interval can lie wholly above the target while the chain, where its
+    assumptions hold, puts the design below it: the verdict then says so, and not otherwise."""
+    from test_cli import ROOT
+
+    from sim.report import format_availability
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        [
+            "availability",
+            str(ROOT / "scenarios" / "four_nines.yaml"),
+            "--years",
+            "20",
+            "--replications",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    estimate = json.loads((out / "summary.json").read_text())
+    target = estimate["slo"]["target"]
+    warning = "but the Markov chain puts the service"
+    for verdict, chain, contradicted in (
+        ("met", target - 1e-5, True),
+        ("met", target + 1e-5, False),
+        ("missed", target, True),
+        ("missed", target - 1e-5, False),
+        ("undecided", target - 1e-5, False),
+    ):
+        estimate["slo"]["verdict"] = verdict
+        estimate["markov"]["value"] = chain
+        text = format_availability(estimate)
+        assert (warning in text) is contradicted, (verdict, chain)
+    assert "below it (99.98" in format_availability(
+        {
+            **estimate,
+            "slo": {**estimate["slo"], "verdict": "met"},
+            "markov": {**estimate["markov"], "value": 0.9998},
+        }
+    )
