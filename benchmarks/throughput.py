@@ -11,7 +11,10 @@ would, so that it pays no per-draw numpy overhead. It has no health checks, no t
 metrics: everything ecsim adds is counted against ecsim. Beside it runs the floor: the same
 model as two bare Timeout callbacks per request and nothing else, the least any model on SimPy
 can cost. It completes exactly the requests the idiomatic model does (same draws, same order),
-and it says how much room a ratio to idiomatic SimPy leaves for the simulator's own work.
+and it says how much room a ratio to idiomatic SimPy leaves for the simulator's own work. A
+second floor has the events of the every-feature model's database (a read per request, a
+write for one in five, the web worker held meanwhile) and nothing else: what those events
+alone cost against the plain floor, and the room a ratio to the plain model leaves.
 
 "Every feature" is the 10 ms model with failures (each server crashes every 10 minutes on
 average, repaired in 30 s), health checks, outlier ejection, a hot spare, a timeout with
@@ -190,6 +193,74 @@ def run_simpy_floor(requests: int, mean_service_s: float) -> int:
     return len(latencies)
 
 
+def run_simpy_floor_with_database(requests: int) -> int:
+    """The floor of the every-feature model's events: the 10 ms floor with two workers per web
+    server, each request then reading once from the database (and writing once, for one in
+    five) on a master of 8 workers with the default database service times (2 ms and 5 ms,
+    exponential), the web worker held meanwhile. No failures, retries, ejection, spares,
+    replication or metrics: what the database's events cost, and nothing else."""
+    from sim.scenario import DatabaseSpec
+
+    env = simpy.Environment()
+    rng = np.random.default_rng(1)
+    rate = UTILIZATION * SERVERS / 0.01
+    spec = DatabaseSpec()
+    gaps, services = _draws(rng, 1 / rate), _draws(rng, 0.01)
+    read_s, write_s = _draws(rng, spec.read_time.mean()), _draws(rng, spec.write_time.mean())
+    buys = (u < 0.2 for block in iter(lambda: rng.random(4096).tolist(), None) for u in block)
+    web_busy, web_queues = [0] * SERVERS, [deque() for _ in range(SERVERS)]
+    database = {"busy": 0, "queue": deque()}
+    latencies: list[float] = []
+    turn = 0
+
+    def serve(job: tuple) -> None:
+        # job: (server, arrived, buys, step), step 1 a read, 2 a write
+        Timeout(env, next(write_s if job[3] == 2 else read_s), job).callbacks.append(answered)
+
+    def to_database(job: tuple) -> None:
+        if database["busy"] >= 8:
+            database["queue"].append(job)
+        else:
+            database["busy"] += 1
+            serve(job)
+
+    def served(service: simpy.Event) -> None:
+        to_database((*service.value, 1))
+
+    def answered(operation: simpy.Event) -> None:
+        server, arrived, buy, step = operation.value
+        if database["queue"]:
+            serve(database["queue"].popleft())
+        else:
+            database["busy"] -= 1
+        if step == 1 and buy:
+            to_database((server, arrived, buy, 2))
+            return
+        latencies.append(env.now - arrived)
+        if web_queues[server]:
+            waiting = web_queues[server].popleft()
+            Timeout(env, next(services), waiting).callbacks.append(served)
+        else:
+            web_busy[server] -= 1
+
+    def arrive(_: simpy.Event) -> None:
+        nonlocal turn
+        now = env.now
+        Timeout(env, next(gaps)).callbacks.append(arrive)
+        server = turn % SERVERS
+        turn += 1
+        request = (server, now, next(buys))
+        if web_busy[server] >= 2:
+            web_queues[server].append(request)
+        else:
+            web_busy[server] += 1
+            Timeout(env, next(services), request).callbacks.append(served)
+
+    Timeout(env, next(gaps)).callbacks.append(arrive)
+    env.run(until=requests / rate)
+    return len(latencies)
+
+
 def measure(work: Callable[[], Any]) -> tuple[float, float, Any]:
     """CPU seconds, wall seconds and the result of ``work()``."""
     gc.collect()
@@ -224,6 +295,7 @@ def main() -> None:
             "SimPy floor, 10 ms service": lambda: run_simpy_floor(n, 0.01),
             "every feature": lambda: run_ecsim(every_feature(n)),
             "every feature but the database": lambda: run_ecsim(every_feature(n, database=False)),
+            "SimPy floor with the database": lambda: run_simpy_floor_with_database(n),
         }
 
     for work in cases_of(max(n // 20, 1000)).values():
@@ -273,6 +345,13 @@ def main() -> None:
     print(
         f"every feature costs {per_request_us('every feature', cpu) / plain:.2f}x the plain"
         " model per request (CPU)"
+    )
+    with_database = per_request_us("SimPy floor with the database", cpu)
+    print(
+        f"the floor of every feature's events is {with_database / floor:.2f}x the plain floor:"
+        f" at 2x, {2 * plain - with_database:.2f} us per request would be left for all every"
+        f" feature does beyond scheduling (it takes"
+        f" {per_request_us('every feature', cpu) - with_database:.2f})"
     )
     for name in ("ecsim, 10 ms service", "every feature", "every feature but the database"):
         requests = done[name]["requests"]
