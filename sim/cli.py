@@ -1145,9 +1145,13 @@ def _choose_method(designs: list, points: list[dict], method: str) -> str | None
     from sim.rare_events import biasing_applies, single_failure_outage
     from sim.reliability import markov_availability
 
-    def where(index: int) -> str:
+    def where(index: int, holds_for=None) -> str:
+        """Which design a reason is about: none to name for one design, or every design
+        when ``holds_for(design)`` gives a reason for each (a single balancer nobody swept)."""
         if len(designs) == 1:
             return ""
+        if holds_for is not None and all(holds_for(design) for design in designs):
+            return " at every design"
         values = ", ".join(f"{p}={v}" for p, v in points[index].items())
         return f" at point {index} ({values})"
 
@@ -1169,13 +1173,14 @@ def _choose_method(designs: list, points: list[dict], method: str) -> str | None
             continue
         if reason:
             click.echo(
-                f"method: crude simulation (failure biasing cannot run{where(index)}: {reason})",
+                "method: crude simulation (failure biasing cannot run"
+                f"{where(index, biasing_applies)}: {reason})",
                 err=True,
             )
             return None
         reason = single_failure_outage(design)
         if reason:
-            _say_crude(f"{reason}{where(index)}")
+            _say_crude(f"{reason}{where(index, single_failure_outage)}")
             return None
         markov = markov_availability(design)["value"]
         if markov is None or 1 - markov >= UNAVAILABILITY_FOR_BIASING:

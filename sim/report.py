@@ -384,14 +384,7 @@ def format_availability(estimate: dict[str, Any], default_target: bool = False) 
     markov = estimate["markov"]
     confidence = f"{estimate['confidence'] * 100:g}%"
     biased = estimate.get("method") == "biased"
-    if biased:
-        how = (
-            f"{estimate['cycles']:,} regenerative cycles ({estimate['simulated_years']:,.0f}"
-            f" simulated years under failure biasing)"
-        )
-    else:
-        how = f"{estimate['years']:g} simulated years in {estimate['replications']} replications"
-    lines = [f"scenario {estimate['scenario']}  seed {estimate['seed']}  {how}"]
+    lines = [_estimated_how(estimate)]
     if estimate.get("method_note"):
         lines.append(f"method         {estimate['method_note']}")
     lines.append("")
@@ -458,6 +451,18 @@ def format_availability(estimate: dict[str, Any], default_target: bool = False) 
     return "\n".join(lines)
 
 
+def _estimated_how(estimate: dict[str, Any]) -> str:
+    """The line that says what an estimate simulated: scenario, seed, years or cycles."""
+    if estimate.get("method") == "biased":
+        how = (
+            f"{estimate['cycles']:,} regenerative cycles ({estimate['simulated_years']:,.0f}"
+            f" simulated years under failure biasing)"
+        )
+    else:
+        how = f"{estimate['years']:g} simulated years in {estimate['replications']} replications"
+    return f"scenario {estimate['scenario']}  seed {estimate['seed']}  {how}"
+
+
 def format_availability_sweep(
     estimates: list[dict[str, Any]],
     points: list[dict[str, Any]],
@@ -493,7 +498,11 @@ def format_availability_sweep(
         else "slo"
     )
     header = [*parameters, "availability", f"{confidence} CI", "nines", "downtime/year"]
-    lines = _table([*header, "markov chain", "all classes at once", slo], rows)
+    lines = [
+        f"{_estimated_how(estimates[0])}, for each of {len(estimates)} designs",
+        "",
+        *_table([*header, "markov chain", "all classes at once", slo], rows),
+    ]
     for index, estimate in enumerate(estimates):
         if estimate.get("warning"):  # failure biasing's diagnostics doubt the interval
             values = ", ".join(f"{p}={points[index][p]}" for p in parameters)

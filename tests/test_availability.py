@@ -416,11 +416,20 @@ def test_availability_compares_designs_on_common_random_numbers_and_draws_them(t
     for row, estimate in zip(rows, designs, strict=True):
         assert row.split()[-1] == estimate["slo"]["verdict"]
     assert designs[0]["slo"]["verdict"] == "missed"  # no spare: 97.9%, far below
+    # The table says what each design simulated, and why crude simulation runs: its single
+    # balancer is in every design, not only in the first.
+    simulated = "40 simulated years in 4 replications, for each of 2 designs"
+    assert lines[at - 2] == f"scenario four_nines  seed 2026  {simulated}"
+    assert "a single balancer fails at every design" in swept.output
 
 
 def sweep_estimate(target, verdict, classes):
     interval = {"value": 0.9999, "low": 0.9998, "high": 0.99995, "nines": 4.0}
     return {
+        "scenario": "s",
+        "seed": 1,
+        "years": 100.0,
+        "replications": 4,
         "confidence": 0.95,
         "availability": {**interval, "downtime_per_year_s": 3000.0},
         "all_classes": {**interval, "half_width": 0.0001},
@@ -444,7 +453,7 @@ def test_an_availability_sweep_prints_each_designs_slo_verdict_and_the_classes_t
         ],
         points,
         ["n"],
-    ).splitlines()
+    ).splitlines()[2:]  # under the line saying what each design simulated
     assert same_target[0].rstrip().endswith("slo 99.99%")
     assert same_target[2].endswith("met (checkout undecided)")
     assert same_target[3].endswith("missed")
@@ -453,7 +462,7 @@ def test_an_availability_sweep_prints_each_designs_slo_verdict_and_the_classes_t
         [sweep_estimate(0.999, "met", {"a": "met"}), sweep_estimate(0.9999, "missed", {})],
         points,
         ["n"],
-    ).splitlines()
+    ).splitlines()[2:]
     assert targets[0].rstrip().endswith(" slo")
     assert targets[2].endswith("met at 99.9%") and targets[3].endswith("missed at 99.99%")
     default = format_availability_sweep(

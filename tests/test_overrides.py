@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sim.overrides import apply_overrides, set_path
-from sim.scenario import ScenarioError, load_scenario
+from sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 BASELINE = Path(__file__).resolve().parent.parent / "scenarios" / "baseline.yaml"
 
@@ -144,6 +144,25 @@ def test_an_overridden_value_is_validated_like_one_written_in_the_file():
     with pytest.raises(ScenarioError) as raised:
         load_scenario(BASELINE, ["servers[0].workers=0"])
     assert [problem.path for problem in raised.value.problems] == ["servers[0].workers"]
+
+
+def test_a_problem_with_an_overridden_value_says_it_came_from_the_option():
+    """The file does not hold the value the message quotes: the message says where it is."""
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(
+            BASELINE,
+            ["servers[0].workers=2", "servers[0].workers=0", "balancer={policy: round_robbin}"],
+        )
+    messages = {problem.path: problem.message for problem in raised.value.problems}
+    assert messages["servers[0].workers"] == "expected a number >= 1, got 0 (from --set)"
+    assert messages["balancer.policy"].endswith("(from --set)")  # under an overridden mapping
+    data = scenario_data()
+    data["servers"][1]["workers"] = -1  # in the "file": no tag
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(data, overrides=["servers[0].count=true"])
+    messages = {problem.path: problem.message for problem in raised.value.problems}
+    assert messages["servers[0].count"] == "expected a whole number, got true (from --set)"
+    assert messages["servers[1].workers"] == "expected a number >= 1, got -1"
 
 
 def test_an_override_that_cannot_be_applied_is_a_scenario_error_about_the_option():

@@ -90,6 +90,8 @@ _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 5
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as YAML spells them, not Python
     return "nothing (null)" if value is None else _SHORT.repr(value)
 
 
@@ -169,7 +171,17 @@ def parse_scenario(
         return Scenario.model_validate(data, context=context)
     except ValidationError as error:
         problems = [_problem(e) for e in error.errors(include_url=False)]
-        raise ScenarioError(source, problems) from None
+        raise ScenarioError(source, [_blamed(problem, overrides) for problem in problems]) from None
+
+
+def _blamed(problem: Problem, overrides: list[str] | tuple[str, ...]) -> Problem:
+    """A problem at (or under) a key path that ``--set`` gave says so: the file does not hold
+    the value it complains about."""
+    for text in reversed(overrides):  # the last override of a path is the one that holds
+        path = text.split("=", 1)[0].strip()
+        if problem.path == path or problem.path.startswith((f"{path}.", f"{path}[")):
+            return Problem(problem.path, f"{problem.message} (from --set)")
+    return problem
 
 
 def read_text_file(path: str | Path, what: str = "file") -> str:
