@@ -104,13 +104,31 @@ def metrics(quick: bool, work: Path) -> str:
     return "\n".join(rows)
 
 
+def _unit_of(constraints, annotation) -> str:
+    """What a field's number is in (" s" for a duration, "/s" for a rate), from the unit parser
+    in its type (see ``sim.spec``): in the field's metadata, where pydantic moves a plain
+    field's, or inside an optional type."""
+    for constraint in constraints:
+        unit = getattr(getattr(constraint, "func", None), "unit", None)
+        if unit:
+            return unit
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _unit_of(annotation.__metadata__, None)
+    for inner in typing.get_args(annotation):
+        unit = _unit_of((), inner)
+        if unit:
+            return unit
+    return ""
+
+
 def _upper_bounds(constraints, annotation) -> list[str]:
     bounds = []
+    unit = _unit_of(constraints, annotation)
     for constraint in constraints:
         if isinstance(constraint, annotated_types.Le):
-            bounds.append(f"≤ {constraint.le:,}")
+            bounds.append(f"≤ {constraint.le:,}{unit}")
         elif isinstance(constraint, annotated_types.Lt):
-            bounds.append(f"< {constraint.lt:,}")
+            bounds.append(f"< {constraint.lt:,}{unit}")
         elif isinstance(constraint, annotated_types.MaxLen):
             what = "characters" if annotation is str else "items"
             bounds.append(f"at most {constraint.max_length:,} {what}")

@@ -71,13 +71,14 @@ def located_error(path: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("reference", "{message}", {"message": message, "path": path})
 
 
-def _unit(parser):
+def _unit(parser, unit: str = ""):
     def parse(value: Any) -> Any:
         try:
             return parser(value)
         except ValueError as error:
             raise PydanticCustomError("unit", str(error)) from None
 
+    parse.unit = unit  # what the number is in, for tools that list bounds (the README's limits)
     return BeforeValidator(parse)
 
 
@@ -125,12 +126,12 @@ def _worded_bounds(what: str, unit: str):
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 """A name users give to things (a server group, a class): a letter, then letters, digits, _ . -"""
 
-Duration = Annotated[float, _worded_bounds("a duration", " s"), _unit(parse_duration)]
+Duration = Annotated[float, _worded_bounds("a duration", " s"), _unit(parse_duration, " s")]
 """Seconds, written as ``250ms``, ``2s``, ``5m``, ``2h``, ``30d`` or a number of seconds."""
 NonNegativeDuration = Annotated[Duration, _at_least(0.0, False, "a duration", " s")]
 PositiveDuration = Annotated[Duration, _at_least(0.0, True, "a duration", " s")]
 Rate = Annotated[
-    Annotated[float, _worded_bounds("a rate", "/s"), _unit(parse_rate)],
+    Annotated[float, _worded_bounds("a rate", "/s"), _unit(parse_rate, "/s")],
     _at_least(0.0, False, "a rate", "/s"),
 ]
 """Events per second, written as ``800/s``, ``12/min`` or a number per second."""

@@ -36,6 +36,8 @@ def test_the_readme_limits_are_the_bounds_in_the_code():
     assert generator.block(text, "limits") == generator.limits(False, Path("."))
     limits = generator.block(text, "limits")
     assert "| `servers[].workers` | ≤ 100,000 |" in limits  # a field of a list item
+    assert "| `balancer.slow_start` | ≤ 86,400 s |" in limits  # a duration, in seconds
+    assert "| `workload.arrivals.profile[].rate` | ≤ 10,000,000/s |" in limits  # a rate
     assert "failure detector `phi_accrual`: `window` | ≤ 10,000" in limits  # a registered kind
     assert "distribution `erlang`: `k` | ≤ 10,000" in limits  # a kind met inside other specs
 
