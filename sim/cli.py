@@ -66,9 +66,20 @@ MAX_POINTS = 10_000
 
 
 class FiniteFloatRange(click.FloatRange):
-    """A float option within a range; unlike click's, ``nan`` is refused (it is in no range)."""
+    """A float option within a range; unlike click's, ``nan`` is refused (it is in no range),
+    and text that is no number is told so (click says "not a valid float range")."""
 
     def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                self.fail(
+                    f"{value!r} is not a number (expected one in the range"
+                    f" {self._describe_range()}).",
+                    param,
+                    ctx,
+                )
         number = super().convert(value, param, ctx)
         if number != number:  # nan compares false with every bound
             self.fail(

@@ -149,6 +149,10 @@ FLAGS = {
     ),
     "availability over nan years": (["availability", "--years", "nan"], ["--years", "'nan'"]),
     "availability over infinite years": (["availability", "--years", "inf"], ["--years"]),
+    "years written with a unit": (
+        ["availability", "--years", "10y"],
+        ["--years", "'10y' is not a number (expected one in the range"],
+    ),
     "a parameter the scenario does not have": (
         ["sweep", "--param", "nosuch=1,2"],
         ["nosuch: unknown key 'nosuch'"],
