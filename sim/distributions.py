@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from sim.registry import Registry
-from sim.spec import NonNegativeDuration, PositiveDuration, Spec, located_error, registered
+from sim.spec import Count, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -180,7 +180,7 @@ class Erlang(Distribution):
     """Sum of ``k`` exponential phases with the given total mean (cv = 1/sqrt(k))."""
 
     kind: Literal["erlang"] = "erlang"
-    k: int = Field(ge=1, le=10_000)
+    k: Count = Field(ge=1, le=10_000)
     mean_s: PositiveDuration = Field(alias="mean")
 
     def mean(self) -> float:

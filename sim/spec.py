@@ -28,6 +28,7 @@ from sim.registry import did_you_mean
 from sim.units import parse_duration, parse_fraction, parse_rate
 
 __all__ = [
+    "Count",
     "Duration",
     "Fraction",
     "Name",
@@ -82,12 +83,22 @@ def _unit(parser, unit: str = ""):
     return BeforeValidator(parse)
 
 
+def _plain(number: float) -> str:
+    """A number as a message quotes it: whole ones in full (10000000, not 1e+07)."""
+    if isinstance(number, int):
+        return str(number)
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return f"{number:g}"
+
+
 def _at_least(bound: float, strict: bool, what: str, unit: str):
     def check(value: float) -> float:
         if value < bound or (strict and value == bound):
             relation = ">" if strict else ">="
             raise PydanticCustomError(
-                "bound", f"expected {what} {relation} {bound:g}{unit}, got {value:g}{unit}"
+                "bound",
+                f"expected {what} {relation} {_plain(bound)}{unit}, got {_plain(value)}{unit}",
             )
         return value
 
@@ -117,11 +128,15 @@ def _worded_bounds(what: str, unit: str):
                 raise
             bound = next(iter(problem["ctx"].values()))
             raise PydanticCustomError(
-                "bound", f"expected {what} {relation} {bound:g}{unit}, got {value:g}{unit}"
+                "bound",
+                f"expected {what} {relation} {_plain(bound)}{unit}, got {_plain(value)}{unit}",
             ) from None
 
     return WrapValidator(wrap)
 
+
+Count = Annotated[int, _worded_bounds("a whole number", "")]
+"""A whole number; its field's bounds (``Field(ge=1, le=1_000)``) are worded as such."""
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 """A name users give to things (a server group, a class): a letter, then letters, digits, _ . -"""

@@ -154,7 +154,7 @@ def test_a_problem_with_an_overridden_value_says_it_came_from_the_option():
             ["servers[0].workers=2", "servers[0].workers=0", "balancer={policy: round_robbin}"],
         )
     messages = {problem.path: problem.message for problem in raised.value.problems}
-    assert messages["servers[0].workers"] == "expected a number >= 1, got 0 (from --set)"
+    assert messages["servers[0].workers"] == "expected a whole number >= 1, got 0 (from --set)"
     assert messages["balancer.policy"].endswith("(from --set)")  # under an overridden mapping
     data = scenario_data()
     data["servers"][1]["workers"] = -1  # in the "file": no tag
@@ -162,7 +162,7 @@ def test_a_problem_with_an_overridden_value_says_it_came_from_the_option():
         parse_scenario(data, overrides=["servers[0].count=true"])
     messages = {problem.path: problem.message for problem in raised.value.problems}
     assert messages["servers[0].count"] == "expected a whole number, got true (from --set)"
-    assert messages["servers[1].workers"] == "expected a number >= 1, got -1"
+    assert messages["servers[1].workers"] == "expected a whole number >= 1, got -1"
 
 
 def test_an_override_that_cannot_be_applied_is_a_scenario_error_about_the_option():

@@ -26,7 +26,15 @@ from pydantic import Field, model_validator
 
 from sim.registry import Registry
 from sim.scenario.workload import MAX_RATE_PER_S
-from sim.spec import Fraction, PositiveDuration, PositiveRate, Spec, located_error, registered
+from sim.spec import (
+    Count,
+    Fraction,
+    PositiveDuration,
+    PositiveRate,
+    Spec,
+    located_error,
+    registered,
+)
 
 __all__ = [
     "QUEUE_SHEDDING",
@@ -45,14 +53,14 @@ class RateLimitSpec(Spec):
     burst + rate x t attempts pass."""
 
     rate: PositiveRate = Field(le=MAX_RATE_PER_S)
-    burst: int = Field(1, ge=1, le=10_000_000)
+    burst: Count = Field(1, ge=1, le=10_000_000)
 
 
 class AdmissionSpec(Spec):
     """What the balancer lets in: a rate limit, a limit on attempts in flight, or both."""
 
     rate_limit: RateLimitSpec | None = None
-    concurrency_limit: int | None = Field(None, ge=1, le=10_000_000)
+    concurrency_limit: Count | None = Field(None, ge=1, le=10_000_000)
     """Attempts sent to servers and not yet answered, through the balancer, at most."""
     reserve: Fraction = 0.0
     """The share of each limit (the bucket's ``burst``, the ``concurrency_limit``) only the

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sim.distributions import DistributionSpec, Exponential
-from sim.spec import Spec
+from sim.spec import Count, Spec
 
 __all__ = ["CacheSpec"]
 
@@ -38,11 +38,11 @@ class CacheSpec(Spec):
     how many it serves at once (the others queue).
     """
 
-    nodes: int = Field(1, ge=1, le=1024)
-    capacity: int = Field(ge=1, le=10_000_000)
+    nodes: Count = Field(1, ge=1, le=1024)
+    capacity: Count = Field(ge=1, le=10_000_000)
     hit_time: DistributionSpec = Exponential(mean=0.0005)
-    workers: int = Field(64, ge=1, le=100_000)
-    virtual_nodes: int = Field(160, ge=1, le=4096)
+    workers: Count = Field(64, ge=1, le=100_000)
+    virtual_nodes: Count = Field(160, ge=1, le=4096)
 
     def node_names(self) -> list[str]:
         return [f"cache-{number}" for number in range(1, self.nodes + 1)]

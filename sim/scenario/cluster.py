@@ -12,6 +12,7 @@ from sim.scenario.admission import AdmissionSpec, QueueSheddingSpecField
 from sim.scenario.detection import DetectorSpecField, HealthCheckSpec, OutlierEjectionSpec
 from sim.scenario.redundancy import RedundancySpecField
 from sim.spec import (
+    Count,
     Fraction,
     Name,
     NonNegativeDuration,
@@ -33,7 +34,7 @@ class StandbySpec(Spec):
     cannot while they are off.
     """
 
-    count: int = Field(1, ge=0, le=1_000)
+    count: Count = Field(1, ge=0, le=1_000)
     """Spares; 0 is a group without any (as ``standby: null``), so a sweep can start there."""
     mode: Literal["hot", "cold"] = "hot"
     promotion_delay: DelaySpec = Deterministic(value=0.0)
@@ -79,8 +80,8 @@ class AutoscalingSpec(Spec):
     server, both averaged over the evaluation period."""
     target: Annotated[float, BeforeValidator(_percentage)] = Field(gt=0, le=1_000_000)
     """The utilization to keep (``60%``), or the attempts waiting per server."""
-    minimum: int = Field(1, alias="min", ge=1, le=10_000)
-    maximum: int = Field(alias="max", ge=1, le=10_000)
+    minimum: Count = Field(1, alias="min", ge=1, le=10_000)
+    maximum: Count = Field(alias="max", ge=1, le=10_000)
     evaluation_period: PositiveDuration = 60.0
     tolerance: Fraction = 0.1
     """No change while the metric is within this share of the target (above 50% a target
@@ -120,9 +121,9 @@ class ServerGroupSpec(Spec):
     """
 
     name: Name
-    count: int = Field(1, ge=1, le=10_000)
-    workers: int = Field(1, ge=1, le=100_000)
-    queue_capacity: int | None = Field(None, ge=0, le=10_000_000)
+    count: Count = Field(1, ge=1, le=10_000)
+    workers: Count = Field(1, ge=1, le=100_000)
+    queue_capacity: Count | None = Field(None, ge=0, le=10_000_000)
     speed: float = Field(1.0, gt=0, le=1_000)
     weight: float = Field(1.0, gt=0, le=1_000_000)
     zone: Name = "default"

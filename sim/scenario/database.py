@@ -28,6 +28,7 @@ from sim.registry import Registry
 from sim.scenario.cache import CacheSpec
 from sim.scenario.detection import DetectorSpecField, HeartbeatSpec
 from sim.spec import (
+    Count,
     Name,
     NonNegativeDuration,
     PositiveDuration,
@@ -52,7 +53,7 @@ __all__ = [
 class KeySpaceSpec(Spec):
     """``count`` keys (products, carts, orders); ``zipf`` makes a few of them very hot."""
 
-    count: int = Field(100_000, ge=1, le=10_000_000)
+    count: Count = Field(100_000, ge=1, le=10_000_000)
     popularity: Literal["uniform", "zipf"] = "uniform"
     zipf_exponent: float = Field(1.0, gt=0, le=10)
 
@@ -72,7 +73,7 @@ class ReplicationSpec(Spec, ABC):
     """
 
     kind: str
-    replicas: int = Field(1, ge=0, le=16)
+    replicas: Count = Field(1, ge=0, le=16)
     apply_delay: DelaySpec = Deterministic(value=0.01)
     writes_during_failover: Literal["fail", "wait"] = "fail"
 
@@ -194,11 +195,11 @@ class DatabaseSpec(Spec):
     """
 
     keys: KeySpaceSpec = KeySpaceSpec()
-    shards: int = Field(1, ge=1, le=1024)
-    virtual_nodes: int = Field(128, ge=1, le=4096)
+    shards: Count = Field(1, ge=1, le=1024)
+    virtual_nodes: Count = Field(128, ge=1, le=4096)
     replication: ReplicationSpecField = MasterSlaveSpec()
-    workers: int = Field(8, ge=1, le=100_000)
-    queue_capacity: int | None = Field(None, ge=0, le=10_000_000)
+    workers: Count = Field(8, ge=1, le=100_000)
+    queue_capacity: Count | None = Field(None, ge=0, le=10_000_000)
     read_time: DistributionSpec = Exponential(mean=0.002)
     write_time: DistributionSpec = Exponential(mean=0.005)
     zones: list[Name] = Field(default_factory=lambda: ["default"], min_length=1)
@@ -220,6 +221,6 @@ class DatabaseUseSpec(Spec):
     """What one request of a class does to the data: ``reads`` then ``writes``, one key each;
     ``cacheable``: its reads look in ``database.cache`` first."""
 
-    reads: int = Field(0, ge=0, le=100)
-    writes: int = Field(0, ge=0, le=100)
+    reads: Count = Field(0, ge=0, le=100)
+    writes: Count = Field(0, ge=0, le=100)
     cacheable: bool = False

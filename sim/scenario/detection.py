@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 
 from sim.registry import Registry
 from sim.spec import (
+    Count,
     Fraction,
     NonNegativeDuration,
     PositiveDuration,
@@ -126,8 +127,8 @@ class HealthCheckSpec(DetectorSpec):
     kind: Literal["health_check"] = "health_check"
     interval: PositiveDuration = Field(2.0, ge=MIN_INTERVAL_S)
     timeout: PositiveDuration = 1.0
-    fall: int = Field(3, ge=1, le=1_000)
-    rise: int = Field(2, ge=1, le=1_000)
+    fall: Count = Field(3, ge=1, le=1_000)
+    rise: Count = Field(2, ge=1, le=1_000)
     probe_time: NonNegativeDuration = 0.005
 
     @model_validator(mode="after")
@@ -204,7 +205,7 @@ class HeartbeatSpec(DetectorSpec):
 
     kind: Literal["heartbeat"] = "heartbeat"
     interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
-    misses: int = Field(3, ge=1, le=1_000)
+    misses: Count = Field(3, ge=1, le=1_000)
     loss: Fraction = 0.0
     monitor: Literal["deadline", "polling"] = "deadline"
     poll_interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
@@ -388,7 +389,7 @@ class PhiAccrualSpec(DetectorSpec):
     kind: Literal["phi_accrual"] = "phi_accrual"
     interval: PositiveDuration = Field(1.0, ge=MIN_INTERVAL_S)
     threshold: float = Field(8.0, ge=0.01, le=100)
-    window: int = Field(100, ge=2, le=10_000)
+    window: Count = Field(100, ge=2, le=10_000)
     min_std: PositiveDuration = 0.1
     jitter: NonNegativeDuration = 0.0
     acceptable_pause: NonNegativeDuration = 0.0
@@ -443,7 +444,7 @@ class OutlierEjectionSpec(Spec):
     backend that failed once long ago is not punished as a repeat offender forever.
     """
 
-    consecutive_errors: int = Field(5, ge=1, le=10_000)
+    consecutive_errors: Count = Field(5, ge=1, le=10_000)
     ejection_time: PositiveDuration = 30.0
     max_ejection_time: PositiveDuration = 300.0
     interval: PositiveDuration = 10.0

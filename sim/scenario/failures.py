@@ -24,7 +24,15 @@ from pydantic import Field, model_validator
 
 from sim.distributions import DelaySpec, DistributionSpec
 from sim.registry import Registry
-from sim.spec import Name, NonNegativeDuration, PositiveDuration, Spec, located_error, registered
+from sim.spec import (
+    Count,
+    Name,
+    NonNegativeDuration,
+    PositiveDuration,
+    Spec,
+    located_error,
+    registered,
+)
 
 __all__ = [
     "FAILURE_MODELS",
@@ -103,7 +111,7 @@ class CrashRepairSpec(FailureSpec):
     kind: Literal["crash_repair"] = "crash_repair"
     time_to_failure: DistributionSpec
     time_to_repair: DistributionSpec
-    repair_crews: int | None = Field(None, ge=1, le=10_000)
+    repair_crews: Count | None = Field(None, ge=1, le=10_000)
     """How many components of this entry can be under repair at once (unlimited when omitted);
     the others wait their turn, first failed first repaired."""
 

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from sim.distributions import DelaySpec
 from sim.scenario.failures import TargetSpec
-from sim.spec import NonNegativeDuration, PositiveDuration, Spec, located_error
+from sim.spec import Count, NonNegativeDuration, PositiveDuration, Spec, located_error
 
 __all__ = ["MaintenanceSpec"]
 
@@ -37,7 +37,7 @@ class MaintenanceSpec(Spec):
     target: TargetSpec
     at: NonNegativeDuration = 0.0
     every: PositiveDuration | None = None
-    batch: int = Field(1, ge=1, le=100_000)
+    batch: Count = Field(1, ge=1, le=100_000)
     drain_timeout: NonNegativeDuration = 30.0
     deploy_time: DelaySpec
 

@@ -36,7 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.registry import Registry
-from sim.spec import NonNegativeDuration, PositiveDuration, Spec, registered
+from sim.spec import Count, NonNegativeDuration, PositiveDuration, Spec, registered
 from sim.streams import uniform_below
 
 __all__ = [
@@ -70,7 +70,7 @@ class ActivePassiveSpec(RedundancySpec):
     """VRRP (keepalived): one master holds the address, backups take over when it falls silent."""
 
     kind: Literal["active_passive"] = "active_passive"
-    count: int = Field(2, ge=2, le=16)
+    count: Count = Field(2, ge=2, le=16)
     advertisement_interval: PositiveDuration = Field(1.0, ge=0.001, le=86_400)
     preempt: bool = True
     preempt_delay: NonNegativeDuration = Field(0.0, le=86_400)
@@ -107,11 +107,11 @@ class DnsSpec(RedundancySpec):
     """Round-robin DNS over active instances, health-checked, behind caching resolvers."""
 
     kind: Literal["dns"] = "dns"
-    count: int = Field(2, ge=2, le=16)
+    count: Count = Field(2, ge=2, le=16)
     ttl: NonNegativeDuration = Field(60.0, le=86_400)
     health_check_interval: PositiveDuration = Field(30.0, ge=0.001, le=86_400)
-    failure_threshold: int = Field(3, ge=1, le=10)
-    resolvers: int = Field(10, ge=1, le=1_000)
+    failure_threshold: Count = Field(3, ge=1, le=10)
+    resolvers: Count = Field(10, ge=1, le=1_000)
 
     def health_delay(self, rng: np.random.Generator) -> float:
         """Seconds from an instance's death (or return) to the health checkers' verdict, for

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sim.spec import Fraction, NonNegativeDuration, PositiveDuration, Rate, Spec
+from sim.spec import Count, Fraction, NonNegativeDuration, PositiveDuration, Rate, Spec
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -55,7 +55,7 @@ class ErrorRatioSpec(Spec):
 
     threshold: Fraction = Field(0.5, gt=0.0)
     window: PositiveDuration = Field(10.0, le=MAX_WINDOW_S)
-    min_requests: int = Field(20, ge=1, le=1_000_000)
+    min_requests: Count = Field(20, ge=1, le=1_000_000)
 
 
 class CircuitBreakerSpec(Spec):
@@ -68,10 +68,10 @@ class CircuitBreakerSpec(Spec):
     attempt counts as failed when its outcome is in ``failure_on``; other outcomes are ignored.
     """
 
-    consecutive_failures: int | None = Field(None, ge=1, le=1_000_000)
+    consecutive_failures: Count | None = Field(None, ge=1, le=1_000_000)
     error_ratio: ErrorRatioSpec | None = None
     cool_down: PositiveDuration = Field(5.0, le=MAX_WINDOW_S)
-    probes: int = Field(1, ge=1, le=10_000)
+    probes: Count = Field(1, ge=1, le=10_000)
     failure_on: list[FailureOutcome] = Field(
         default_factory=lambda: list(FAILURE_OUTCOMES), min_length=1
     )
@@ -93,4 +93,4 @@ class HedgingSpec(Spec):
     hedge at the 95th percentile of the latency: about 5% more attempts."""
 
     delay: NonNegativeDuration
-    max_attempts: int = Field(2, ge=2, le=5)
+    max_attempts: Count = Field(2, ge=2, le=5)

@@ -12,7 +12,15 @@ from sim.scenario.database import DatabaseSpec
 from sim.scenario.failures import FailureSpecField, ZoneOutageSpec
 from sim.scenario.maintenance import MaintenanceSpec
 from sim.scenario.workload import WorkloadSpec
-from sim.spec import Fraction, Name, NonNegativeDuration, PositiveDuration, Spec, located_error
+from sim.spec import (
+    Count,
+    Fraction,
+    Name,
+    NonNegativeDuration,
+    PositiveDuration,
+    Spec,
+    located_error,
+)
 
 __all__ = ["MAX_ROWS", "MetricsSpec", "Scenario", "SloSpec"]
 
@@ -42,7 +50,7 @@ class SloSpec(Spec):
     availability: Fraction = 0.999
     latency: PositiveDuration | None = None
     latency_percentile: Fraction = 0.99
-    min_servers: int = Field(1, ge=1, le=100_000)
+    min_servers: Count = Field(1, ge=1, le=100_000)
     window: PositiveDuration = 60.0
 
     """Windowed availability ("good minutes"): the measurement window is cut into windows of
@@ -62,8 +70,8 @@ class Scenario(Spec):
 
     name: Name = "scenario"
     description: str = Field("", max_length=10_000)
-    seed: int = Field(1, ge=0, le=2**63 - 1)
-    replications: int = Field(1, ge=1, le=100_000)
+    seed: Count = Field(1, ge=0, le=2**63 - 1)
+    replications: Count = Field(1, ge=1, le=100_000)
     """Independent replications `ecsim run` makes (each metric then gets a confidence interval)."""
     duration: PositiveDuration
     warmup: NonNegativeDuration = 0.0

@@ -22,6 +22,7 @@ from sim.scenario.resilience import (
 )
 from sim.scenario.trace import ArrivalTrace, TraceError, read_trace
 from sim.spec import (
+    Count,
     Fraction,
     Name,
     NonNegativeDuration,
@@ -52,7 +53,7 @@ class RetrySpec(Spec):
     With a ``budget``, a retry it refuses is not sent: the request ends with its last failure.
     """
 
-    max_retries: int = Field(0, alias="max", ge=0, le=100)
+    max_retries: Count = Field(0, alias="max", ge=0, le=100)
     backoff: NonNegativeDuration = 0.1
     multiplier: float = Field(2.0, ge=1.0, le=1000)
     max_backoff: NonNegativeDuration = 10.0
@@ -73,7 +74,7 @@ class RequestClassSpec(Spec):
     circuit_breaker: CircuitBreakerSpec | None = None
     hedging: HedgingSpec | None = None
     database: DatabaseUseSpec | None = None
-    priority: int = Field(0, ge=0, le=1_000)
+    priority: Count = Field(0, ge=0, le=1_000)
     """Higher is more important: under admission limits and priority queues, lower
     priorities are shed first (:mod:`sim.scenario.admission`)."""
 
@@ -218,7 +219,7 @@ class ArrivalsSpec(Spec):
 class SessionsSpec(Spec):
     """Closed-loop shoppers: each waits for an answer, thinks, then sends the next request."""
 
-    users: int = Field(ge=1, le=100_000)
+    users: Count = Field(ge=1, le=100_000)
     think_time: DistributionSpec
     steps: list[Name] = Field(min_length=1)
 

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from sim.model.balancing.base import BALANCING_POLICIES, Backend, Policy, PolicySpec
+from sim.spec import Count
 from sim.streams import uniforms
 
 
@@ -50,7 +51,7 @@ class PowerOfTwoChoicesSpec(PolicySpec):
     """``choices`` is how many backends are sampled per request (d in the literature)."""
 
     kind: Literal["power_of_two_choices"] = "power_of_two_choices"
-    choices: int = Field(2, ge=2, le=100)
+    choices: Count = Field(2, ge=2, le=100)
 
     def build(
         self, rng: np.random.Generator, backend_count: int, clock: Callable[[], float]
