@@ -105,12 +105,13 @@ def _at_least(bound: float, strict: bool, what: str, unit: str):
     return AfterValidator(check)
 
 
-_RELATIONS = {
+BOUND_RELATIONS = {
     "greater_than": ">",
     "greater_than_equal": ">=",
     "less_than": "<",
     "less_than_equal": "<=",
 }
+"""Pydantic's bound error types, as a message writes them."""
 
 
 def _worded_bounds(what: str, unit: str):
@@ -123,7 +124,7 @@ def _worded_bounds(what: str, unit: str):
             return handler(value)
         except ValidationError as error:
             problem = error.errors(include_url=False)[0]
-            relation = _RELATIONS.get(problem["type"])
+            relation = BOUND_RELATIONS.get(problem["type"])
             if relation is None:
                 raise
             bound = next(iter(problem["ctx"].values()))
@@ -165,17 +166,11 @@ def registered(registry, base: type[Spec], shorthand=None):
     """
 
     def parse(value: Any) -> Any:
+        written_plain = False
         if shorthand is not None:
             written = value
             value = shorthand(value)
-            if not isinstance(written, dict) and isinstance(value, dict):
-                # The user wrote a plain value: a problem with it is the field's own, not that
-                # of a key they never wrote (``promotion_delay``, not ``promotion_delay.value``).
-                try:
-                    return registry.validate_kind(value["kind"]).model_validate(value)
-                except ValidationError as error:
-                    first = error.errors(include_url=False)[0]
-                    raise PydanticCustomError("bound", first["msg"]) from None
+            written_plain = not isinstance(written, dict) and isinstance(value, dict)
         if isinstance(value, base):
             return value
         if isinstance(value, str):
@@ -199,7 +194,14 @@ def registered(registry, base: type[Spec], shorthand=None):
                 {"known": ", ".join(registry.names())},
             )
         implementation = registry.validate_kind(value["kind"])
-        return implementation.model_validate(value)
+        if not written_plain:
+            return implementation.model_validate(value)
+        # The user wrote a plain value: a problem with it is the field's own, not that of a key
+        # they never wrote (``promotion_delay``, not ``promotion_delay.value``).
+        try:
+            return implementation.model_validate(value)
+        except ValidationError as error:
+            raise PydanticCustomError("bound", error.errors(include_url=False)[0]["msg"]) from None
 
     parse.registry = registry  # for tools that list a field's kinds (the README's limits)
     return Annotated[SerializeAsAny[base], PlainValidator(parse)]

@@ -18,6 +18,7 @@ from sim.overrides import apply_overrides
 from sim.registry import did_you_mean
 from sim.scenario.root import Scenario
 from sim.scenario.workload import SCENARIO_FOLDER
+from sim.spec import BOUND_RELATIONS
 from sim.units import parse_duration, parse_rate
 from sim.yaml_reader import MAX_BYTES, YamlProblem, read_yaml
 
@@ -60,12 +61,6 @@ def _key_path(location: tuple[Any, ...]) -> str:
     return path
 
 
-_BOUNDS = {
-    "greater_than": ">",
-    "greater_than_equal": ">=",
-    "less_than": "<",
-    "less_than_equal": "<=",
-}
 _TYPES = {
     "int_type": "a whole number",
     "int_parsing": "a whole number",
@@ -132,10 +127,10 @@ def _problem(error: dict[str, Any]) -> Problem:
         message = f"expected {context.get('expected')}, got {_shown(given)}" + (
             did_you_mean(given, choices) if isinstance(given, str) and len(given) < 100 else ""
         )
-    elif kind in _BOUNDS:
+    elif kind in BOUND_RELATIONS:
         bound = next(iter(context.values()))
         what, unit = _quantity(given)
-        message = f"expected {what} {_BOUNDS[kind]} {bound}{unit}, got {_shown(given)}"
+        message = f"expected {what} {BOUND_RELATIONS[kind]} {bound}{unit}, got {_shown(given)}"
     elif kind in _TYPES:
         message = f"expected {_TYPES[kind]}, got {_shown(given)}"
     elif kind == "string_pattern_mismatch":
